@@ -1,0 +1,82 @@
+//! Typed errors of the core crate, and a formatter that logs an error with its whole cause chain.
+
+use std::error::Error;
+use std::fmt;
+
+/// Configuration that is missing or unusable at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required environment variable is unset or empty.
+    #[error("environment variable {0} is not set; set it in template.yaml or your shell before starting")]
+    Missing(&'static str),
+}
+
+/// A connection store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// DynamoDB rejected the call or could not be reached.
+    #[error(
+        "dynamodb {operation} failed; check that the table exists, that its endpoint is reachable and that the function may call {operation}"
+    )]
+    DynamoDb {
+        /// The DynamoDB API operation, e.g. `PutItem`.
+        operation: &'static str,
+        /// What the SDK reported.
+        #[source]
+        source: aws_sdk_dynamodb::Error,
+    },
+    /// A stored record lacks an attribute or holds one of the wrong type.
+    #[error("the record of connection {connection_id} has no valid {attribute} attribute; delete it or fix the writer")]
+    Malformed {
+        /// The record's key.
+        connection_id: String,
+        /// The attribute that is missing or malformed.
+        attribute: &'static str,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn dynamodb<E>(operation: &'static str) -> impl FnOnce(E) -> Self
+    where
+        aws_sdk_dynamodb::Error: From<E>,
+    {
+        move |error| StoreError::DynamoDb { operation, source: error.into() }
+    }
+}
+
+/// Posting to a connection through the @connections API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// The connection is closed or never existed (410 GoneException): its record is stale.
+    #[error("connection {0} is gone")]
+    Gone(String),
+    /// The payload is over API Gateway's 128 KB (413 PayloadTooLargeException).
+    #[error("the payload is over API Gateway's 128 KB limit")]
+    PayloadTooLarge,
+    /// Any other failure: forbidden, throttled past the SDK's retries, unreachable.
+    #[error("posting to connection {connection_id} failed; check the management endpoint and the execute-api:ManageConnections permission")]
+    Api {
+        /// The connection that was posted to.
+        connection_id: String,
+        /// What the SDK reported.
+        #[source]
+        source: aws_sdk_apigatewaymanagement::Error,
+    },
+}
+
+/// Displays an error followed by each of its sources: `outer: middle: root`.
+///
+/// Logs get the whole chain; clients get only a stable code and a sentence.
+pub struct Chain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

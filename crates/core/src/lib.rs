@@ -1,0 +1,28 @@
+//! The WebSocket chat's core: route logic, the connection store, the messenger and the wire protocol.
+//!
+//! The four Lambda binaries and the local gateway are thin shells around [`routes`]: each route is
+//! a plain async function of an API Gateway WebSocket event and the dependencies it needs, the
+//! [`store::ConnectionStore`] (DynamoDB in the cloud, memory on one machine) and the
+//! [`messenger::Messenger`] (API Gateway's @connections API).
+
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod limits;
+pub mod messenger;
+pub mod protocol;
+pub mod routes;
+pub mod store;
+
+pub use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+pub use error::{ConfigError, PostError, StoreError};
+pub use messenger::{ApiGatewayMessenger, Endpoint, Messenger};
+pub use routes::Route;
+pub use store::{Connection, ConnectionStore, DynamoDbStore, MemoryStore};
+
+/// Loads the AWS SDK configuration (region, credentials, endpoint overrides) from the environment.
+///
+/// Call it once per process, at start-up, and share the result between clients.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}

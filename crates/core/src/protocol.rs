@@ -1,0 +1,291 @@
+//! The wire protocol: every frame a client sends or receives, defined once.
+//!
+//! Clients send `{"action":"sendMessage","destinationUserId":"bob","body":"hi"}` and receive
+//! `{"senderId":"alice","body":"hi"}`; `$default` answers the classic `{"action":"send"}` echo;
+//! anything wrong gets an [`ErrorFrame`] with a stable [`ErrorCode`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::limits::MAX_MESSAGE_BYTES;
+use crate::routes::Route;
+
+/// The route selection expression of the WebSocket API.
+pub const ROUTE_SELECTION_EXPRESSION: &str = "$request.body.action";
+
+/// The field that selects a route.
+pub const ACTION_FIELD: &str = "action";
+
+/// The action `$default` answers itself: a ping (`{"action":"send"}`) or an echo.
+pub const SEND_ACTION: &str = "send";
+
+/// Every action a client can send, as listed in `unknownAction` error frames.
+pub const ACTIONS: [&str; 2] = [Route::SendMessage.key(), SEND_ACTION];
+
+/// What `{"action":"send"}` without a message answers.
+pub const PONG: &str = "🏓 pong";
+
+/// The longest user id accepted.
+pub const MAX_USER_ID_CHARS: usize = 128;
+
+/// A user's id: 1 to 128 characters of ASCII letters, digits and `_ . @ -`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Validates a user id, saying what is wrong with it.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if value.len() > MAX_USER_ID_CHARS {
+            return Err(format!("must be at most {MAX_USER_ID_CHARS} characters"));
+        }
+        if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.@-".contains(*c))) {
+            return Err(format!("may hold only letters, digits and _ . @ - (found {bad:?})"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A valid `sendMessage` frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SendMessage {
+    /// Whose connections receive the message.
+    pub destination_user_id: UserId,
+    /// The text delivered, unchanged.
+    pub body: String,
+}
+
+/// Field names of the `sendMessage` frame.
+pub mod fields {
+    /// The recipient's user id.
+    pub const DESTINATION_USER_ID: &str = "destinationUserId";
+    /// The message text.
+    pub const BODY: &str = "body";
+    /// The text `{"action":"send"}` echoes.
+    pub const MESSAGE: &str = "message";
+}
+
+/// Why a frame was refused. Each maps to one [`ErrorCode`].
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Not JSON, or JSON but not an object.
+    #[error("the frame is not a JSON object: {0}")]
+    InvalidJson(String),
+    /// A required field is absent.
+    #[error("the frame has no \"{0}\" field")]
+    MissingField(&'static str),
+    /// A field has the wrong type or an unusable value.
+    #[error("\"{field}\" {problem}")]
+    InvalidField {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong, as the end of a sentence.
+        problem: String,
+    },
+    /// The delivered frame would exceed API Gateway's 128 KB.
+    #[error("the message is too large: the delivered frame would be {size} bytes and API Gateway allows {MAX_MESSAGE_BYTES}")]
+    BodyTooLarge {
+        /// Size of the frame that would have been delivered.
+        size: usize,
+    },
+}
+
+impl FrameError {
+    /// The stable code clients see.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            FrameError::InvalidJson(_) => ErrorCode::InvalidJson,
+            FrameError::MissingField(_) => ErrorCode::MissingField,
+            FrameError::InvalidField { .. } => ErrorCode::InvalidField,
+            FrameError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+        }
+    }
+
+    /// The error frame that tells the sender about it.
+    pub fn to_frame(&self) -> ErrorFrame {
+        ErrorFrame::new(self.code(), self.to_string())
+    }
+}
+
+/// Parses a frame's body as a JSON object.
+pub fn parse_object(body: Option<&str>) -> Result<Map<String, Value>, FrameError> {
+    let text = body.unwrap_or_default();
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(FrameError::InvalidJson("expected an object like {\"action\":\"sendMessage\",...}".into())),
+        Err(error) => Err(FrameError::InvalidJson(error.to_string())),
+    }
+}
+
+fn string_field<'a>(object: &'a Map<String, Value>, field: &'static str) -> Result<Option<&'a str>, FrameError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(FrameError::InvalidField { field, problem: "must be a string".into() }),
+    }
+}
+
+fn required_string<'a>(object: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, FrameError> {
+    let text = string_field(object, field)?.ok_or(FrameError::MissingField(field))?;
+    if text.is_empty() {
+        return Err(FrameError::InvalidField { field, problem: "must not be empty".into() });
+    }
+    Ok(text)
+}
+
+impl SendMessage {
+    /// Parses and validates a `sendMessage` frame's body.
+    pub fn parse(body: Option<&str>) -> Result<Self, FrameError> {
+        let object = parse_object(body)?;
+        let destination = required_string(&object, fields::DESTINATION_USER_ID)?;
+        let destination_user_id = UserId::parse(destination).map_err(|problem| FrameError::InvalidField {
+            field: fields::DESTINATION_USER_ID,
+            problem: format!("is not a valid user id: it {problem}"),
+        })?;
+        let body = required_string(&object, fields::BODY)?.to_owned();
+        Ok(Self { destination_user_id, body })
+    }
+}
+
+/// What `$default` was asked to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DefaultRequest {
+    /// `{"action":"send"}`: answer [`PONG`].
+    Ping,
+    /// `{"action":"send","message":"psst"}`: echo the message.
+    Echo(String),
+    /// Anything else.
+    Unknown,
+}
+
+impl DefaultRequest {
+    /// Reads a frame that reached `$default`.
+    pub fn parse(body: Option<&str>) -> Result<Self, FrameError> {
+        let Ok(object) = parse_object(body) else { return Ok(Self::Unknown) };
+        if object.get(ACTION_FIELD).and_then(Value::as_str) != Some(SEND_ACTION) {
+            return Ok(Self::Unknown);
+        }
+        Ok(match string_field(&object, fields::MESSAGE)? {
+            Some(message) => Self::Echo(message.to_owned()),
+            None => Self::Ping,
+        })
+    }
+}
+
+/// The frame every recipient connection receives.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery<'a> {
+    /// The sender's user id, from the server's own record of the sending connection.
+    pub sender_id: &'a str,
+    /// The message text, unchanged.
+    pub body: &'a str,
+}
+
+/// The frame `$default` answers `{"action":"send"}` with.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Echo<'a> {
+    /// The echoed text, or [`PONG`].
+    pub message: &'a str,
+}
+
+/// Stable error codes; clients may match on them.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorCode {
+    /// The frame is not a JSON object.
+    InvalidJson,
+    /// A required field is absent; the message names it.
+    MissingField,
+    /// A field has the wrong type, is empty, or is not a valid user id.
+    InvalidField,
+    /// The delivered frame would exceed 128 KB.
+    BodyTooLarge,
+    /// The recipient has no open connection.
+    RecipientNotConnected,
+    /// The frame's action matches no route.
+    UnknownAction,
+    /// The sending connection has no record: it must reconnect.
+    UnknownConnection,
+    /// A backend call failed; trying again later may work.
+    Unavailable,
+}
+
+/// `{"error": code, "message": sentence}`, plus the list of actions for `unknownAction`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorFrame {
+    /// The stable code.
+    pub error: ErrorCode,
+    /// A sentence for people.
+    pub message: String,
+    /// The actions a client can send, on `unknownAction` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<String>>,
+}
+
+impl ErrorFrame {
+    /// An error frame with a code and a sentence.
+    pub fn new(error: ErrorCode, message: impl Into<String>) -> Self {
+        Self { error, message: message.into(), actions: None }
+    }
+
+    /// The answer to a frame that matches no action.
+    pub fn unknown_action() -> Self {
+        Self {
+            actions: Some(ACTIONS.iter().map(|action| (*action).to_owned()).collect()),
+            ..Self::new(
+                ErrorCode::UnknownAction,
+                format!("unknown action; send a JSON object whose \"{ACTION_FIELD}\" is one of {ACTIONS:?}"),
+            )
+        }
+    }
+}
+
+/// Serializes a frame. Frames are plain structs of strings, so this cannot fail.
+pub fn to_bytes<T: Serialize>(frame: &T) -> Vec<u8> {
+    serde_json::to_vec(frame).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_accept_the_documented_alphabet_only() {
+        assert!(UserId::parse("alice.b-c_d@example.com").is_ok());
+        assert!(UserId::parse(&"a".repeat(MAX_USER_ID_CHARS)).is_ok());
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse(&"a".repeat(MAX_USER_ID_CHARS + 1)).is_err());
+        assert!(UserId::parse("bob smith").is_err());
+        assert!(UserId::parse("bøb").is_err());
+    }
+
+    #[test]
+    fn a_send_message_frame_names_the_first_missing_field() {
+        let error = SendMessage::parse(Some(r#"{"action":"sendMessage","body":"hi"}"#)).unwrap_err();
+        assert_eq!(error, FrameError::MissingField("destinationUserId"));
+        let error = SendMessage::parse(Some(r#"{"action":"sendMessage","destinationUserId":"2"}"#)).unwrap_err();
+        assert_eq!(error, FrameError::MissingField("body"));
+    }
+
+    #[test]
+    fn unknown_action_frames_list_every_action() {
+        let frame = serde_json::to_value(ErrorFrame::unknown_action()).unwrap();
+        assert_eq!(frame["error"], "unknownAction");
+        assert_eq!(frame["actions"], serde_json::json!(["sendMessage", "send"]));
+    }
+}

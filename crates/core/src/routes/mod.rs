@@ -1,0 +1,141 @@
+//! The four routes of the WebSocket API, each a plain async function of an event and its dependencies.
+//!
+//! Handlers answer with an HTTP status that API Gateway reads (only `$connect`'s reaches the
+//! client, as the status of the upgrade); what clients see otherwise goes through the messenger.
+
+mod connect;
+mod default;
+mod disconnect;
+mod send_message;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+
+pub use connect::connect;
+pub use default::default;
+pub use disconnect::disconnect;
+pub use send_message::send_message;
+
+use crate::error::Chain;
+use crate::messenger::{Endpoint, Messenger};
+use crate::protocol::{self, ErrorCode, ErrorFrame};
+use crate::store::ConnectionStore;
+
+/// A route of the WebSocket API: its key in API Gateway and the binary that serves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `$connect`: records who the connection belongs to.
+    Connect,
+    /// `$disconnect`: forgets the connection.
+    Disconnect,
+    /// `$default`: the `send` echo, and help for unknown actions.
+    Default,
+    /// `sendMessage`: delivers a message to every connection of a user.
+    SendMessage,
+}
+
+impl Route {
+    /// Every route, in the order the README lists them.
+    pub const ALL: [Route; 4] = [Route::Connect, Route::Disconnect, Route::Default, Route::SendMessage];
+
+    /// The route key API Gateway selects it by.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Route::Connect => "$connect",
+            Route::Disconnect => "$disconnect",
+            Route::Default => "$default",
+            Route::SendMessage => "sendMessage",
+        }
+    }
+
+    /// The name of the Lambda binary (the workspace's `[[bin]]`) that serves the route.
+    pub const fn binary(self) -> &'static str {
+        match self {
+            Route::Connect => "connect",
+            Route::Disconnect => "disconnect",
+            Route::Default => "default",
+            Route::SendMessage => "send-message",
+        }
+    }
+
+    /// The route with this key; keys are case-sensitive.
+    pub fn from_key(key: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|route| route.key() == key)
+    }
+
+    /// The route served by this binary.
+    pub fn from_binary(binary: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|route| route.binary() == binary)
+    }
+}
+
+/// Runs a route's handler with every dependency at hand (the local gateway and benchmarks do;
+/// each Lambda binary calls its own handler with only what it needs).
+pub async fn handle(
+    route: Route,
+    request: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn ConnectionStore,
+    messenger: &dyn Messenger,
+) -> ApiGatewayProxyResponse {
+    match route {
+        Route::Connect => connect(request, store).await,
+        Route::Disconnect => disconnect(request, store).await,
+        Route::Default => default(request, messenger).await,
+        Route::SendMessage => send_message(request, store, messenger).await,
+    }
+}
+
+/// A handler's answer: a status and a short text for logs and refused upgrades.
+pub(crate) fn respond(status: i64, text: impl Into<String>) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    response.body = Some(Body::Text(text.into()));
+    response
+}
+
+/// An event without a field API Gateway always sends: a bad test event or a misconfigured route.
+pub(crate) fn malformed_event(field: &str) -> ApiGatewayProxyResponse {
+    tracing::error!(field, "event has no requestContext.{field}; is this an API Gateway WebSocket event?");
+    respond(500, format!("event has no requestContext.{field}"))
+}
+
+/// The connection a MESSAGE event came from, able to receive frames in reply.
+pub(crate) struct Sender<'a> {
+    pub connection_id: &'a str,
+    pub endpoint: Endpoint,
+    pub messenger: &'a dyn Messenger,
+}
+
+impl<'a> Sender<'a> {
+    /// The sender of `request`, or the response to give when the event lacks its ids.
+    pub fn of(
+        request: &'a ApiGatewayWebsocketProxyRequest,
+        messenger: &'a dyn Messenger,
+    ) -> Result<Self, ApiGatewayProxyResponse> {
+        let context = &request.request_context;
+        let connection_id = context.connection_id.as_deref().ok_or_else(|| malformed_event("connectionId"))?;
+        let endpoint = Endpoint::of(context).ok_or_else(|| malformed_event("apiId and stage"))?;
+        Ok(Self { connection_id, endpoint, messenger })
+    }
+
+    /// Sends a frame to the sender; a failure is logged, as there is nobody else to tell.
+    pub async fn reply(&self, frame: &impl serde::Serialize) -> Result<(), ()> {
+        let data = protocol::to_bytes(frame);
+        self.messenger.post(&self.endpoint, self.connection_id, &data).await.map_err(|error| {
+            tracing::warn!(connection_id = self.connection_id, error = %Chain(&error), "could not reply to the sender");
+        })
+    }
+
+    /// Tells the sender why its frame was refused and answers with `status`.
+    pub async fn refuse(&self, frame: ErrorFrame, status: i64) -> ApiGatewayProxyResponse {
+        let _ = self.reply(&frame).await;
+        respond(status, frame.message)
+    }
+
+    /// Logs a backend failure with its cause chain, tells the sender it is unavailable, answers 500.
+    pub async fn unavailable(&self, error: &(dyn std::error::Error + 'static)) -> ApiGatewayProxyResponse {
+        tracing::error!(connection_id = self.connection_id, error = %Chain(error), "backend call failed");
+        let frame = ErrorFrame::new(ErrorCode::Unavailable, "the chat is unavailable right now; try again in a moment");
+        self.refuse(frame, 500).await
+    }
+}
