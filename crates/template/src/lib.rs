@@ -1,1 +1,344 @@
-//! placeholder
+//! Reads the SAM `template.yaml`: the WebSocket API, its routes and the functions behind them,
+//! the functions' IAM statements and the connections table.
+//!
+//! The template is the single description of the deployed system. The local gateway takes its
+//! routes from here instead of repeating them, and the tests check the code against it.
+
+mod intrinsic;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+pub use intrinsic::render;
+
+/// The template could not be read or does not describe what this project expects.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}; run from the project root or pass the template's path")]
+    Io {
+        /// The path that was tried.
+        path: String,
+        /// Why reading failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML, or not a CloudFormation template.
+    #[error("template.yaml is not a valid template: {0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    /// A resource lacks a property, or has one this reader cannot understand.
+    #[error("resource {resource}: property {property} {problem}")]
+    Property {
+        /// The resource's logical id.
+        resource: String,
+        /// The property's path within the resource, e.g. `Properties.Target`.
+        property: &'static str,
+        /// What is wrong, as the end of a sentence.
+        problem: String,
+    },
+    /// No resource, or more than one, of a type that must appear exactly once.
+    #[error("the template must declare exactly one {kind}{detail}; found {found}")]
+    Count {
+        /// The resource type.
+        kind: &'static str,
+        /// A qualification of the type, e.g. ` with ProtocolType WEBSOCKET`.
+        detail: &'static str,
+        /// How many were found.
+        found: usize,
+    },
+}
+
+type Result<T> = std::result::Result<T, TemplateError>;
+
+/// A parsed template.
+#[derive(Debug, Deserialize)]
+pub struct Template {
+    #[serde(rename = "Resources")]
+    resources: BTreeMap<String, Resource>,
+}
+
+/// One resource of the template, as written.
+#[derive(Debug, Deserialize)]
+pub struct Resource {
+    /// The resource type, e.g. `AWS::ApiGatewayV2::Route`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The `Properties` mapping.
+    #[serde(rename = "Properties", default)]
+    pub properties: Value,
+    /// The `Metadata` mapping.
+    #[serde(rename = "Metadata", default)]
+    pub metadata: Value,
+}
+
+/// The WebSocket API resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketApi {
+    /// Logical id, e.g. `ChatApi`.
+    pub logical_id: String,
+    /// e.g. `$request.body.action`.
+    pub route_selection_expression: String,
+}
+
+/// A route, its integration and the function the integration invokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Logical id of the route.
+    pub logical_id: String,
+    /// The route key, e.g. `$connect` or `sendMessage`.
+    pub key: String,
+    /// Logical id of the integration the route targets.
+    pub integration: String,
+    /// Logical id of the function the integration invokes.
+    pub function: String,
+}
+
+/// A function and what it is allowed to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    /// Logical id, e.g. `ConnectFunction`.
+    pub logical_id: String,
+    /// The cargo binary SAM builds for it (`Metadata.BuildProperties.Binary`).
+    pub binary: Option<String>,
+    /// Its inline IAM policy statements.
+    pub statements: Vec<Statement>,
+    /// Names of its environment variables.
+    pub environment: Vec<String>,
+}
+
+/// One IAM statement, with intrinsic functions rendered as `${...}` text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// `Allow` or `Deny`.
+    pub effect: String,
+    /// The actions, e.g. `dynamodb:PutItem`.
+    pub actions: Vec<String>,
+    /// The resources, e.g. `${ConnectionsTable.Arn}`.
+    pub resources: Vec<String>,
+}
+
+/// A Lambda permission that lets API Gateway invoke a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionSpec {
+    /// Logical id of the permission.
+    pub logical_id: String,
+    /// Logical id of the function it applies to.
+    pub function: String,
+    /// The principal, e.g. `apigateway.amazonaws.com`.
+    pub principal: String,
+    /// The rendered `SourceArn`, if any.
+    pub source_arn: Option<String>,
+}
+
+/// The DynamoDB table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// Logical id.
+    pub logical_id: String,
+    /// The partition key's attribute name.
+    pub partition_key: String,
+    /// Each declared attribute and its type (`S`, `N`, `B`).
+    pub attributes: Vec<(String, String)>,
+    /// Global secondary indexes.
+    pub indexes: Vec<IndexSpec>,
+    /// The TTL attribute, if TTL is enabled.
+    pub ttl_attribute: Option<String>,
+    /// `PAY_PER_REQUEST` or `PROVISIONED`.
+    pub billing_mode: Option<String>,
+}
+
+/// A global secondary index with a partition key only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    /// The index name.
+    pub name: String,
+    /// Its partition key's attribute name.
+    pub partition_key: String,
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection: String,
+}
+
+fn problem(resource: &str, property: &'static str, problem: impl Into<String>) -> TemplateError {
+    TemplateError::Property { resource: resource.to_owned(), property, problem: problem.into() }
+}
+
+fn text<'a>(value: &'a Value, resource: &str, property: &'static str) -> Result<&'a str> {
+    match value {
+        Value::String(text) => Ok(text),
+        Value::Null => Err(problem(resource, property, "is missing")),
+        _ => Err(problem(resource, property, "must be a plain string")),
+    }
+}
+
+fn list(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        single => vec![single],
+    }
+}
+
+impl Template {
+    /// Reads and parses a template file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| TemplateError::Io { path: path.display().to_string(), source })?;
+        Self::parse(&text)
+    }
+
+    /// Parses a template's text.
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(serde_yaml_ng::from_str(text)?)
+    }
+
+    /// Every resource of a type, by logical id.
+    pub fn resources_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Resource)> + 'a {
+        self.resources.iter().filter(move |(_, resource)| resource.kind == kind).map(|(id, r)| (id.as_str(), r))
+    }
+
+    fn resource(&self, id: &str, kind: &str, referrer: &str, property: &'static str) -> Result<&Resource> {
+        match self.resources.get(id) {
+            Some(resource) if resource.kind == kind => Ok(resource),
+            Some(resource) => Err(problem(referrer, property, format!("names {id}, a {}, not a {kind}", resource.kind))),
+            None => Err(problem(referrer, property, format!("names {id}, which the template does not declare"))),
+        }
+    }
+
+    /// The one WebSocket API.
+    pub fn websocket_api(&self) -> Result<WebSocketApi> {
+        let apis: Vec<_> = self
+            .resources_of("AWS::ApiGatewayV2::Api")
+            .filter(|(_, api)| api.properties["ProtocolType"].as_str() == Some("WEBSOCKET"))
+            .collect();
+        let [(id, api)] = apis[..] else {
+            return Err(TemplateError::Count {
+                kind: "AWS::ApiGatewayV2::Api",
+                detail: " with ProtocolType WEBSOCKET",
+                found: apis.len(),
+            });
+        };
+        let expression = text(&api.properties["RouteSelectionExpression"], id, "Properties.RouteSelectionExpression")?;
+        Ok(WebSocketApi { logical_id: id.to_owned(), route_selection_expression: expression.to_owned() })
+    }
+
+    /// Every route, with the function its integration invokes.
+    pub fn routes(&self) -> Result<Vec<RouteSpec>> {
+        self.resources_of("AWS::ApiGatewayV2::Route").map(|(id, route)| self.route(id, route)).collect()
+    }
+
+    fn route(&self, id: &str, route: &Resource) -> Result<RouteSpec> {
+        let key = text(&route.properties["RouteKey"], id, "Properties.RouteKey")?;
+        let target = &route.properties["Target"];
+        let integration = intrinsic::integration_of_target(target).ok_or_else(|| {
+            problem(id, "Properties.Target", "must be !Sub integrations/${SomeIntegration}")
+        })?;
+        let resource = self.resource(&integration, "AWS::ApiGatewayV2::Integration", id, "Properties.Target")?;
+        let uri = &resource.properties["IntegrationUri"];
+        let function = intrinsic::function_of_uri(uri).ok_or_else(|| {
+            problem(
+                &integration,
+                "Properties.IntegrationUri",
+                "must be !Sub arn:...:lambda:path/2015-03-31/functions/${SomeFunction.Arn}/invocations",
+            )
+        })?;
+        self.resource(&function, "AWS::Serverless::Function", &integration, "Properties.IntegrationUri")?;
+        Ok(RouteSpec { logical_id: id.to_owned(), key: key.to_owned(), integration, function })
+    }
+
+    /// Every `AWS::Serverless::Function`.
+    pub fn functions(&self) -> Vec<FunctionSpec> {
+        self.resources_of("AWS::Serverless::Function").map(|(id, function)| function_spec(id, function)).collect()
+    }
+
+    /// Every `AWS::Lambda::Permission`.
+    pub fn permissions(&self) -> Vec<PermissionSpec> {
+        self.resources_of("AWS::Lambda::Permission")
+            .map(|(id, permission)| {
+                let properties = &permission.properties;
+                PermissionSpec {
+                    logical_id: id.to_owned(),
+                    function: render(&properties["FunctionName"]).trim_start_matches("${").trim_end_matches('}').to_owned(),
+                    principal: render(&properties["Principal"]),
+                    source_arn: properties.get("SourceArn").map(render),
+                }
+            })
+            .collect()
+    }
+
+    /// The one DynamoDB table.
+    pub fn table(&self) -> Result<TableSpec> {
+        let tables: Vec<_> = self.resources_of("AWS::DynamoDB::Table").collect();
+        let [(id, table)] = tables[..] else {
+            return Err(TemplateError::Count { kind: "AWS::DynamoDB::Table", detail: "", found: tables.len() });
+        };
+        let properties = &table.properties;
+        let hash_key = |schema: &Value, property| -> Result<String> {
+            list(schema)
+                .into_iter()
+                .find(|key| key["KeyType"].as_str() == Some("HASH"))
+                .and_then(|key| key["AttributeName"].as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| problem(id, property, "must name a HASH key"))
+        };
+        let attributes = list(&properties["AttributeDefinitions"])
+            .into_iter()
+            .map(|attribute| {
+                let name = text(&attribute["AttributeName"], id, "Properties.AttributeDefinitions")?;
+                let kind = text(&attribute["AttributeType"], id, "Properties.AttributeDefinitions")?;
+                Ok((name.to_owned(), kind.to_owned()))
+            })
+            .collect::<Result<_>>()?;
+        let indexes = list(&properties["GlobalSecondaryIndexes"])
+            .into_iter()
+            .map(|index| {
+                Ok(IndexSpec {
+                    name: text(&index["IndexName"], id, "Properties.GlobalSecondaryIndexes.IndexName")?.to_owned(),
+                    partition_key: hash_key(&index["KeySchema"], "Properties.GlobalSecondaryIndexes.KeySchema")?,
+                    projection: text(
+                        &index["Projection"]["ProjectionType"],
+                        id,
+                        "Properties.GlobalSecondaryIndexes.Projection.ProjectionType",
+                    )?
+                    .to_owned(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        let ttl = &properties["TimeToLiveSpecification"];
+        Ok(TableSpec {
+            logical_id: id.to_owned(),
+            partition_key: hash_key(&properties["KeySchema"], "Properties.KeySchema")?,
+            attributes,
+            indexes,
+            ttl_attribute: (ttl["Enabled"].as_bool() == Some(true))
+                .then(|| ttl["AttributeName"].as_str().map(str::to_owned))
+                .flatten(),
+            billing_mode: properties["BillingMode"].as_str().map(str::to_owned),
+        })
+    }
+}
+
+fn function_spec(id: &str, function: &Resource) -> FunctionSpec {
+    let statements = list(&function.properties["Policies"])
+        .into_iter()
+        .flat_map(|policy| list(&policy["Statement"]))
+        .map(|statement| Statement {
+            effect: render(&statement["Effect"]),
+            actions: list(&statement["Action"]).into_iter().map(render).collect(),
+            resources: list(&statement["Resource"]).into_iter().map(render).collect(),
+        })
+        .collect();
+    let environment = match &function.properties["Environment"]["Variables"] {
+        Value::Mapping(variables) => variables.keys().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    FunctionSpec {
+        logical_id: id.to_owned(),
+        binary: function.metadata["BuildProperties"]["Binary"].as_str().map(str::to_owned),
+        statements,
+        environment,
+    }
+}

@@ -1,0 +1,145 @@
+//! A real DynamoDB API server for tests: dynalite (from npm), in memory, on a free port.
+//!
+//! `make test` installs the pinned dynalite into `.tools/node`; a test that cannot start it
+//! fails with a message that says how to fix that. Tables are created exactly as
+//! `template.yaml` declares the connections table.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
+use chat_core::DynamoDbStore;
+use chat_template::Template;
+
+/// Overrides where the dynalite CLI script is found.
+pub const DYNALITE_ENV: &str = "DYNALITE_CLI";
+
+/// A dynalite process, killed when dropped.
+pub struct Dynalite {
+    child: Child,
+    endpoint: String,
+}
+
+fn how_to_fix() -> &'static str {
+    "run `make tools` (installs the pinned dynalite into .tools/node) or set DYNALITE_CLI to dynalite's cli.js"
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A DynamoDB client for `endpoint` with dummy credentials, as every local test uses.
+pub fn client_for(endpoint: &str, max_attempts: u32) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "chat-testing"))
+        .endpoint_url(endpoint)
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(max_attempts))
+        .build();
+    Client::from_conf(config)
+}
+
+/// A store whose DynamoDB endpoint refuses every connection: a real backend failure.
+pub fn unreachable_store() -> DynamoDbStore {
+    DynamoDbStore::new(client_for(&format!("http://127.0.0.1:{}", free_port()), 1), "chat-connections")
+}
+
+impl Dynalite {
+    /// Starts dynalite on a free port and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When node or dynalite is missing or dynalite does not come up, with what to do about it.
+    pub fn start() -> Self {
+        let cli = std::env::var_os(DYNALITE_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::workspace_root().join(".tools/node/node_modules/dynalite/cli.js"));
+        assert!(cli.exists(), "dynalite is not installed at {}: {}", cli.display(), how_to_fix());
+        let port = free_port();
+        let child = Command::new("node")
+            .arg(&cli)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run node ({error}); install Node.js 18 or later, then {}", how_to_fix()));
+        let mut dynalite = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        dynalite.wait_until_listening(SocketAddr::from(([127, 0, 0, 1], port)));
+        dynalite
+    }
+
+    fn wait_until_listening(&mut self, address: SocketAddr) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("dynalite exited with {status} before listening on {address}; {}", how_to_fix());
+            }
+            assert!(Instant::now() < deadline, "dynalite did not listen on {address} within 20 s; {}", how_to_fix());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server's URL, for `AWS_ENDPOINT_URL_DYNAMODB`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A client of this server.
+    pub fn client(&self) -> Client {
+        client_for(&self.endpoint, 3)
+    }
+
+    /// Creates a table named `name` as `template.yaml` declares the connections table, and a
+    /// store over it. dynalite has no TTL API, so only TTL is left out.
+    pub async fn create_table(&self, name: &str) -> DynamoDbStore {
+        let template = Template::load(crate::workspace_root().join("template.yaml")).expect("template.yaml reads");
+        let table = template.table().expect("template.yaml declares the connections table");
+        let key = |attribute: &str| {
+            KeySchemaElement::builder().attribute_name(attribute).key_type(KeyType::Hash).build().expect("key")
+        };
+        let mut request = self
+            .client()
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::from(table.billing_mode.as_deref().unwrap_or("PAY_PER_REQUEST")))
+            .key_schema(key(&table.partition_key));
+        for (attribute, kind) in &table.attributes {
+            request = request.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(attribute)
+                    .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                    .build()
+                    .expect("attribute"),
+            );
+        }
+        for index in &table.indexes {
+            request = request.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(&index.name)
+                    .key_schema(key(&index.partition_key))
+                    .projection(Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build())
+                    .build()
+                    .expect("index"),
+            );
+        }
+        request.send().await.unwrap_or_else(|error| panic!("dynalite refused CreateTable: {:?}", error));
+        DynamoDbStore::new(self.client(), name)
+    }
+}
+
+impl Drop for Dynalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,68 @@
+//! The sample events in `events/`, the same files `sam local invoke -e` and
+//! `cargo lambda invoke --data-file` use, with small changes for each test.
+
+use chat_core::ApiGatewayWebsocketProxyRequest;
+use chat_core::protocol::UserId;
+use chat_core::routes::Route;
+use chat_core::store::Connection;
+
+/// The file name of a route's sample event.
+pub fn file_of(route: Route) -> String {
+    let stem = match route {
+        Route::Connect => "connect",
+        Route::Disconnect => "disconnect",
+        Route::Default => "default",
+        Route::SendMessage => "sendMessage",
+    };
+    format!("{stem}.json")
+}
+
+/// A route's sample event as raw JSON.
+pub fn json(route: Route) -> serde_json::Value {
+    let path = crate::workspace_root().join("events").join(file_of(route));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()))
+}
+
+/// A route's sample event, parsed as the Lambda runtime parses it.
+pub fn load(route: Route) -> ApiGatewayWebsocketProxyRequest {
+    serde_json::from_value(json(route)).unwrap_or_else(|error| panic!("{} does not parse: {error}", file_of(route)))
+}
+
+/// The sample connect event, for another connection and user query.
+pub fn connect(connection_id: &str, user_id: Option<&str>) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = json(Route::Connect);
+    event["requestContext"]["connectionId"] = connection_id.into();
+    match user_id {
+        Some(user) => {
+            event["queryStringParameters"] = serde_json::json!({ "userId": user });
+            event["multiValueQueryStringParameters"] = serde_json::json!({ "userId": [user] });
+        }
+        None => {
+            event.as_object_mut().map(|object| object.remove("queryStringParameters"));
+            event.as_object_mut().map(|object| object.remove("multiValueQueryStringParameters"));
+        }
+    }
+    serde_json::from_value(event).expect("the edited connect event parses")
+}
+
+/// The sample event of a MESSAGE route, sent by another connection with another body.
+pub fn message(route: Route, connection_id: &str, body: &str) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = json(route);
+    event["requestContext"]["connectionId"] = connection_id.into();
+    event["body"] = body.into();
+    serde_json::from_value(event).expect("the edited message event parses")
+}
+
+/// The sample disconnect event, for another connection.
+pub fn disconnect(connection_id: &str) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = json(Route::Disconnect);
+    event["requestContext"]["connectionId"] = connection_id.into();
+    serde_json::from_value(event).expect("the edited disconnect event parses")
+}
+
+/// A connection record for a test, opened at the sample events' `connectedAt`.
+pub fn connection(connection_id: &str, user_id: &str) -> Connection {
+    let connected_at = load(Route::Connect).request_context.connected_at;
+    Connection::new(connection_id, UserId::parse(user_id).expect("a valid test user id"), connected_at)
+}
