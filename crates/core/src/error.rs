@@ -23,7 +23,7 @@ pub enum StoreError {
         operation: &'static str,
         /// What the SDK reported.
         #[source]
-        source: aws_sdk_dynamodb::Error,
+        source: Box<aws_sdk_dynamodb::Error>,
     },
     /// A stored record lacks an attribute or holds one of the wrong type.
     #[error("the record of connection {connection_id} has no valid {attribute} attribute; delete it or fix the writer")]
@@ -40,7 +40,7 @@ impl StoreError {
     where
         aws_sdk_dynamodb::Error: From<E>,
     {
-        move |error| StoreError::DynamoDb { operation, source: error.into() }
+        move |error| StoreError::DynamoDb { operation, source: Box::new(error.into()) }
     }
 }
 
@@ -54,13 +54,15 @@ pub enum PostError {
     #[error("the payload is over API Gateway's 128 KB limit")]
     PayloadTooLarge,
     /// Any other failure: forbidden, throttled past the SDK's retries, unreachable.
-    #[error("posting to connection {connection_id} failed; check the management endpoint and the execute-api:ManageConnections permission")]
+    #[error(
+        "posting to connection {connection_id} failed; check the management endpoint and the execute-api:ManageConnections permission"
+    )]
     Api {
         /// The connection that was posted to.
         connection_id: String,
         /// What the SDK reported.
         #[source]
-        source: aws_sdk_apigatewaymanagement::Error,
+        source: Box<aws_sdk_apigatewaymanagement::Error>,
     },
 }
 

@@ -97,7 +97,9 @@ pub enum FrameError {
         problem: String,
     },
     /// The delivered frame would exceed API Gateway's 128 KB.
-    #[error("the message is too large: the delivered frame would be {size} bytes and API Gateway allows {MAX_MESSAGE_BYTES}")]
+    #[error(
+        "the message is too large: the delivered frame would be {size} bytes and API Gateway allows {MAX_MESSAGE_BYTES}"
+    )]
     BodyTooLarge {
         /// Size of the frame that would have been delivered.
         size: usize,

@@ -1,9 +1,9 @@
 //! The route handlers, driven by the sample events in `events/`, on the in-memory store with a
 //! messenger that records what it sends.
 
+use chat_core::protocol::UserId;
 use chat_core::routes::{self, Route};
 use chat_core::store::{ConnectionStore, MemoryStore};
-use chat_core::protocol::UserId;
 use chat_testing::{RecordingMessenger, dynalite, events};
 use serde_json::{Value, json};
 
@@ -142,7 +142,11 @@ async fn each_invalid_frame_gets_its_error_code_and_reaches_nobody_else() {
         (r#"{"action":"sendMessage","destinationUserId":"bob"}"#, "missingField", Some("body")),
         (r#"{"action":"sendMessage","destinationUserId":7,"body":"hi"}"#, "invalidField", Some("destinationUserId")),
         (r#"{"action":"sendMessage","destinationUserId":"","body":"hi"}"#, "invalidField", Some("destinationUserId")),
-        (r#"{"action":"sendMessage","destinationUserId":"bob smith","body":"hi"}"#, "invalidField", Some("destinationUserId")),
+        (
+            r#"{"action":"sendMessage","destinationUserId":"bob smith","body":"hi"}"#,
+            "invalidField",
+            Some("destinationUserId"),
+        ),
         (r#"{"action":"sendMessage","destinationUserId":"bob","body":""}"#, "invalidField", Some("body")),
         (r#"{"action":"sendMessage","destinationUserId":"bob","body":{"x":1}}"#, "invalidField", Some("body")),
     ];

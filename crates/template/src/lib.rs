@@ -203,7 +203,9 @@ impl Template {
     fn resource(&self, id: &str, kind: &str, referrer: &str, property: &'static str) -> Result<&Resource> {
         match self.resources.get(id) {
             Some(resource) if resource.kind == kind => Ok(resource),
-            Some(resource) => Err(problem(referrer, property, format!("names {id}, a {}, not a {kind}", resource.kind))),
+            Some(resource) => {
+                Err(problem(referrer, property, format!("names {id}, a {}, not a {kind}", resource.kind)))
+            }
             None => Err(problem(referrer, property, format!("names {id}, which the template does not declare"))),
         }
     }
@@ -233,9 +235,8 @@ impl Template {
     fn route(&self, id: &str, route: &Resource) -> Result<RouteSpec> {
         let key = text(&route.properties["RouteKey"], id, "Properties.RouteKey")?;
         let target = &route.properties["Target"];
-        let integration = intrinsic::integration_of_target(target).ok_or_else(|| {
-            problem(id, "Properties.Target", "must be !Sub integrations/${SomeIntegration}")
-        })?;
+        let integration = intrinsic::integration_of_target(target)
+            .ok_or_else(|| problem(id, "Properties.Target", "must be !Sub integrations/${SomeIntegration}"))?;
         let resource = self.resource(&integration, "AWS::ApiGatewayV2::Integration", id, "Properties.Target")?;
         let uri = &resource.properties["IntegrationUri"];
         let function = intrinsic::function_of_uri(uri).ok_or_else(|| {
@@ -261,7 +262,10 @@ impl Template {
                 let properties = &permission.properties;
                 PermissionSpec {
                     logical_id: id.to_owned(),
-                    function: render(&properties["FunctionName"]).trim_start_matches("${").trim_end_matches('}').to_owned(),
+                    function: render(&properties["FunctionName"])
+                        .trim_start_matches("${")
+                        .trim_end_matches('}')
+                        .to_owned(),
                     principal: render(&properties["Principal"]),
                     source_arn: properties.get("SourceArn").map(render),
                 }

@@ -60,11 +60,18 @@ impl Dynalite {
     /// # Panics
     /// When node or dynalite is missing or dynalite does not come up, with what to do about it.
     pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts dynalite on `port` and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// As [`Dynalite::start`].
+    pub fn start_on(port: u16) -> Self {
         let cli = std::env::var_os(DYNALITE_ENV)
             .map(PathBuf::from)
             .unwrap_or_else(|| crate::workspace_root().join(".tools/node/node_modules/dynalite/cli.js"));
         assert!(cli.exists(), "dynalite is not installed at {}: {}", cli.display(), how_to_fix());
-        let port = free_port();
         let child = Command::new("node")
             .arg(&cli)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -72,7 +79,9 @@ impl Dynalite {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot run node ({error}); install Node.js 18 or later, then {}", how_to_fix()));
+            .unwrap_or_else(|error| {
+                panic!("cannot run node ({error}); install Node.js 18 or later, then {}", how_to_fix())
+            });
         let mut dynalite = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
         dynalite.wait_until_listening(SocketAddr::from(([127, 0, 0, 1], port)));
         dynalite
@@ -127,7 +136,9 @@ impl Dynalite {
                 GlobalSecondaryIndex::builder()
                     .index_name(&index.name)
                     .key_schema(key(&index.partition_key))
-                    .projection(Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build())
+                    .projection(
+                        Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build(),
+                    )
                     .build()
                     .expect("index"),
             );

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chat_core::messenger::{Endpoint, Messenger};
 use chat_core::PostError;
+use chat_core::messenger::{Endpoint, Messenger};
 
 /// One recorded post.
 #[derive(Clone, Debug, PartialEq, Eq)]

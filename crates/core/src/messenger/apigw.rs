@@ -64,7 +64,7 @@ impl Messenger for ApiGatewayMessenger {
             Err(error) => Err(match error.as_service_error() {
                 Some(PostToConnectionError::GoneException(_)) => PostError::Gone(connection_id.to_owned()),
                 Some(PostToConnectionError::PayloadTooLargeException(_)) => PostError::PayloadTooLarge,
-                _ => PostError::Api { connection_id: connection_id.to_owned(), source: error.into() },
+                _ => PostError::Api { connection_id: connection_id.to_owned(), source: Box::new(error.into()) },
             }),
         }
     }

@@ -9,7 +9,10 @@ use crate::store::{Connection, ConnectionStore};
 
 /// Records the connection under the user it speaks for. A missing or invalid `userId` answers
 /// 400, which refuses the upgrade, and stores nothing.
-pub async fn connect(request: &ApiGatewayWebsocketProxyRequest, store: &dyn ConnectionStore) -> ApiGatewayProxyResponse {
+pub async fn connect(
+    request: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn ConnectionStore,
+) -> ApiGatewayProxyResponse {
     let context = &request.request_context;
     let Some(connection_id) = context.connection_id.as_deref() else { return malformed_event("connectionId") };
     let user_id = match identity::user_of(request) {

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 
-use super::{Sender, respond};
+use super::{Sender, malformed_event, respond};
 use crate::messenger::Messenger;
 use crate::protocol::{DefaultRequest, Echo, ErrorFrame, PONG};
 
@@ -11,7 +11,7 @@ use crate::protocol::{DefaultRequest, Echo, ErrorFrame, PONG};
 pub async fn default(request: &ApiGatewayWebsocketProxyRequest, messenger: &dyn Messenger) -> ApiGatewayProxyResponse {
     let sender = match Sender::of(request, messenger) {
         Ok(sender) => sender,
-        Err(response) => return response,
+        Err(field) => return malformed_event(field),
     };
     let answer = match DefaultRequest::parse(request.body.as_deref()) {
         Ok(DefaultRequest::Ping) => sender.reply(&Echo { message: PONG }).await,

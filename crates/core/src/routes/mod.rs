@@ -107,14 +107,14 @@ pub(crate) struct Sender<'a> {
 }
 
 impl<'a> Sender<'a> {
-    /// The sender of `request`, or the response to give when the event lacks its ids.
+    /// The sender of `request`, or the name of the field the event lacks.
     pub fn of(
         request: &'a ApiGatewayWebsocketProxyRequest,
         messenger: &'a dyn Messenger,
-    ) -> Result<Self, ApiGatewayProxyResponse> {
+    ) -> Result<Self, &'static str> {
         let context = &request.request_context;
-        let connection_id = context.connection_id.as_deref().ok_or_else(|| malformed_event("connectionId"))?;
-        let endpoint = Endpoint::of(context).ok_or_else(|| malformed_event("apiId and stage"))?;
+        let connection_id = context.connection_id.as_deref().ok_or("connectionId")?;
+        let endpoint = Endpoint::of(context).ok_or("apiId and stage")?;
         Ok(Self { connection_id, endpoint, messenger })
     }
 

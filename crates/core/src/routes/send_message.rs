@@ -3,7 +3,7 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use futures::future::join_all;
 
-use super::{Sender, respond};
+use super::{Sender, malformed_event, respond};
 use crate::error::{Chain, PostError};
 use crate::limits::MAX_MESSAGE_BYTES;
 use crate::messenger::{Endpoint, Messenger};
@@ -31,7 +31,7 @@ pub async fn send_message(
 ) -> ApiGatewayProxyResponse {
     let sender = match Sender::of(request, messenger) {
         Ok(sender) => sender,
-        Err(response) => return response,
+        Err(field) => return malformed_event(field),
     };
     let message = match SendMessage::parse(request.body.as_deref()) {
         Ok(message) => message,

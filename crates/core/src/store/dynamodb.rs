@@ -50,12 +50,12 @@ fn number(value: i64) -> AttributeValue {
 
 fn read_connection(item: &HashMap<String, AttributeValue>, connection_id: &str) -> Result<Connection, StoreError> {
     let malformed = |attribute| StoreError::Malformed { connection_id: connection_id.to_owned(), attribute };
-    let user = item.get(USER_ID).and_then(|value| value.as_s().ok()).ok_or(malformed(USER_ID))?;
+    let user = item.get(USER_ID).and_then(|value| value.as_s().ok()).ok_or_else(|| malformed(USER_ID))?;
     let number = |attribute| {
         item.get(attribute)
             .and_then(|value| value.as_n().ok())
             .and_then(|text| text.parse::<i64>().ok())
-            .ok_or(malformed(attribute))
+            .ok_or_else(|| malformed(attribute))
     };
     Ok(Connection {
         connection_id: connection_id.to_owned(),

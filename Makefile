@@ -1,0 +1,78 @@
+# The menu. `make help` lists the targets; every tool is installed, pinned, on first use.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+STACK ?= rust-websocket-chat
+STAGE ?= dev
+PORT ?= 3001
+DYNAMODB_PORT ?= 4567
+TABLE ?= chat-connections
+FUNCTIONS := connect disconnect default send-message
+
+TOOLS := $(CURDIR)/.tools
+VENV := $(TOOLS)/venv
+NODE := $(TOOLS)/node
+PY_STAMP := $(VENV)/.installed-$(shell cksum < tools/requirements.txt | cut -d' ' -f1)
+NODE_STAMP := $(NODE)/.installed-$(shell cksum < tools/package-lock.json | cut -d' ' -f1)
+export PATH := $(VENV)/bin:$(NODE)/node_modules/.bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+# Local runs talk to dynalite and the local gateway with dummy credentials.
+LOCAL_ENV := AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+	TABLE_NAME=$(TABLE) AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
+	APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:$(PORT)/$(STAGE)
+
+.PHONY: help tools test lint build deploy watch dynalite clean \
+	$(addprefix invoke-,$(FUNCTIONS))
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+tools: $(PY_STAMP) $(NODE_STAMP) ## Install the pinned tools into .tools/ (cargo-lambda, sam, cfn-lint, dynalite, wscat)
+
+$(PY_STAMP): tools/requirements.txt
+	rm -rf $(VENV)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	touch $@
+
+$(NODE_STAMP): tools/package.json tools/package-lock.json
+	rm -rf $(NODE) && mkdir -p $(NODE)
+	cp tools/package.json tools/package-lock.json $(NODE)/
+	cd $(NODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: tools lint ## Lint everything, then run every test (dynalite is started by the tests)
+	cargo test --workspace --all-targets
+
+lint: tools ## rustfmt, clippy -D warnings, cfn-lint and sam validate --lint on template.yaml
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cfn-lint template.yaml
+	sam validate --lint
+
+build: tools ## Build the four Lambda binaries for arm64 (target/lambda/<name>/bootstrap)
+	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+	cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+
+deploy: tools ## sam build, then sam deploy (guided the first time, until samconfig.toml exists)
+	sam build
+	if [ -f samconfig.toml ]; then sam deploy; \
+	else sam deploy --guided --stack-name $(STACK) --parameter-overrides StageName=$(STAGE); fi
+
+dynalite: tools ## Run dynalite on DYNAMODB_PORT with the connections table, for `make watch`
+	$(LOCAL_ENV) cargo run --quiet -p chat-testing --bin dev-dynamodb -- --port $(DYNAMODB_PORT) --table $(TABLE)
+
+watch: tools ## Serve the four functions on the Lambda Invoke API (port 9000) with cargo lambda watch
+	$(LOCAL_ENV) cargo lambda watch $(addprefix --bin ,$(FUNCTIONS))
+
+invoke-connect invoke-disconnect invoke-default: invoke-%: tools ## Invoke a function on `make watch` with its sample event
+	cargo lambda invoke $* --data-file events/$*.json
+
+invoke-send-message: tools
+	cargo lambda invoke send-message --data-file events/sendMessage.json
+
+clean: ## Remove build output and installed tools
+	cargo clean
+	rm -rf .aws-sam $(TOOLS)

@@ -1,0 +1,174 @@
+//! `template.yaml` checked against the code: routes, functions, binaries, least-privilege IAM
+//! and the table layout the store uses.
+
+use std::collections::BTreeSet;
+
+use chat_core::protocol::ROUTE_SELECTION_EXPRESSION;
+use chat_core::routes::Route;
+use chat_core::store::schema;
+use chat_template::{FunctionSpec, Template};
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn template() -> Template {
+    Template::load(root().join("template.yaml")).expect("template.yaml parses")
+}
+
+fn function_of(template: &Template, route: Route) -> FunctionSpec {
+    let routes = template.routes().expect("every route resolves to a function");
+    let spec = routes.iter().find(|spec| spec.key == route.key()).unwrap_or_else(|| panic!("no route {}", route.key()));
+    template.functions().into_iter().find(|function| function.logical_id == spec.function).expect("function")
+}
+
+/// The IAM actions each route's function calls, and nothing more.
+fn actions_needed(route: Route) -> BTreeSet<&'static str> {
+    match route {
+        Route::Connect => ["dynamodb:PutItem"].into(),
+        Route::Disconnect => ["dynamodb:DeleteItem"].into(),
+        Route::Default => ["execute-api:ManageConnections"].into(),
+        Route::SendMessage => {
+            ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem", "execute-api:ManageConnections"].into()
+        }
+    }
+}
+
+#[test]
+fn the_api_selects_routes_by_the_expression_the_code_uses() {
+    let api = template().websocket_api().unwrap();
+
+    assert_eq!(api.route_selection_expression, ROUTE_SELECTION_EXPRESSION);
+}
+
+#[test]
+fn every_route_the_code_knows_has_a_route_and_nothing_else_does() {
+    let keys: BTreeSet<String> = template().routes().unwrap().into_iter().map(|route| route.key).collect();
+
+    let expected: BTreeSet<String> = Route::ALL.iter().map(|route| route.key().to_owned()).collect();
+    assert_eq!(keys, expected);
+}
+
+#[test]
+fn every_route_invokes_the_function_built_from_its_binary() {
+    let template = template();
+
+    for route in Route::ALL {
+        let function = function_of(&template, route);
+        assert_eq!(function.binary.as_deref(), Some(route.binary()), "{}", route.key());
+    }
+}
+
+#[test]
+fn every_functions_binary_exists_in_the_workspace() {
+    let manifests =
+        std::fs::read_dir(root().join("crates")).unwrap().map(|entry| entry.unwrap().path().join("Cargo.toml"));
+    let manifests: String = manifests.filter_map(|path| std::fs::read_to_string(path).ok()).collect();
+
+    for function in template().functions() {
+        let binary = function.binary.unwrap_or_else(|| panic!("{} has no BuildProperties.Binary", function.logical_id));
+        let declared = format!("[[bin]]\nname = \"{binary}\"");
+        assert!(manifests.contains(&declared), "no crate declares the binary {binary}");
+    }
+}
+
+#[test]
+fn api_gateway_may_invoke_each_route_function_from_this_api_and_stage_only() {
+    let template = template();
+    let api = template.websocket_api().unwrap().logical_id;
+    let permissions = template.permissions();
+
+    for route in Route::ALL {
+        let function = function_of(&template, route).logical_id;
+        let permission = permissions
+            .iter()
+            .find(|permission| permission.function == function)
+            .unwrap_or_else(|| panic!("no AWS::Lambda::Permission for {function}"));
+        assert_eq!(permission.principal, "apigateway.amazonaws.com");
+        let source =
+            permission.source_arn.as_deref().unwrap_or_else(|| panic!("{} has no SourceArn", permission.logical_id));
+        assert!(source.ends_with(&format!(":${{{api}}}/${{StageName}}/{}", route.key())), "{source}");
+    }
+}
+
+#[test]
+fn each_function_is_granted_exactly_the_actions_it_calls() {
+    let template = template();
+
+    for route in Route::ALL {
+        let function = function_of(&template, route);
+        let granted: BTreeSet<&str> =
+            function.statements.iter().flat_map(|statement| statement.actions.iter().map(String::as_str)).collect();
+        assert_eq!(granted, actions_needed(route), "{}", function.logical_id);
+        assert!(function.statements.iter().all(|statement| statement.effect == "Allow"));
+    }
+}
+
+#[test]
+fn no_policy_uses_a_wildcard_beyond_the_connections_path() {
+    let template = template();
+    let api = template.websocket_api().unwrap().logical_id;
+    let connections = format!(":${{{api}}}/${{StageName}}/POST/@connections/*");
+
+    for function in template.functions() {
+        for statement in &function.statements {
+            for action in &statement.actions {
+                assert!(!action.contains('*'), "{}: action {action}", function.logical_id);
+            }
+            for resource in &statement.resources {
+                let allowed = resource.ends_with(&connections) && resource.matches('*').count() == 1;
+                assert!(!resource.contains('*') || allowed, "{}: resource {resource}", function.logical_id);
+                if statement.actions.iter().any(|action| action.starts_with("execute-api:")) {
+                    assert!(resource.ends_with(&connections), "{}: {resource}", function.logical_id);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_query_grant_names_the_index_the_store_queries() {
+    let function = function_of(&template(), Route::SendMessage);
+
+    let query =
+        function.statements.iter().find(|statement| statement.actions.contains(&"dynamodb:Query".into())).unwrap();
+
+    assert_eq!(query.resources, [format!("${{ConnectionsTable.Arn}}/index/{}", schema::USER_INDEX)]);
+}
+
+#[test]
+fn functions_that_use_the_store_are_told_the_table_name() {
+    let template = template();
+
+    for route in Route::ALL {
+        let function = function_of(&template, route);
+        let uses_store = actions_needed(route).iter().any(|action| action.starts_with("dynamodb:"));
+        let has_table = function.environment.iter().any(|name| name == chat_core::config::TABLE_NAME);
+        assert_eq!(has_table, uses_store, "{}", function.logical_id);
+    }
+}
+
+#[test]
+fn the_table_has_the_key_index_and_ttl_the_store_uses() {
+    let table = template().table().unwrap();
+
+    assert_eq!(table.partition_key, schema::CONNECTION_ID);
+    assert_eq!(table.indexes.len(), 1);
+    assert_eq!(table.indexes[0].name, schema::USER_INDEX);
+    assert_eq!(table.indexes[0].partition_key, schema::USER_ID);
+    assert_eq!(table.ttl_attribute.as_deref(), Some(schema::EXPIRES_AT));
+    assert_eq!(table.billing_mode.as_deref(), Some("PAY_PER_REQUEST"));
+}
+
+#[test]
+fn a_route_whose_target_names_a_missing_integration_is_reported_by_resource_and_property() {
+    let text = std::fs::read_to_string(root().join("template.yaml"))
+        .unwrap()
+        .replace("integrations/${ConnectIntegration}", "integrations/${NoSuchIntegration}");
+
+    let error = Template::parse(&text).unwrap().routes().unwrap_err().to_string();
+
+    assert!(error.contains("ConnectRoute"), "{error}");
+    assert!(error.contains("Properties.Target"), "{error}");
+    assert!(error.contains("NoSuchIntegration"), "{error}");
+}
