@@ -133,7 +133,10 @@ impl<'a> Sender<'a> {
     }
 
     /// Logs a backend failure with its cause chain, tells the sender it is unavailable, answers 500.
-    pub async fn unavailable(&self, error: &(dyn std::error::Error + 'static)) -> ApiGatewayProxyResponse {
+    pub async fn unavailable(
+        &self,
+        error: &(dyn std::error::Error + Send + Sync + 'static),
+    ) -> ApiGatewayProxyResponse {
         tracing::error!(connection_id = self.connection_id, error = %Chain(error), "backend call failed");
         let frame = ErrorFrame::new(ErrorCode::Unavailable, "the chat is unavailable right now; try again in a moment");
         self.refuse(frame, 500).await

@@ -1,0 +1,132 @@
+//! Who runs a route's function: the core crate's handlers in this process, or real Lambda
+//! binaries behind the Lambda Invoke API (`cargo lambda watch`, `sam local start-lambda`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::primitives::Blob;
+use chat_core::routes::{self, Route};
+use chat_core::{ApiGatewayMessenger, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, MemoryStore};
+use serde_json::Value;
+
+use crate::error::{InvokeError, StartError};
+use crate::routing::{Function, RouteTable};
+
+/// Runs a route's function with an event and returns its answer.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Invokes `function` with `event`, as API Gateway's Lambda proxy integration does.
+    async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError>;
+}
+
+/// AWS SDK configuration for local endpoints: a fixed region and dummy credentials.
+pub fn local_sdk_config() -> aws_config::SdkConfig {
+    use aws_sdk_lambda::config::{Credentials, Region, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "local-gateway",
+        )))
+        .build()
+}
+
+/// The core crate's handlers on an in-memory store, posting through this gateway's own
+/// @connections API with the real SDK client, as the functions do in the cloud.
+pub struct InProcess {
+    store: Arc<MemoryStore>,
+    messenger: Arc<ApiGatewayMessenger>,
+    routes: HashMap<String, Route>,
+}
+
+impl InProcess {
+    /// Handlers for every function of `table`, posting to `management_url` (stage included).
+    pub fn new(table: &RouteTable, management_url: String) -> Result<Self, StartError> {
+        let routes = table
+            .functions()
+            .map(|function| {
+                let route = function.binary.as_deref().and_then(Route::from_binary);
+                route.map(|route| (function.logical_id.clone(), route)).ok_or_else(|| StartError::UnknownBinary {
+                    function: function.logical_id.clone(),
+                    binary: function.binary.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let messenger = ApiGatewayMessenger::new(&local_sdk_config(), Some(management_url));
+        Ok(Self { store: Arc::new(MemoryStore::new()), messenger: Arc::new(messenger), routes })
+    }
+
+    /// The store the handlers use.
+    pub fn store(&self) -> Arc<MemoryStore> {
+        self.store.clone()
+    }
+}
+
+#[async_trait]
+impl Backend for InProcess {
+    async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError> {
+        let route = self.routes[&function.logical_id];
+        let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(event)
+            .map_err(|source| InvokeError::BadResponse { function: function.logical_id.clone(), source })?;
+        let (store, messenger) = (self.store.clone(), self.messenger.clone());
+        // A task of its own, so that a panicking handler fails its integration and nothing else.
+        tokio::spawn(async move { routes::handle(route, &request, store.as_ref(), messenger.as_ref()).await })
+            .await
+            .map_err(|_| InvokeError::Panicked)
+    }
+}
+
+/// How functions are named on the Lambda Invoke API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FunctionNaming {
+    /// The template's logical id, e.g. `SendMessageFunction` (`sam local start-lambda`).
+    LogicalId,
+    /// The cargo binary, e.g. `send-message` (`cargo lambda watch`).
+    Binary,
+}
+
+/// Real Lambda binaries behind the Lambda Invoke API.
+pub struct LambdaInvoke {
+    client: aws_sdk_lambda::Client,
+    naming: FunctionNaming,
+}
+
+impl LambdaInvoke {
+    /// Invokes functions at `endpoint`, e.g. `http://127.0.0.1:9000`.
+    pub fn new(endpoint: &str, naming: FunctionNaming) -> Self {
+        let config = aws_sdk_lambda::config::Builder::from(&local_sdk_config())
+            .endpoint_url(endpoint)
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build();
+        Self { client: aws_sdk_lambda::Client::from_conf(config), naming }
+    }
+}
+
+#[async_trait]
+impl Backend for LambdaInvoke {
+    async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError> {
+        let name = match (self.naming, &function.binary) {
+            (FunctionNaming::Binary, Some(binary)) => binary.clone(),
+            _ => function.logical_id.clone(),
+        };
+        let output = self
+            .client
+            .invoke()
+            .function_name(&name)
+            .payload(Blob::new(serde_json::to_vec(&event).unwrap_or_default()))
+            .send()
+            .await
+            .map_err(|error| InvokeError::Invoke { function: name.clone(), source: Box::new(error.into()) })?;
+        let payload = output.payload.map(Blob::into_inner).unwrap_or_default();
+        if let Some(kind) = output.function_error {
+            let payload = String::from_utf8_lossy(&payload).into_owned();
+            return Err(InvokeError::FunctionError { function: name, kind, payload });
+        }
+        serde_json::from_slice(&payload).map_err(|source| InvokeError::BadResponse { function: name, source })
+    }
+}

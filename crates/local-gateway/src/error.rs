@@ -1,0 +1,79 @@
+//! Errors of the local gateway.
+
+use chat_template::TemplateError;
+
+/// The gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The template could not be read or understood.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The route selection expression is not of the form `$request.body.<field>`.
+    #[error(
+        "resource {resource}: property Properties.RouteSelectionExpression is {expression:?}; the local gateway supports $request.body.<field>"
+    )]
+    Selection {
+        /// The API's logical id.
+        resource: String,
+        /// The expression found.
+        expression: String,
+    },
+    /// A route's function has no binary this gateway can run in-process.
+    #[error(
+        "resource {function}: property Metadata.BuildProperties.Binary names no route handler of chat-core ({binary:?}); use --lambda-endpoint to run it as a Lambda"
+    )]
+    UnknownBinary {
+        /// The function's logical id.
+        function: String,
+        /// The binary named, if any.
+        binary: Option<String>,
+    },
+    /// The port could not be bound.
+    #[error("cannot listen on {address}: {source}; is another gateway running? pick another --port")]
+    Bind {
+        /// The address tried.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A route's integration failed: API Gateway would answer `Internal server error`.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The handler panicked.
+    #[error("the handler panicked")]
+    Panicked,
+    /// The handler did not answer within the integration timeout.
+    #[error("the integration timed out after {0:?}")]
+    TimedOut(std::time::Duration),
+    /// The Lambda Invoke API call failed.
+    #[error("invoking {function} through the Lambda Invoke API failed")]
+    Invoke {
+        /// The function name invoked.
+        function: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<aws_sdk_lambda::Error>,
+    },
+    /// The function reported an error (`X-Amz-Function-Error`).
+    #[error("function {function} failed ({kind}): {payload}")]
+    FunctionError {
+        /// The function name invoked.
+        function: String,
+        /// `Unhandled` or `Handled`.
+        kind: String,
+        /// The error payload the function returned.
+        payload: String,
+    },
+    /// The function's answer is not an API Gateway proxy response.
+    #[error("function {function} answered something that is not an API Gateway proxy response: {source}")]
+    BadResponse {
+        /// The function name invoked.
+        function: String,
+        /// Why it did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+}

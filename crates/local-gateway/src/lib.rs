@@ -1,0 +1,209 @@
+//! A local emulator of API Gateway's WebSocket API, so the whole chat runs on one machine with
+//! no AWS account and no Docker.
+//!
+//! Routes come from `template.yaml`. Each route runs either in-process (the core crate's
+//! handlers on the in-memory store, posting back through this gateway's own @connections API
+//! with the real SDK client) or as a real Lambda binary behind the Lambda Invoke API. Behaviour
+//! follows `shared/reference/apigw-websocket.md`: event shapes, ids, limits, close codes,
+//! error frames and the @connections API.
+
+mod backend;
+mod connections;
+pub mod error;
+pub mod events;
+mod ids;
+mod management;
+pub mod routing;
+mod socket;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get};
+use chat_core::MemoryStore;
+use chat_core::limits;
+use chat_template::Template;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use backend::{Backend, FunctionNaming, InProcess, LambdaInvoke, local_sdk_config};
+use connections::Registry;
+pub use error::{InvokeError, StartError};
+use ids::IdGenerator;
+use routing::RouteTable;
+
+/// Where routes run.
+#[derive(Clone, Debug)]
+pub enum BackendChoice {
+    /// The core crate's handlers in this process, on an in-memory store.
+    InProcess,
+    /// Real functions behind the Lambda Invoke API at this URL.
+    Lambda {
+        /// e.g. `http://127.0.0.1:9000` (`cargo lambda watch`) or `http://127.0.0.1:3001` (`sam local start-lambda`).
+        endpoint: String,
+        /// How the functions are named there.
+        naming: FunctionNaming,
+    },
+}
+
+/// How to run the gateway. `Settings::default()` is what `make dev` runs, on port 3001.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where to listen; port 0 picks a free one.
+    pub address: SocketAddr,
+    /// The stage clients connect to: `ws://host:port/{stage}`.
+    pub stage: String,
+    /// The SAM template the routes come from.
+    pub template: PathBuf,
+    /// Close connections with no data frames for this long.
+    pub idle_timeout: Duration,
+    /// Close every connection after this long.
+    pub max_duration: Duration,
+    /// Give up on an integration after this long.
+    pub integration_timeout: Duration,
+    /// Where routes run.
+    pub backend: BackendChoice,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            stage: "dev".into(),
+            template: "template.yaml".into(),
+            idle_timeout: limits::IDLE_TIMEOUT,
+            max_duration: limits::MAX_CONNECTION_DURATION,
+            integration_timeout: limits::INTEGRATION_TIMEOUT,
+            backend: BackendChoice::InProcess,
+        }
+    }
+}
+
+/// The state shared by the socket tasks and the @connections API.
+pub(crate) struct Gateway {
+    api: events::Api,
+    routes: RouteTable,
+    backend: Arc<dyn Backend>,
+    connections: Registry,
+    ids: IdGenerator,
+    idle_timeout: Duration,
+    max_duration: Duration,
+    integration_timeout: Duration,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A gateway that is serving.
+pub struct Running {
+    address: SocketAddr,
+    stage: String,
+    store: Option<Arc<MemoryStore>>,
+    gateway: Arc<Gateway>,
+    stop_connections: watch::Sender<bool>,
+    stop_server: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `ws://{address}/{stage}`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/{}", self.address, self.stage)
+    }
+
+    /// The @connections endpoint, stage included: `http://{address}/{stage}`.
+    pub fn management_url(&self) -> String {
+        format!("http://{}/{}", self.address, self.stage)
+    }
+
+    /// The in-process backend's store (none with `--lambda-endpoint`).
+    pub fn store(&self) -> Option<Arc<MemoryStore>> {
+        self.store.clone()
+    }
+
+    /// How many connections are open.
+    pub fn open_connections(&self) -> usize {
+        self.gateway.connections.len()
+    }
+
+    /// Closes every connection with 1001 (firing `$disconnect` for each), then stops serving.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        let _ = self.stop_connections.send(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.gateway.connections.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        self.server.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Reads the template, binds the port and starts serving.
+pub async fn serve(settings: Settings) -> Result<Running, StartError> {
+    let template = Template::load(&settings.template)?;
+    let routes = RouteTable::from_template(&template)?;
+    let listener = TcpListener::bind(settings.address)
+        .await
+        .map_err(|source| StartError::Bind { address: settings.address.to_string(), source })?;
+    let address =
+        listener.local_addr().map_err(|source| StartError::Bind { address: settings.address.to_string(), source })?;
+    let management_url = format!("http://{address}/{}", settings.stage);
+
+    let (backend, store): (Arc<dyn Backend>, _) = match &settings.backend {
+        BackendChoice::InProcess => {
+            let in_process = InProcess::new(&routes, management_url)?;
+            let store = in_process.store();
+            (Arc::new(in_process), Some(store))
+        }
+        BackendChoice::Lambda { endpoint, naming } => (Arc::new(LambdaInvoke::new(endpoint, *naming)), None),
+    };
+    let (stop_connections, shutdown) = watch::channel(false);
+    let gateway = Arc::new(Gateway {
+        api: events::Api { api_id: "local".into(), stage: settings.stage.clone(), domain_name: address.to_string() },
+        routes,
+        backend,
+        connections: Registry::default(),
+        ids: IdGenerator::default(),
+        idle_timeout: settings.idle_timeout,
+        max_duration: settings.max_duration,
+        integration_timeout: settings.integration_timeout,
+        shutdown,
+    });
+
+    let app = Router::new()
+        .route("/{stage}", get(socket::upgrade))
+        .route(
+            "/{stage}/@connections/{connection_id}",
+            get(management::get).post(management::post).delete(management::delete),
+        )
+        .fallback(any(|| async { socket::forbidden() }))
+        // Room to answer an oversized post with API Gateway's 413, not axum's.
+        .layer(DefaultBodyLimit::max(4 * limits::MAX_MESSAGE_BYTES))
+        .with_state(gateway.clone());
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Running {
+        address,
+        stage: settings.stage,
+        store,
+        gateway,
+        stop_connections,
+        stop_server: Some(stop_server),
+        server,
+    })
+}

@@ -1,0 +1,83 @@
+//! `local-gateway`: API Gateway's WebSocket API on one machine. `make dev` runs it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chat_local_gateway::{BackendChoice, FunctionNaming, Settings, serve};
+use clap::Parser;
+
+/// A local API Gateway WebSocket API: routes from template.yaml, handlers in-process or behind
+/// the Lambda Invoke API, the @connections API on the same port.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port to listen on (WebSocket and @connections).
+    #[arg(long, default_value_t = 3001, env = "PORT")]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Stage: clients connect to ws://host:port/{stage}.
+    #[arg(long, default_value = "dev")]
+    stage: String,
+    /// The SAM template to read routes from.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// Close a connection after this many seconds without data frames.
+    #[arg(long, default_value_t = 600)]
+    idle_timeout_secs: u64,
+    /// Close every connection after this many seconds.
+    #[arg(long, default_value_t = 7200)]
+    max_duration_secs: u64,
+    /// Run routes as Lambda functions behind this Lambda Invoke API instead of in-process,
+    /// e.g. http://127.0.0.1:9000 for `cargo lambda watch`.
+    #[arg(long)]
+    lambda_endpoint: Option<String>,
+    /// How functions are named on the Lambda Invoke API: logical-id (sam local start-lambda)
+    /// or binary (cargo lambda watch).
+    #[arg(long, value_enum, default_value_t = FunctionNaming::LogicalId)]
+    function_names: FunctionNaming,
+    /// Log filter, e.g. info, warn, or chat_local_gateway=debug.
+    #[arg(long, default_value = "info", env = "RUST_LOG")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level)).init();
+    let backend = match args.lambda_endpoint {
+        Some(endpoint) => BackendChoice::Lambda { endpoint, naming: args.function_names },
+        None => BackendChoice::InProcess,
+    };
+    let settings = Settings {
+        address: SocketAddr::new(args.host, args.port),
+        stage: args.stage,
+        template: args.template,
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_duration: Duration::from_secs(args.max_duration_secs),
+        backend,
+        ..Settings::default()
+    };
+    let gateway = match serve(settings).await {
+        Ok(gateway) => gateway,
+        Err(error) => {
+            eprintln!("local-gateway: {}", chat_core::error::Chain(&error));
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(url = gateway.url(), management = gateway.management_url(), "local WebSocket API ready");
+    println!("WebSocket API:   {}?userId=1", gateway.url());
+    println!("@connections:    {}/@connections/{{connectionId}}", gateway.management_url());
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping: closing every connection with 1001");
+    match gateway.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("local-gateway: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

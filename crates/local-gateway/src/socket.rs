@@ -1,0 +1,244 @@
+//! The WebSocket side: `$connect` before the handshake, frames routed in order, `$disconnect` after.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chat_core::error::Chain;
+use chat_core::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+use chat_core::routes::Route;
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::{Duration, sleep_until};
+
+use crate::Gateway;
+use crate::connections::{Live, Outbound};
+use crate::events::{self, Peer, now_ms};
+
+/// How long a server-closed connection waits for the client's closing handshake.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+pub(crate) fn forbidden() -> Response {
+    (StatusCode::FORBIDDEN, axum::Json(json!({ "message": "Forbidden" }))).into_response()
+}
+
+/// `GET /{stage}?…` with an upgrade: runs `$connect`, then the connection.
+pub(crate) async fn upgrade(
+    State(gateway): State<Arc<Gateway>>,
+    Path(stage): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if stage != gateway.api.stage {
+        return forbidden();
+    }
+    let peer = Peer {
+        connection_id: gateway.ids.next(),
+        connected_at: now_ms(),
+        source_ip: client.ip().to_string(),
+        user_agent: headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok()).map(str::to_owned),
+    };
+    if let Some(function) = gateway.routes.function(Route::Connect.key()) {
+        let request_id = gateway.ids.next();
+        let event = events::connect(&gateway.api, &peer, &headers, &query, &request_id);
+        let (result, took) = gateway.invoke(function, event).await;
+        let status = match &result {
+            Ok(response) => response.status_code,
+            Err(error) => {
+                tracing::error!(connection_id = peer.connection_id, error = %Chain(error), "$connect integration failed");
+                500
+            }
+        };
+        tracing::info!(connection_id = peer.connection_id, route = "$connect", status, took_ms = took, "connect");
+        if !(200..300).contains(&status) {
+            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = result.ok().and_then(|response| response.body).map(|body| body.to_vec()).unwrap_or_default();
+            return (status, body).into_response();
+        }
+    }
+
+    let (outbox, inbox) = mpsc::unbounded_channel();
+    let live = Arc::new(Live::new(peer, outbox));
+    gateway.connections.insert(live.clone());
+    let on_failure = (gateway.clone(), live.clone());
+    upgrade
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .on_failed_upgrade(move |error| {
+            let (gateway, live) = on_failure;
+            tracing::warn!(connection_id = live.peer.connection_id, %error, "the WebSocket handshake failed");
+            tokio::spawn(async move { gateway.disconnected(&live, 1006, "Connection closed abnormally").await });
+        })
+        .on_upgrade(move |socket| run(gateway, live, socket, inbox))
+}
+
+/// Serves one open connection until it closes, then fires `$disconnect`.
+async fn run(gateway: Arc<Gateway>, live: Arc<Live>, socket: WebSocket, mut inbox: mpsc::UnboundedReceiver<Outbound>) {
+    let (mut sink, mut stream) = socket.split();
+    let mut writer = tokio::spawn(async move {
+        while let Some(outbound) = inbox.recv().await {
+            let message = match outbound {
+                Outbound::Data(data) => match String::from_utf8(data) {
+                    Ok(text) => Message::Text(text.into()),
+                    Err(bytes) => Message::Binary(bytes.into_bytes().into()),
+                },
+                Outbound::Close(code, reason) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    break;
+                }
+            };
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let started = tokio::time::Instant::now();
+    let max_deadline = started + gateway.max_duration;
+    let mut shutdown = gateway.shutdown.clone();
+    let mut stopping = std::pin::pin!(async move {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    });
+    let mut client_close: Option<(u16, String)> = None;
+    loop {
+        let idle_for = Duration::from_millis((now_ms() - live.last_active()).max(0) as u64);
+        let idle_deadline = tokio::time::Instant::now() + gateway.idle_timeout.saturating_sub(idle_for);
+        tokio::select! {
+            _ = live.closed.notified() => break,
+            _ = &mut stopping => { live.close(1001, "Going away"); break }
+            _ = sleep_until(idle_deadline) => { live.close(1001, "Idle timeout"); break }
+            _ = sleep_until(max_deadline) => { live.close(1001, "Maximum connection duration reached"); break }
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    live.touch();
+                    gateway.route_frame(&live, text.as_str()).await;
+                }
+                Some(Ok(Message::Binary(_))) => { live.close(1003, "Binary frames are not supported"); break }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(frame))) => {
+                    live.mark_closing();
+                    client_close = Some(match frame {
+                        Some(frame) => (frame.code, frame.reason.to_string()),
+                        None => (1005, "Client-side close frame status not set".to_owned()),
+                    });
+                    break;
+                }
+                Some(Err(error)) => {
+                    if is_too_big(error) {
+                        live.close(1009, "Message too big");
+                    } else {
+                        live.mark_closing();
+                        client_close = Some((1006, "Connection closed abnormally".to_owned()));
+                    }
+                    break;
+                }
+                None => {
+                    live.mark_closing();
+                    client_close = Some((1006, "Connection closed abnormally".to_owned()));
+                    break;
+                }
+            }
+        }
+    }
+
+    if let Some((code, reason)) = live.server_close() {
+        // Give the writer time to send our close frame and the client time to answer it.
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            let _ = (&mut writer).await;
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        writer.abort();
+        gateway.disconnected(&live, code, &reason).await;
+    } else {
+        writer.abort();
+        let (code, reason) = client_close.unwrap_or((1006, "Connection closed abnormally".to_owned()));
+        gateway.disconnected(&live, code, &reason).await;
+    }
+}
+
+/// Whether a read failed because a frame or message was over the size limits.
+fn is_too_big(error: axum::Error) -> bool {
+    matches!(
+        error.into_inner().downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
+        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+    )
+}
+
+impl Gateway {
+    /// Routes one text frame and runs its function; failures answer as API Gateway does.
+    pub(crate) async fn route_frame(&self, live: &Live, body: &str) {
+        let connection_id = &live.peer.connection_id;
+        let key = self.routes.select(body);
+        let request_id = self.ids.next();
+        let Some(function) = self.routes.function(key) else {
+            tracing::info!(connection_id, route = key, "no route and no $default: Forbidden");
+            self.reply_to(live, "Forbidden", &request_id);
+            return;
+        };
+        let event = events::message(&self.api, &live.peer, key, body, &request_id, &self.ids.next());
+        let (result, took) = self.invoke(function, event).await;
+        match result {
+            Ok(response) => {
+                tracing::info!(connection_id, route = key, status = response.status_code, took_ms = took, "route")
+            }
+            Err(error) => {
+                tracing::error!(connection_id, route = key, took_ms = took, error = %Chain(&error), "integration failed");
+                self.reply_to(live, "Internal server error", &request_id);
+            }
+        }
+    }
+
+    /// Sends one of API Gateway's own frames (`Forbidden`, `Internal server error`) to a client.
+    fn reply_to(&self, live: &Live, message: &str, request_id: &str) {
+        let frame = json!({ "message": message, "connectionId": live.peer.connection_id, "requestId": request_id });
+        live.send(frame.to_string().into_bytes());
+    }
+
+    /// Forgets a closed connection and fires `$disconnect` once.
+    pub(crate) async fn disconnected(&self, live: &Live, code: u16, reason: &str) {
+        let connection_id = &live.peer.connection_id;
+        if self.connections.remove(connection_id).is_none() {
+            return;
+        }
+        let status = match self.routes.function(Route::Disconnect.key()) {
+            Some(function) => {
+                let event = events::disconnect(&self.api, &live.peer, code, reason, &self.ids.next());
+                match self.invoke(function, event).await.0 {
+                    Ok(response) => Some(response.status_code),
+                    Err(error) => {
+                        tracing::error!(connection_id, error = %Chain(&error), "$disconnect integration failed");
+                        Some(500)
+                    }
+                }
+            }
+            None => None,
+        };
+        tracing::info!(connection_id, code, reason, status, "disconnect");
+    }
+
+    /// Invokes a function within the integration timeout; returns the result and the ms it took.
+    pub(crate) async fn invoke(
+        &self,
+        function: &crate::routing::Function,
+        event: serde_json::Value,
+    ) -> (Result<chat_core::ApiGatewayProxyResponse, crate::error::InvokeError>, u128) {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.integration_timeout, self.backend.invoke(function, event)).await {
+            Ok(result) => result,
+            Err(_) => Err(crate::error::InvokeError::TimedOut(self.integration_timeout)),
+        };
+        (result, started.elapsed().as_millis())
+    }
+}
