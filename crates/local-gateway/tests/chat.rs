@@ -1,0 +1,181 @@
+//! The chat end to end through the local gateway (in-process backend) with real WebSocket clients.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Client, eventually, gateway, refused_status};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn two_users_chat_and_the_sender_gets_no_echo() {
+    let gateway = gateway().await;
+    let mut one = Client::connect(&gateway, "1").await;
+    let mut two = Client::connect(&gateway, "2").await;
+
+    one.send_message("2", "hello there!").await;
+    two.send_message("1", "hi back").await;
+
+    assert_eq!(two.receive().await, json!({"senderId": "1", "body": "hello there!"}));
+    assert_eq!(one.receive().await, json!({"senderId": "2", "body": "hi back"}));
+    one.expect_nothing(QUIET).await;
+    two.expect_nothing(QUIET).await;
+}
+
+#[tokio::test]
+async fn a_user_with_two_tabs_receives_in_both() {
+    let gateway = gateway().await;
+    let mut alice = Client::connect(&gateway, "alice").await;
+    let mut alice_other_tab = Client::connect(&gateway, "alice").await;
+    let mut bob_phone = Client::connect(&gateway, "bob").await;
+    let mut bob_laptop = Client::connect(&gateway, "bob").await;
+
+    alice.send_message("bob", "hi").await;
+
+    for bob in [&mut bob_phone, &mut bob_laptop] {
+        assert_eq!(bob.receive().await, json!({"senderId": "alice", "body": "hi"}));
+    }
+    alice_other_tab.expect_nothing(QUIET).await;
+}
+
+#[tokio::test]
+async fn messaging_an_offline_user_answers_recipient_not_connected() {
+    let gateway = gateway().await;
+    let mut alice = Client::connect(&gateway, "alice").await;
+
+    alice.send_message("bob", "anyone?").await;
+
+    let frame = alice.receive().await;
+    assert_eq!(frame["error"], "recipientNotConnected");
+    assert!(frame["message"].as_str().unwrap().contains("bob"));
+}
+
+#[tokio::test]
+async fn invalid_send_message_frames_get_error_frames_and_reach_nobody() {
+    let gateway = gateway().await;
+    let mut alice = Client::connect(&gateway, "alice").await;
+    let mut bob = Client::connect(&gateway, "bob").await;
+
+    alice.send_json(json!({"action": "sendMessage", "body": "hi"})).await;
+    let missing = alice.receive().await;
+    alice.send_json(json!({"action": "sendMessage", "destinationUserId": "bob", "body": 5})).await;
+    let invalid = alice.receive().await;
+
+    assert_eq!(missing["error"], "missingField");
+    assert!(missing["message"].as_str().unwrap().contains("destinationUserId"));
+    assert_eq!(invalid["error"], "invalidField");
+    bob.expect_nothing(QUIET).await;
+}
+
+#[tokio::test]
+async fn the_classic_send_transcript_answers_pong_and_echoes() {
+    let gateway = gateway().await;
+    let mut client = Client::connect(&gateway, "1").await;
+
+    client.send_text(r#"{"action":"send"}"#).await;
+    let pong = client.receive().await;
+    client.send_text(r#"{"action":"send","message":"psst"}"#).await;
+    let echo = client.receive().await;
+
+    assert_eq!(pong, json!({"message": "🏓 pong"}));
+    assert_eq!(echo, json!({"message": "psst"}));
+}
+
+#[tokio::test]
+async fn frames_that_match_no_route_reach_default_and_list_the_actions() {
+    let gateway = gateway().await;
+    let mut client = Client::connect(&gateway, "1").await;
+
+    for frame in ["not json at all", "{}", r#"{"action":"SendMessage"}"#, r#"{"action":42}"#] {
+        client.send_text(frame).await;
+        let answer = client.receive().await;
+        assert_eq!(answer["error"], "unknownAction", "{frame}");
+        assert_eq!(answer["actions"], json!(["sendMessage", "send"]), "{frame}");
+    }
+}
+
+#[tokio::test]
+async fn connecting_without_a_user_id_is_refused_with_400_and_leaves_nothing() {
+    let gateway = gateway().await;
+
+    let status = refused_status(Client::try_connect(&gateway.url()).await.err().expect("refused"));
+    let invalid = refused_status(Client::try_connect(&format!("{}?userId=a%20b", gateway.url())).await.err().unwrap());
+
+    assert_eq!((status, invalid), (400, 400));
+    assert_eq!(gateway.open_connections(), 0);
+    assert!(gateway.store().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn connecting_to_another_stage_is_forbidden() {
+    let gateway = gateway().await;
+    let url = gateway.url().replace("/dev", "/prod") + "?userId=1";
+
+    let status = refused_status(Client::try_connect(&url).await.err().expect("refused"));
+
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn connection_ids_look_like_api_gateways() {
+    let gateway = gateway().await;
+    let _client = Client::connect(&gateway, "1").await;
+    let store = gateway.store().unwrap();
+
+    let ids = store.connections_of(&chat_core::protocol::UserId::parse("1").unwrap()).await.unwrap();
+
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0].len(), 16, "{}", ids[0]);
+    assert!(ids[0].ends_with('='), "{}", ids[0]);
+}
+
+use chat_core::store::ConnectionStore;
+
+#[tokio::test]
+async fn messages_from_one_client_arrive_in_the_order_sent() {
+    let gateway = gateway().await;
+    let mut alice = Client::connect(&gateway, "alice").await;
+    let mut bob = Client::connect(&gateway, "bob").await;
+
+    for n in 0..50 {
+        alice.send_message("bob", &n.to_string()).await;
+    }
+
+    for n in 0..50 {
+        assert_eq!(bob.receive().await["body"], n.to_string());
+    }
+}
+
+#[tokio::test]
+async fn the_store_is_empty_after_everyone_leaves_however_they_leave() {
+    let gateway = gateway().await;
+    let store = gateway.store().unwrap();
+    let polite = Client::connect(&gateway, "1").await;
+    let silent = Client::connect(&gateway, "2").await;
+    let vanishing = Client::connect(&gateway, "3").await;
+    assert_eq!(store.len(), 3);
+
+    polite.close(Some(1000)).await;
+    silent.close(None).await;
+    vanishing.drop_connection();
+
+    eventually("every record is gone", || store.is_empty()).await;
+    eventually("no connection is open", || gateway.open_connections() == 0).await;
+}
+
+#[tokio::test]
+async fn shutting_down_closes_every_socket_with_1001_and_forgets_them() {
+    let gateway = gateway().await;
+    let store = gateway.store().unwrap();
+    let mut clients = vec![Client::connect(&gateway, "1").await, Client::connect(&gateway, "2").await];
+
+    let stopping = tokio::spawn(gateway.shutdown());
+
+    for client in &mut clients {
+        assert_eq!(client.closed_with().await, 1001);
+    }
+    stopping.await.unwrap().unwrap();
+    assert!(store.is_empty());
+}

@@ -1,0 +1,249 @@
+//! Helpers for the gateway's end-to-end tests: a real WebSocket client, gateways on free ports,
+//! and a recording Lambda Invoke API to watch what the gateway sends its functions.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chat_local_gateway::{BackendChoice, FunctionNaming, Running, Settings, serve};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub fn template_path() -> std::path::PathBuf {
+    chat_testing::workspace_root().join("template.yaml")
+}
+
+/// Settings for a gateway on a free port, reading the project's template.
+pub fn settings() -> Settings {
+    Settings { address: "127.0.0.1:0".parse().unwrap(), template: template_path(), ..Settings::default() }
+}
+
+/// A gateway on a free port with the in-process backend.
+pub async fn gateway() -> Running {
+    serve(settings()).await.expect("the gateway starts")
+}
+
+/// A WebSocket client.
+pub struct Client {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a connection attempt ended when it was refused.
+pub fn refused_status(error: tokio_tungstenite::tungstenite::Error) -> u16 {
+    match error {
+        tokio_tungstenite::tungstenite::Error::Http(response) => response.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+impl Client {
+    pub async fn try_connect(url: &str) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Self { socket })
+    }
+
+    /// Connects to `gateway` as `user`.
+    pub async fn connect(gateway: &Running, user: &str) -> Self {
+        Self::try_connect(&format!("{}?userId={user}", gateway.url())).await.expect("the upgrade succeeds")
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    pub async fn send_json(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_message(&mut self, to: &str, body: &str) {
+        self.send_json(json!({"action": "sendMessage", "destinationUserId": to, "body": body})).await;
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        let _ = self.socket.send(message).await;
+    }
+
+    /// The next data frame, as JSON, within a few seconds.
+    pub async fn receive(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a frame arrives within 5 s")
+                .expect("the connection is open")
+                .expect("a valid frame");
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).expect("a JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts that no data frame arrives for a while.
+    pub async fn expect_nothing(&mut self, wait: Duration) {
+        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(wait, self.socket.next()).await {
+            panic!("expected no frame, got {text}");
+        }
+    }
+
+    /// Waits for the server to close the connection and returns the close code.
+    pub async fn closed_with(&mut self) -> u16 {
+        loop {
+            match tokio::time::timeout(WAIT, self.socket.next()).await.expect("the server closes within 5 s") {
+                Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+                Some(Ok(Message::Close(None))) => return 1005,
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => panic!("the connection failed instead of closing: {error}"),
+                None => panic!("the connection ended without a close frame"),
+            }
+        }
+    }
+
+    pub async fn close(mut self, code: Option<u16>) {
+        let frame = code.map(|code| CloseFrame { code: code.into(), reason: "bye".into() });
+        let _ = self.socket.close(frame).await;
+        let _ = tokio::time::timeout(WAIT, async { while self.socket.next().await.is_some() {} }).await;
+    }
+
+    /// Drops the TCP connection without a closing handshake.
+    pub fn drop_connection(self) {
+        drop(self);
+    }
+}
+
+/// Polls `condition` until it holds, for up to 5 s.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One invocation the recording Lambda Invoke API received.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub function: String,
+    pub event: Value,
+}
+
+/// What a function of the recording API does with an event.
+pub type Behaviour = Arc<dyn Fn(&str, &Value) -> Reply + Send + Sync>;
+
+/// How the recording API answers an invocation.
+pub enum Reply {
+    Status(i64),
+    FunctionError,
+    Sleep(Duration),
+    WaitFor(Arc<tokio::sync::Notify>),
+    Release(Arc<tokio::sync::Notify>),
+}
+
+#[derive(Clone)]
+pub struct LambdaApi {
+    pub invocations: Arc<Mutex<Vec<Invocation>>>,
+    behaviour: Behaviour,
+}
+
+impl LambdaApi {
+    pub fn events_of(&self, function: &str) -> Vec<Value> {
+        let invocations = self.invocations.lock().unwrap();
+        invocations.iter().filter(|call| call.function == function).map(|call| call.event.clone()).collect()
+    }
+
+    pub fn disconnects(&self) -> Vec<(i64, String)> {
+        self.events_of("DisconnectFunction")
+            .iter()
+            .map(|event| {
+                let context = &event["requestContext"];
+                (context["disconnectStatusCode"].as_i64().unwrap(), context["disconnectReason"].as_str().unwrap().into())
+            })
+            .collect()
+    }
+}
+
+async fn invoke(State(api): State<LambdaApi>, Path(function): Path<String>, Json(event): Json<Value>) -> Response {
+    api.invocations.lock().unwrap().push(Invocation { function: function.clone(), event: event.clone() });
+    let ok = |status: i64| Json(json!({"statusCode": status})).into_response();
+    match (api.behaviour)(&function, &event) {
+        Reply::Status(status) => ok(status),
+        Reply::FunctionError => {
+            let mut response = Json(json!({"errorType": "Panic", "errorMessage": "boom"})).into_response();
+            response.headers_mut().insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
+            response
+        }
+        Reply::Sleep(duration) => {
+            tokio::time::sleep(duration).await;
+            ok(200)
+        }
+        Reply::WaitFor(notify) => {
+            notify.notified().await;
+            ok(200)
+        }
+        Reply::Release(notify) => {
+            notify.notify_one();
+            ok(200)
+        }
+    }
+}
+
+/// A recording Lambda Invoke API on a free port, and a gateway that invokes it.
+pub async fn gateway_with_lambda(behaviour: Behaviour, tweak: impl FnOnce(&mut Settings)) -> (Running, LambdaApi) {
+    let api = LambdaApi { invocations: Arc::default(), behaviour };
+    let app = axum::Router::new()
+        .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke))
+        .with_state(api.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut settings = settings();
+    settings.backend = BackendChoice::Lambda { endpoint, naming: FunctionNaming::LogicalId };
+    tweak(&mut settings);
+    (serve(settings).await.expect("the gateway starts"), api)
+}
+
+/// Every function answers 200.
+pub fn all_ok() -> Behaviour {
+    Arc::new(|_, _| Reply::Status(200))
+}
+
+/// The paths of every field of a JSON value (`requestContext.identity.sourceIp`), leaving out
+/// the inside of maps whose keys vary by request (headers and query parameters).
+pub fn field_paths(value: &Value) -> std::collections::BTreeSet<String> {
+    fn walk(value: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        if let Value::Object(map) = value {
+            for (key, child) in map {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                out.insert(path.clone());
+                if !key.to_lowercase().contains("headers") && !key.contains("QueryStringParameters") {
+                    walk(child, &path, out);
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(value, "", &mut out);
+    out
+}
+
+pub fn headers_of(event: &Value) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in event["headers"].as_object().into_iter().flatten() {
+        headers.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value.as_str().unwrap()).unwrap(),
+        );
+    }
+    headers
+}
