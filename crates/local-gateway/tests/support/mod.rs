@@ -49,7 +49,10 @@ pub fn refused_status(error: tokio_tungstenite::tungstenite::Error) -> u16 {
 
 impl Client {
     pub async fn try_connect(url: &str) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
-        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request()?;
+        request.headers_mut().insert("user-agent", HeaderValue::from_static("chat-tests/1.0"));
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(Self { socket })
     }
 
@@ -167,13 +170,17 @@ impl LambdaApi {
             .iter()
             .map(|event| {
                 let context = &event["requestContext"];
-                (context["disconnectStatusCode"].as_i64().unwrap(), context["disconnectReason"].as_str().unwrap().into())
+                (
+                    context["disconnectStatusCode"].as_i64().unwrap(),
+                    context["disconnectReason"].as_str().unwrap().into(),
+                )
             })
             .collect()
     }
 }
 
-async fn invoke(State(api): State<LambdaApi>, Path(function): Path<String>, Json(event): Json<Value>) -> Response {
+async fn invoke(State(api): State<LambdaApi>, Path(function): Path<String>, body: axum::body::Bytes) -> Response {
+    let event: Value = serde_json::from_slice(&body).expect("the gateway invokes with a JSON event");
     api.invocations.lock().unwrap().push(Invocation { function: function.clone(), event: event.clone() });
     let ok = |status: i64| Json(json!({"statusCode": status})).into_response();
     match (api.behaviour)(&function, &event) {
