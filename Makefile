@@ -23,8 +23,7 @@ LOCAL_ENV := AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=
 	TABLE_NAME=$(TABLE) AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
 	APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:$(PORT)/$(STAGE)
 
-.PHONY: help tools test lint build deploy watch dynalite clean \
-	$(addprefix invoke-,$(FUNCTIONS))
+.PHONY: help tools dev dev-lambda test lint build deploy watch dynalite clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,6 +41,13 @@ $(NODE_STAMP): tools/package.json tools/package-lock.json
 	cp tools/package.json tools/package-lock.json $(NODE)/
 	cd $(NODE) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+dev: ## Run the whole chat locally: API Gateway emulator on ws://127.0.0.1:PORT/STAGE, in-process handlers
+	cargo run -p chat-local-gateway -- --port $(PORT) --stage $(STAGE)
+
+dev-lambda: ## The local gateway in front of `make watch` (the real binaries, on dynalite)
+	cargo run -p chat-local-gateway -- --port $(PORT) --stage $(STAGE) \
+		--lambda-endpoint http://127.0.0.1:9000 --function-names binary
 
 test: tools lint ## Lint everything, then run every test (dynalite is started by the tests)
 	cargo test --workspace --all-targets
@@ -65,13 +71,18 @@ dynalite: tools ## Run dynalite on DYNAMODB_PORT with the connections table, for
 	$(LOCAL_ENV) cargo run --quiet -p chat-testing --bin dev-dynamodb -- --port $(DYNAMODB_PORT) --table $(TABLE)
 
 watch: tools ## Serve the four functions on the Lambda Invoke API (port 9000) with cargo lambda watch
-	$(LOCAL_ENV) cargo lambda watch $(addprefix --bin ,$(FUNCTIONS))
+	cargo build $(addprefix --bin ,$(FUNCTIONS))
+	$(LOCAL_ENV) cargo lambda watch --invoke-port 9000
 
-invoke-connect invoke-disconnect invoke-default: invoke-%: tools ## Invoke a function on `make watch` with its sample event
-	cargo lambda invoke $* --data-file events/$*.json
+# The sample event of each function.
+EVENT_connect := connect
+EVENT_disconnect := disconnect
+EVENT_default := default
+EVENT_send-message := sendMessage
 
-invoke-send-message: tools
-	cargo lambda invoke send-message --data-file events/sendMessage.json
+invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message) on `make watch` with its sample event
+	@test -n "$(EVENT_$*)" || { echo "no function $*; try one of: $(FUNCTIONS)"; exit 2; }
+	cargo lambda invoke $* --data-file events/$(EVENT_$*).json
 
 clean: ## Remove build output and installed tools
 	cargo clean

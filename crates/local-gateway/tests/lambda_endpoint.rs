@@ -1,0 +1,102 @@
+//! The `--lambda-endpoint` backend with the real Lambda binaries: `cargo lambda watch` serves
+//! them on the Lambda Invoke API, and they store connections in dynalite.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use chat_core::protocol::UserId;
+use chat_core::routes::Route;
+use chat_core::store::ConnectionStore;
+use chat_local_gateway::{BackendChoice, FunctionNaming, serve};
+use chat_testing::Dynalite;
+use chat_testing::dynalite::free_port;
+use serde_json::json;
+use support::Client;
+use tokio::process::{Child, Command};
+
+const TABLE: &str = "chat-connections";
+
+async fn build_functions() {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.arg("build").current_dir(chat_testing::workspace_root());
+    for route in Route::ALL {
+        cargo.args(["--bin", route.binary()]);
+    }
+    assert!(cargo.status().await.expect("cargo runs").success(), "the four functions build");
+}
+
+fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str) -> Child {
+    let root = chat_testing::workspace_root();
+    let binary = root.join(".tools/venv/bin/cargo-lambda");
+    assert!(binary.exists(), "cargo-lambda is not installed at {}: run `make tools`", binary.display());
+    Command::new(binary)
+        .args(["lambda", "watch", "--ignore-changes", "--invoke-port", &invoke_port.to_string()])
+        .current_dir(root)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("TABLE_NAME", TABLE)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
+        .env("APIGW_MANAGEMENT_ENDPOINT", format!("http://127.0.0.1:{gateway_port}/dev"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cargo lambda watch starts")
+}
+
+async fn wait_for_port(port: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "cargo lambda watch did not listen on {port} within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn stop(mut child: Child) {
+    // SIGINT lets cargo lambda watch stop the function processes it started.
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status().await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn the_real_binaries_chat_through_cargo_lambda_watch_and_dynalite() {
+    build_functions().await;
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(TABLE).await;
+    let (gateway_port, invoke_port) = (free_port(), free_port());
+    let watch = cargo_lambda_watch(invoke_port, gateway_port, dynalite.endpoint());
+    wait_for_port(invoke_port).await;
+    let mut settings = support::settings();
+    settings.address = ([127, 0, 0, 1], gateway_port).into();
+    settings.backend =
+        BackendChoice::Lambda { endpoint: format!("http://127.0.0.1:{invoke_port}"), naming: FunctionNaming::Binary };
+    let gateway = serve(settings).await.expect("the gateway starts");
+
+    let mut alice = Client::connect(&gateway, "alice").await;
+    let mut bob = Client::connect(&gateway, "bob").await;
+    alice.send_message("bob", "hello from a real Lambda binary").await;
+    let received = bob.receive().await;
+    alice.send_text(r#"{"action":"send"}"#).await;
+    let pong = alice.receive().await;
+    bob.close(Some(1000)).await;
+    let bob_id = UserId::parse("bob").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !store.connections_of(&bob_id).await.unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "$disconnect deleted bob's record in dynalite");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(received, json!({"senderId": "alice", "body": "hello from a real Lambda binary"}));
+    assert_eq!(pong, json!({"message": "🏓 pong"}));
+    assert_eq!(store.connections_of(&UserId::parse("alice").unwrap()).await.unwrap().len(), 1);
+    alice.close(Some(1000)).await;
+    gateway.shutdown().await.unwrap();
+    stop(watch).await;
+}
