@@ -23,7 +23,7 @@ LOCAL_ENV := AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=
 	TABLE_NAME=$(TABLE) AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
 	APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:$(PORT)/$(STAGE)
 
-.PHONY: help tools dev dev-lambda test lint build deploy watch dynalite clean
+.PHONY: help tools dev dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -61,6 +61,16 @@ lint: tools ## rustfmt, clippy -D warnings, cfn-lint and sam validate --lint on 
 build: tools ## Build the four Lambda binaries for arm64 (target/lambda/<name>/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+
+bench: build ## Measure cold starts, handler cost, calls per message, the local gateway and zip sizes (BENCHMARKS.md)
+	cargo build --release $(addprefix --bin ,$(FUNCTIONS)) --bin local-gateway --bin bench
+	target/release/bench --functions target/release --deployment target/lambda \
+		--gateway target/release/local-gateway --out BENCHMARKS.md
+
+bench-smoke: tools ## The benchmark at tiny sizes on debug builds, in seconds: checks that every figure is produced
+	cargo build $(addprefix --bin ,$(FUNCTIONS)) --bin local-gateway --bin bench
+	target/debug/bench --smoke --functions target/debug --deployment target/debug \
+		--gateway target/debug/local-gateway --out target/bench-smoke.md
 
 deploy: tools ## sam build, then sam deploy (guided the first time, until samconfig.toml exists)
 	sam build

@@ -20,6 +20,9 @@ use crate::Gateway;
 use crate::connections::{Live, Outbound};
 use crate::events::{self, Peer, now_ms};
 
+/// Initial read buffer of each socket; it grows for larger frames.
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+
 /// How long a server-closed connection waits for the client's closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -69,6 +72,10 @@ pub(crate) async fn upgrade(
     gateway.connections.insert(live.clone());
     let on_failure = (gateway.clone(), live.clone());
     upgrade
+        // tungstenite's default buffers are 128 KiB each per connection; chat frames are small
+        // and 10,000 idle connections must fit in well under 100 MB.
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(0)
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |error| {

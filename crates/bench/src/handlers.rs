@@ -1,0 +1,140 @@
+//! Each route's handler, warm: events per second and CPU per event on the in-memory store, and
+//! how many DynamoDB requests and @connections posts each event costs, counted against dynalite.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use chat_core::messenger::{Endpoint, Messenger};
+use chat_core::routes::{self, Route};
+use chat_core::store::{ConnectionStore, MemoryStore};
+use chat_core::{ApiGatewayWebsocketProxyRequest, DynamoDbStore, PostError};
+use chat_testing::{Dynalite, events};
+use serde_json::json;
+
+use crate::report::Figure;
+
+/// A messenger that delivers nowhere and counts posts.
+#[derive(Default)]
+struct CountingMessenger(AtomicUsize);
+
+#[async_trait]
+impl Messenger for CountingMessenger {
+    async fn post(&self, _: &Endpoint, _: &str, _: &[u8]) -> Result<(), PostError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn send_message(from: &str, to: &str) -> ApiGatewayWebsocketProxyRequest {
+    let body = json!({"action": "sendMessage", "destinationUserId": to, "body": "hello there!"}).to_string();
+    events::message(Route::SendMessage, from, &body)
+}
+
+/// The events of one route's run, prepared before the clock starts.
+fn events_for(route: Route, count: usize) -> Vec<ApiGatewayWebsocketProxyRequest> {
+    (0..count)
+        .map(|n| match route {
+            Route::Connect => events::connect(&format!("conn-{n}"), Some(&format!("user-{n}"))),
+            Route::Disconnect => events::disconnect(&format!("conn-{n}")),
+            Route::Default => events::load(Route::Default),
+            Route::SendMessage => send_message("conn-0", "user-1"),
+        })
+        .collect()
+}
+
+/// Warm handler cost per route, single-threaded.
+pub async fn warm(iterations: usize, figures: &mut Vec<Figure>) {
+    for route in [Route::Connect, Route::SendMessage, Route::Default, Route::Disconnect] {
+        let store = MemoryStore::new();
+        for n in 0..iterations {
+            store.save(&events::connection(&format!("conn-{n}"), &format!("user-{n}"))).await.expect("memory store");
+        }
+        let messenger = CountingMessenger::default();
+        let requests = events_for(route, iterations);
+        let (started, cpu) = (Instant::now(), cpu_time::ThreadTime::now());
+        for request in &requests {
+            let response = routes::handle(route, request, &store, &messenger).await;
+            assert!(response.status_code < 500, "{} answered {}", route.key(), response.status_code);
+        }
+        let (wall, cpu) = (started.elapsed(), cpu.elapsed().as_nanos());
+        figures.push(Figure {
+            name: format!("{} handler", route.key()),
+            value: format!(
+                "{:.0} events/s, {:.1} µs CPU/event",
+                iterations as f64 / wall.as_secs_f64(),
+                cpu as f64 / 1e3 / iterations as f64
+            ),
+            target: None,
+        });
+    }
+}
+
+/// Counts DynamoDB requests by operation, as they leave the SDK (retries included).
+#[derive(Clone, Debug, Default)]
+struct CountRequests(Arc<Mutex<BTreeMap<String, usize>>>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        *self.0.lock().expect("counter").entry(operation).or_default() += 1;
+        Ok(())
+    }
+}
+
+impl CountRequests {
+    fn take(&self) -> String {
+        let counts = std::mem::take(&mut *self.0.lock().expect("counter"));
+        if counts.is_empty() {
+            return "none".into();
+        }
+        counts.iter().map(|(operation, count)| format!("{count} {operation}")).collect::<Vec<_>>().join(" + ")
+    }
+}
+
+/// DynamoDB requests and posts per event, against dynalite.
+pub async fn calls(figures: &mut Vec<Figure>) {
+    let dynalite = Dynalite::start();
+    dynalite.create_table("chat-connections").await;
+    let counter = CountRequests::default();
+    let config = dynalite.client().config().to_builder().interceptor(counter.clone()).build();
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), "chat-connections");
+    for (id, user) in [("alice-1", "alice"), ("bob-1", "bob"), ("carol-1", "carol"), ("carol-2", "carol"), ("carol-3", "carol")]
+    {
+        store.save(&events::connection(id, user)).await.expect("seeding dynalite");
+    }
+    counter.take();
+
+    let cases: [(&str, Route, ApiGatewayWebsocketProxyRequest); 5] = [
+        ("connect", Route::Connect, events::connect("dave-1", Some("dave"))),
+        ("sendMessage to a user with 1 connection", Route::SendMessage, send_message("alice-1", "bob")),
+        ("sendMessage to a user with 3 connections", Route::SendMessage, send_message("alice-1", "carol")),
+        ("send (default route)", Route::Default, events::message(Route::Default, "alice-1", r#"{"action":"send"}"#)),
+        ("disconnect", Route::Disconnect, events::disconnect("dave-1")),
+    ];
+    for (name, route, request) in cases {
+        let messenger = CountingMessenger::default();
+        let response = routes::handle(route, &request, &store, &messenger).await;
+        assert_eq!(response.status_code, 200, "{name}");
+        let posts = messenger.0.load(Ordering::Relaxed);
+        figures.push(Figure {
+            name: format!("calls per {name}"),
+            value: format!("DynamoDB: {}; @connections posts: {posts}", counter.take()),
+            target: None,
+        });
+    }
+}

@@ -1,0 +1,87 @@
+//! `make bench`: what a Lambda chat costs in time, memory and calls, printed as one table and
+//! written to a file the README links. `--smoke` runs every measurement at tiny sizes, so CI
+//! keeps the code working; its figures say nothing about speed.
+
+mod cold_start;
+mod gateway_load;
+mod handlers;
+mod report;
+mod size;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use report::Report;
+
+/// Measures cold starts, handler cost, calls per message, the local gateway and deployment size.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Tiny sizes, for CI: checks that every figure is produced.
+    #[arg(long)]
+    smoke: bool,
+    /// Folder of the four function binaries to cold-start (host architecture).
+    #[arg(long, default_value = "target/release")]
+    functions: PathBuf,
+    /// Folder of the deployment builds: `{name}/bootstrap` (cargo lambda's layout) or `{name}`.
+    #[arg(long, default_value = "target/lambda")]
+    deployment: PathBuf,
+    /// The local-gateway binary to load.
+    #[arg(long, default_value = "target/release/local-gateway")]
+    gateway: PathBuf,
+    /// Where to write the report (Markdown).
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+}
+
+// The warm handler figures are measured on the main thread, where this future runs.
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let (starts, iterations, clients, idle, duration) = if args.smoke {
+        (2, 200, 20, 100, Duration::from_millis(500))
+    } else {
+        (20, 20_000, 1_000, 10_000, Duration::from_secs(5))
+    };
+    let mut report = Report::default();
+
+    eprintln!("bench: deployment size");
+    if let Err(error) = size::measure(&args.deployment, report.section("Deployment size (arm64 release)")) {
+        eprintln!("bench: {error}; build it first (make bench does)");
+        return ExitCode::FAILURE;
+    }
+
+    eprintln!("bench: cold starts ({starts} per function)");
+    let settings = chat_local_gateway::Settings {
+        address: "127.0.0.1:0".parse().expect("address"),
+        template: chat_testing::workspace_root().join("template.yaml"),
+        ..Default::default()
+    };
+    let gateway = chat_local_gateway::serve(settings).await.expect("the in-process gateway starts");
+    cold_start::measure(&args.functions, starts, &gateway, report.section("Cold start (host release build)")).await;
+
+    eprintln!("bench: warm handlers ({iterations} events per route)");
+    handlers::warm(iterations, report.section("Handler cost per event, warm (in-memory store)")).await;
+    eprintln!("bench: calls per event");
+    handlers::calls(report.section("Calls per event (counted against dynalite)")).await;
+
+    eprintln!("bench: local gateway ({clients} clients, then {idle} idle connections)");
+    gateway_load::measure(&args.gateway, clients, idle, duration, report.section("Local gateway (in-process backend)"))
+        .await;
+
+    let mode = if args.smoke { "bench-smoke" } else { "bench" };
+    let markdown = report.to_markdown(mode);
+    print!("{markdown}");
+    if let Err(error) = std::fs::write(&args.out, &markdown) {
+        eprintln!("bench: cannot write {}: {error}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    let missing: Vec<_> = report.figures().filter(|figure| figure.value.is_empty()).map(|f| f.name.clone()).collect();
+    if !missing.is_empty() {
+        eprintln!("bench: figures not produced: {missing:?}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!("bench: wrote {}", args.out.display());
+    ExitCode::SUCCESS
+}

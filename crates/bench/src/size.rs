@@ -1,0 +1,36 @@
+//! Deployment size: each function's `bootstrap` and the zip Lambda would receive.
+
+use std::io::Write;
+use std::path::Path;
+
+use chat_core::routes::Route;
+use zip::write::SimpleFileOptions;
+
+use crate::report::{Figure, Target, mb};
+
+/// The zip of one `bootstrap`, as `cargo lambda build --output-format zip` packs it.
+fn zipped(bootstrap: &[u8]) -> std::io::Result<usize> {
+    let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(0o755);
+    archive.start_file("bootstrap", options).map_err(std::io::Error::other)?;
+    archive.write_all(bootstrap)?;
+    Ok(archive.finish().map_err(std::io::Error::other)?.into_inner().len())
+}
+
+/// Sizes of `{dir}/{binary}/bootstrap` (cargo lambda's layout) or `{dir}/{binary}`.
+pub fn measure(dir: &Path, figures: &mut Vec<Figure>) -> std::io::Result<()> {
+    for route in Route::ALL {
+        let nested = dir.join(route.binary()).join("bootstrap");
+        let path = if nested.exists() { nested } else { dir.join(route.binary()) };
+        let bootstrap = std::fs::read(&path)
+            .map_err(|error| std::io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
+        let zip = zipped(&bootstrap)?;
+        figures.push(Figure { name: format!("{} bootstrap", route.binary()), value: mb(bootstrap.len() as u64), target: None });
+        figures.push(Figure {
+            name: format!("{} zip", route.binary()),
+            value: format!("{} ({} bytes)", mb(zip as u64), zip),
+            target: Some(Target::at_most(zip as f64, 3e6, "≤ 3 MB")),
+        });
+    }
+    Ok(())
+}
