@@ -43,14 +43,18 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
         unreachable!("pending never completes")
     };
     let mut headers = HeaderMap::new();
-    let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(30);
+    let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
+        + Duration::from_secs(30);
     headers.insert("lambda-runtime-aws-request-id", "8476a536-e9f4-11e8-9739-2dfe598c3fcd".parse().expect("header"));
     headers.insert("lambda-runtime-deadline-ms", deadline.as_millis().to_string().parse().expect("header"));
     headers.insert(
         "lambda-runtime-invoked-function-arn",
         "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().expect("header"),
     );
-    headers.insert("lambda-runtime-trace-id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1".parse().expect("header"));
+    headers.insert(
+        "lambda-runtime-trace-id",
+        "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1".parse().expect("header"),
+    );
     (headers, event).into_response()
 }
 
@@ -88,13 +92,17 @@ async fn start_once(
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
-    let Signal::Next(first_next) = wait(signals).await else { panic!("{} did not ask for an event first", binary.display()) };
+    let Signal::Next(first_next) = wait(signals).await else {
+        panic!("{} did not ask for an event first", binary.display())
+    };
     let answered = match wait(signals).await {
         Signal::Response(at) => at,
         Signal::Error(error) => panic!("{} failed its sample event: {error}", binary.display()),
         Signal::Next(_) => panic!("{} asked for another event before answering", binary.display()),
     };
-    let Signal::Next(_) = wait(signals).await else { panic!("{} did not come back for the next event", binary.display()) };
+    let Signal::Next(_) = wait(signals).await else {
+        panic!("{} did not come back for the next event", binary.display())
+    };
     let peak = child.id().and_then(|pid| resident(pid, "VmHWM:")).unwrap_or(0);
     let _ = child.kill().await;
     let micros = |at: Instant| at.duration_since(started).as_secs_f64() * 1e6;

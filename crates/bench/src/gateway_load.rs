@@ -61,7 +61,11 @@ impl GatewayProcess {
 }
 
 async fn connect_all(url: &str, count: usize) -> Vec<Socket> {
-    stream::iter(0..count).map(|n| async move { connect_client(url, &format!("u{n}")).await }).buffered(100).collect().await
+    stream::iter(0..count)
+        .map(|n| async move { connect_client(url, &format!("u{n}")).await })
+        .buffered(100)
+        .collect()
+        .await
 }
 
 /// What the receivers share: deliveries, latencies, and the window the senders wait on.

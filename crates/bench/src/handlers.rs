@@ -113,7 +113,8 @@ pub async fn calls(figures: &mut Vec<Figure>) {
     let counter = CountRequests::default();
     let config = dynalite.client().config().to_builder().interceptor(counter.clone()).build();
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), "chat-connections");
-    for (id, user) in [("alice-1", "alice"), ("bob-1", "bob"), ("carol-1", "carol"), ("carol-2", "carol"), ("carol-3", "carol")]
+    for (id, user) in
+        [("alice-1", "alice"), ("bob-1", "bob"), ("carol-1", "carol"), ("carol-2", "carol"), ("carol-3", "carol")]
     {
         store.save(&events::connection(id, user)).await.expect("seeding dynalite");
     }

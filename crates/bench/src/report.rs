@@ -67,7 +67,10 @@ pub fn machine() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
-            info.lines().find(|line| line.starts_with("model name")).and_then(|line| line.split(':').nth(1)).map(|m| m.trim().to_owned())
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
     format!("{cores} cores, {model}, {}", std::env::consts::ARCH)

@@ -11,7 +11,8 @@ use crate::report::{Figure, Target, mb};
 /// The zip of one `bootstrap`, as `cargo lambda build --output-format zip` packs it.
 fn zipped(bootstrap: &[u8]) -> std::io::Result<usize> {
     let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(0o755);
+    let options =
+        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(0o755);
     archive.start_file("bootstrap", options).map_err(std::io::Error::other)?;
     archive.write_all(bootstrap)?;
     Ok(archive.finish().map_err(std::io::Error::other)?.into_inner().len())
@@ -25,7 +26,11 @@ pub fn measure(dir: &Path, figures: &mut Vec<Figure>) -> std::io::Result<()> {
         let bootstrap = std::fs::read(&path)
             .map_err(|error| std::io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
         let zip = zipped(&bootstrap)?;
-        figures.push(Figure { name: format!("{} bootstrap", route.binary()), value: mb(bootstrap.len() as u64), target: None });
+        figures.push(Figure {
+            name: format!("{} bootstrap", route.binary()),
+            value: mb(bootstrap.len() as u64),
+            target: None,
+        });
         figures.push(Figure {
             name: format!("{} zip", route.binary()),
             value: format!("{} ({} bytes)", mb(zip as u64), zip),

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_core::limits::MAX_MESSAGE_BYTES;
@@ -36,25 +37,27 @@ fn unsigned(headers: &HeaderMap) -> Option<Response> {
     })
 }
 
-type Params = Path<(String, String)>;
+/// The connection a request names, once the request is known to be for this stage and signed.
+pub(crate) struct Target(String);
 
-fn check(gateway: &Gateway, stage: &str, headers: &HeaderMap) -> Option<Response> {
-    if stage != gateway.api.stage {
-        return Some(error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"));
+impl FromRequestParts<Arc<Gateway>> for Target {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, gateway: &Arc<Gateway>) -> Result<Self, Response> {
+        let Path((stage, connection_id)) =
+            Path::<(String, String)>::from_request_parts(parts, gateway).await.map_err(IntoResponse::into_response)?;
+        if stage != gateway.api.stage {
+            return Err(error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"));
+        }
+        match unsigned(&parts.headers) {
+            Some(refused) => Err(refused),
+            None => Ok(Target(connection_id)),
+        }
     }
-    unsigned(headers)
 }
 
 /// `POST`: sends the body to the connection as one frame.
-pub(crate) async fn post(
-    State(gateway): State<Arc<Gateway>>,
-    Path((stage, connection_id)): Params,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = check(&gateway, &stage, &headers) {
-        return refused;
-    }
+pub(crate) async fn post(State(gateway): State<Arc<Gateway>>, Target(connection_id): Target, body: Bytes) -> Response {
     if body.len() > MAX_MESSAGE_BYTES {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -69,14 +72,7 @@ pub(crate) async fn post(
 }
 
 /// `GET`: when the connection was opened and last active, and who is on it.
-pub(crate) async fn get(
-    State(gateway): State<Arc<Gateway>>,
-    Path((stage, connection_id)): Params,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refused) = check(&gateway, &stage, &headers) {
-        return refused;
-    }
+pub(crate) async fn get(State(gateway): State<Arc<Gateway>>, Target(connection_id): Target) -> Response {
     let Some(live) = gateway.connections.get(&connection_id) else { return gone() };
     let peer = &live.peer;
     let mut identity = json!({ "sourceIp": peer.source_ip });
@@ -92,14 +88,7 @@ pub(crate) async fn get(
 }
 
 /// `DELETE`: closes the connection; `$disconnect` follows.
-pub(crate) async fn delete(
-    State(gateway): State<Arc<Gateway>>,
-    Path((stage, connection_id)): Params,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refused) = check(&gateway, &stage, &headers) {
-        return refused;
-    }
+pub(crate) async fn delete(State(gateway): State<Arc<Gateway>>, Target(connection_id): Target) -> Response {
     match gateway.connections.get(&connection_id) {
         Some(live) => {
             live.close(1000, "Connection deleted through the @connections API");
