@@ -21,10 +21,10 @@ use crate::report::{Figure, Target, mb, ms, percentile, resident};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Connects as `user` with small buffers, so that thousands of clients fit in memory.
+/// Connects as `user` with small buffers (thousands of clients fit in memory) and TCP_NODELAY.
 pub async fn connect_client(url: &str, user: &str) -> Socket {
     let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(format!("{url}?userId={user}"), Some(config), false)
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(format!("{url}?userId={user}"), Some(config), true)
         .await
         .unwrap_or_else(|error| panic!("connecting as {user}: {error}"));
     socket

@@ -30,13 +30,26 @@ struct Args {
     /// The local-gateway binary to load.
     #[arg(long, default_value = "target/release/local-gateway")]
     gateway: PathBuf,
+    /// Run only these sections (repeatable); all of them by default.
+    #[arg(long, value_enum)]
+    only: Vec<Section>,
     /// Where to write the report (Markdown).
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
 }
 
 // The warm handler figures are measured on the main thread, where this future runs.
-#[tokio::main]
+/// The parts of the benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    Size,
+    ColdStart,
+    Handlers,
+    Calls,
+    Gateway,
+}
+
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
     let (starts, iterations, clients, idle, duration) = if args.smoke {
@@ -44,31 +57,39 @@ async fn main() -> ExitCode {
     } else {
         (20, 20_000, 1_000, 10_000, Duration::from_secs(5))
     };
+    let run = |section| args.only.is_empty() || args.only.contains(&section);
     let mut report = Report::default();
 
-    eprintln!("bench: deployment size");
-    if let Err(error) = size::measure(&args.deployment, report.section("Deployment size (arm64 release)")) {
-        eprintln!("bench: {error}; build it first (make bench does)");
-        return ExitCode::FAILURE;
+    if run(Section::Size) {
+        eprintln!("bench: deployment size");
+        if let Err(error) = size::measure(&args.deployment, report.section("Deployment size (arm64 release)")) {
+            eprintln!("bench: {error}; build it first (make bench does)");
+            return ExitCode::FAILURE;
+        }
     }
-
-    eprintln!("bench: cold starts ({starts} per function)");
-    let settings = chat_local_gateway::Settings {
-        address: "127.0.0.1:0".parse().expect("address"),
-        template: chat_testing::workspace_root().join("template.yaml"),
-        ..Default::default()
-    };
-    let gateway = chat_local_gateway::serve(settings).await.expect("the in-process gateway starts");
-    cold_start::measure(&args.functions, starts, &gateway, report.section("Cold start (host release build)")).await;
-
-    eprintln!("bench: warm handlers ({iterations} events per route)");
-    handlers::warm(iterations, report.section("Handler cost per event, warm (in-memory store)")).await;
-    eprintln!("bench: calls per event");
-    handlers::calls(report.section("Calls per event (counted against dynalite)")).await;
-
-    eprintln!("bench: local gateway ({clients} clients, then {idle} idle connections)");
-    gateway_load::measure(&args.gateway, clients, idle, duration, report.section("Local gateway (in-process backend)"))
-        .await;
+    if run(Section::ColdStart) {
+        eprintln!("bench: cold starts ({starts} per function)");
+        let settings = chat_local_gateway::Settings {
+            address: "127.0.0.1:0".parse().expect("address"),
+            template: chat_testing::workspace_root().join("template.yaml"),
+            ..Default::default()
+        };
+        let gateway = chat_local_gateway::serve(settings).await.expect("the in-process gateway starts");
+        cold_start::measure(&args.functions, starts, &gateway, report.section("Cold start (host release build)")).await;
+    }
+    if run(Section::Handlers) {
+        eprintln!("bench: warm handlers ({iterations} events per route)");
+        handlers::warm(iterations, report.section("Handler cost per event, warm (in-memory store)")).await;
+    }
+    if run(Section::Calls) {
+        eprintln!("bench: calls per event");
+        handlers::calls(report.section("Calls per event (counted against dynalite)")).await;
+    }
+    if run(Section::Gateway) {
+        eprintln!("bench: local gateway ({clients} clients, then {idle} idle connections)");
+        let figures = report.section("Local gateway (in-process backend)");
+        gateway_load::measure(&args.gateway, clients, idle, duration, figures).await;
+    }
 
     let mode = if args.smoke { "bench-smoke" } else { "bench" };
     let markdown = report.to_markdown(mode);

@@ -2,12 +2,14 @@
 //! binaries behind the Lambda Invoke API (`cargo lambda watch`, `sam local start-lambda`).
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use chat_core::routes::{self, Route};
 use chat_core::{ApiGatewayMessenger, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, MemoryStore};
+use futures::FutureExt;
 use serde_json::Value;
 
 use crate::error::{InvokeError, StartError};
@@ -73,9 +75,9 @@ impl Backend for InProcess {
         let route = self.routes[&function.logical_id];
         let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(event)
             .map_err(|source| InvokeError::BadResponse { function: function.logical_id.clone(), source })?;
-        let (store, messenger) = (self.store.clone(), self.messenger.clone());
-        // A task of its own, so that a panicking handler fails its integration and nothing else.
-        tokio::spawn(async move { routes::handle(route, &request, store.as_ref(), messenger.as_ref()).await })
+        // A panicking handler fails its integration and nothing else, as a crashed Lambda would.
+        AssertUnwindSafe(routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref()))
+            .catch_unwind()
             .await
             .map_err(|_| InvokeError::Panicked)
     }

@@ -4,26 +4,21 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::{Notify, mpsc};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::SinkExt;
+use futures::stream::SplitSink;
+use tokio::sync::Notify;
 
 use crate::events::{Peer, now_ms};
 
-/// What the socket's writer task is asked to send.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A data frame (text when the data is UTF-8, as API Gateway sends it).
-    Data(Vec<u8>),
-    /// A close frame; the writer stops after it.
-    Close(u16, String),
-}
-
-/// One open connection.
+/// One open connection. Whoever sends to it (the @connections API, the gateway's own error
+/// frames) writes to its socket directly, so a frame costs no extra task switch.
 #[derive(Debug)]
 pub struct Live {
     /// Ids, times and client of the connection.
     pub peer: Peer,
     last_active: AtomicI64,
-    outbox: mpsc::UnboundedSender<Outbound>,
+    sink: tokio::sync::Mutex<SplitSink<WebSocket, Message>>,
     closing: AtomicBool,
     close_reason: Mutex<Option<(u16, String)>>,
     /// Woken when the server closes the connection, so its reader stops waiting for frames.
@@ -31,12 +26,12 @@ pub struct Live {
 }
 
 impl Live {
-    /// A connection whose frames go to `outbox`.
-    pub fn new(peer: Peer, outbox: mpsc::UnboundedSender<Outbound>) -> Self {
+    /// A connection that writes to `sink`.
+    pub fn new(peer: Peer, sink: SplitSink<WebSocket, Message>) -> Self {
         Self {
             last_active: AtomicI64::new(peer.connected_at),
             peer,
-            outbox,
+            sink: tokio::sync::Mutex::new(sink),
             closing: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             closed: Notify::new(),
@@ -53,22 +48,31 @@ impl Live {
         self.last_active.load(Ordering::Relaxed)
     }
 
-    /// Queues data for the client; false once the connection is closing or closed.
-    pub fn send(&self, data: Vec<u8>) -> bool {
-        !self.closing.load(Ordering::Acquire) && self.outbox.send(Outbound::Data(data)).is_ok()
+    /// Sends data to the client (text when it is UTF-8, as API Gateway sends it); false once the
+    /// connection is closing or the write fails.
+    pub async fn send(&self, data: Vec<u8>) -> bool {
+        if self.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        let message = match String::from_utf8(data) {
+            Ok(text) => Message::Text(text.into()),
+            Err(bytes) => Message::Binary(bytes.into_bytes().into()),
+        };
+        self.sink.lock().await.send(message).await.is_ok()
     }
 
     /// Closes the connection from the server side with `code`; the first reason given wins.
-    pub fn close(&self, code: u16, reason: &str) {
+    pub async fn close(&self, code: u16, reason: &str) {
         if self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
         *self.close_reason.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((code, reason.to_owned()));
-        let _ = self.outbox.send(Outbound::Close(code, reason.to_owned()));
         self.closed.notify_one();
+        let frame = CloseFrame { code, reason: reason.into() };
+        let _ = self.sink.lock().await.send(Message::Close(Some(frame))).await;
     }
 
-    /// Marks the connection closed by the client, so nothing more is queued for it.
+    /// Marks the connection closed by the client, so nothing more is sent to it.
     pub fn mark_closing(&self) {
         self.closing.store(true, Ordering::Release);
     }
@@ -86,7 +90,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Adds a connection that `$connect` accepted.
+    /// Adds a connection whose handshake completed.
     pub fn insert(&self, live: Arc<Live>) {
         self.write().insert(live.peer.connection_id.clone(), live);
     }

@@ -24,6 +24,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get};
+use axum::serve::ListenerExt;
 use chat_core::MemoryStore;
 use chat_core::limits;
 use chat_template::Template;
@@ -190,6 +191,13 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
         .layer(DefaultBodyLimit::max(4 * limits::MAX_MESSAGE_BYTES))
         .with_state(gateway.clone());
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Small frames go out at once, as from API Gateway: without TCP_NODELAY, Nagle's algorithm
+    // holds a frame back while an earlier one is unacknowledged.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {

@@ -44,6 +44,11 @@ struct Args {
     log_level: String,
 }
 
+// Thousands of connections allocate and free small buffers on every message; glibc's
+// allocator spends a fifth of the gateway's CPU on that under load, mimalloc far less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();

@@ -66,7 +66,7 @@ pub(crate) async fn post(State(gateway): State<Arc<Gateway>>, Target(connection_
         );
     }
     match gateway.connections.get(&connection_id) {
-        Some(live) if live.send(body.to_vec()) => StatusCode::OK.into_response(),
+        Some(live) if live.send(body.to_vec()).await => StatusCode::OK.into_response(),
         _ => gone(),
     }
 }
@@ -91,7 +91,7 @@ pub(crate) async fn get(State(gateway): State<Arc<Gateway>>, Target(connection_i
 pub(crate) async fn delete(State(gateway): State<Arc<Gateway>>, Target(connection_id): Target) -> Response {
     match gateway.connections.get(&connection_id) {
         Some(live) => {
-            live.close(1000, "Connection deleted through the @connections API");
+            live.close(1000, "Connection deleted through the @connections API").await;
             StatusCode::NO_CONTENT.into_response()
         }
         None => gone(),

@@ -4,24 +4,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_core::error::Chain;
 use chat_core::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use chat_core::routes::Route;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio::time::{Duration, sleep_until};
 
 use crate::Gateway;
-use crate::connections::{Live, Outbound};
+use crate::connections::Live;
 use crate::events::{self, Peer, now_ms};
 
-/// Initial read buffer of each socket; it grows for larger frames.
-const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+/// Read buffer of each socket. tungstenite keeps one this size per connection (128 KiB by
+/// default); 1 KiB holds a typical chat frame, and larger frames take several reads. With it,
+/// 10,000 idle connections need about 6 KB each.
+const SOCKET_BUFFER_BYTES: usize = 1024;
 
 /// How long a server-closed connection waits for the client's closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -67,112 +68,87 @@ pub(crate) async fn upgrade(
         }
     }
 
-    let (outbox, inbox) = mpsc::unbounded_channel();
-    let live = Arc::new(Live::new(peer, outbox));
-    gateway.connections.insert(live.clone());
-    let on_failure = (gateway.clone(), live.clone());
+    let on_failure = (gateway.clone(), peer.clone());
     upgrade
-        // tungstenite's default buffers are 128 KiB each per connection; chat frames are small
-        // and 10,000 idle connections must fit in well under 100 MB.
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |error| {
-            let (gateway, live) = on_failure;
-            tracing::warn!(connection_id = live.peer.connection_id, %error, "the WebSocket handshake failed");
-            tokio::spawn(async move { gateway.disconnected(&live, 1006, "Connection closed abnormally").await });
+            let (gateway, peer) = on_failure;
+            tracing::warn!(connection_id = peer.connection_id, %error, "the WebSocket handshake failed");
+            tokio::spawn(async move { gateway.fire_disconnect(&peer, 1006, "Connection closed abnormally").await });
         })
-        .on_upgrade(move |socket| run(gateway, live, socket, inbox))
+        .on_upgrade(move |socket| run(gateway, peer, socket))
 }
 
 /// Serves one open connection until it closes, then fires `$disconnect`.
-async fn run(gateway: Arc<Gateway>, live: Arc<Live>, socket: WebSocket, mut inbox: mpsc::UnboundedReceiver<Outbound>) {
-    let (mut sink, mut stream) = socket.split();
-    let mut writer = tokio::spawn(async move {
-        while let Some(outbound) = inbox.recv().await {
-            let message = match outbound {
-                Outbound::Data(data) => match String::from_utf8(data) {
-                    Ok(text) => Message::Text(text.into()),
-                    Err(bytes) => Message::Binary(bytes.into_bytes().into()),
-                },
-                Outbound::Close(code, reason) => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    break;
-                }
-            };
-            if sink.send(message).await.is_err() {
-                break;
-            }
-        }
-    });
+async fn run(gateway: Arc<Gateway>, peer: Peer, socket: WebSocket) {
+    let (sink, mut stream) = socket.split();
+    let live = Arc::new(Live::new(peer, sink));
+    gateway.connections.insert(live.clone());
 
-    let started = tokio::time::Instant::now();
-    let max_deadline = started + gateway.max_duration;
+    let max_deadline = tokio::time::Instant::now() + gateway.max_duration;
     let mut shutdown = gateway.shutdown.clone();
     let mut stopping = std::pin::pin!(async move {
         let _ = shutdown.wait_for(|stopping| *stopping).await;
     });
-    let mut client_close: Option<(u16, String)> = None;
+    let mut client_close = (1006, "Connection closed abnormally".to_owned());
     loop {
         let idle_for = Duration::from_millis((now_ms() - live.last_active()).max(0) as u64);
         let idle_deadline = tokio::time::Instant::now() + gateway.idle_timeout.saturating_sub(idle_for);
         tokio::select! {
             _ = live.closed.notified() => break,
-            _ = &mut stopping => { live.close(1001, "Going away"); break }
-            _ = sleep_until(idle_deadline) => { live.close(1001, "Idle timeout"); break }
-            _ = sleep_until(max_deadline) => { live.close(1001, "Maximum connection duration reached"); break }
+            _ = &mut stopping => { live.close(1001, "Going away").await; break }
+            _ = sleep_until(idle_deadline) => { live.close(1001, "Idle timeout").await; break }
+            _ = sleep_until(max_deadline) => { live.close(1001, "Maximum connection duration reached").await; break }
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     live.touch();
                     gateway.route_frame(&live, text.as_str()).await;
                 }
-                Some(Ok(Message::Binary(_))) => { live.close(1003, "Binary frames are not supported"); break }
+                Some(Ok(Message::Binary(_))) => { live.close(1003, "Binary frames are not supported").await; break }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(frame))) => {
                     live.mark_closing();
-                    client_close = Some(match frame {
-                        Some(frame) => (frame.code, frame.reason.to_string()),
-                        None => (1005, "Client-side close frame status not set".to_owned()),
-                    });
+                    if let Some(frame) = frame {
+                        client_close = (frame.code, frame.reason.to_string());
+                    } else {
+                        client_close = (1005, "Client-side close frame status not set".to_owned());
+                    }
                     break;
                 }
                 Some(Err(error)) => {
                     if is_too_big(error) {
-                        live.close(1009, "Message too big");
-                    } else {
-                        live.mark_closing();
-                        client_close = Some((1006, "Connection closed abnormally".to_owned()));
+                        live.close(1009, "Message too big").await;
                     }
+                    live.mark_closing();
                     break;
                 }
                 None => {
                     live.mark_closing();
-                    client_close = Some((1006, "Connection closed abnormally".to_owned()));
                     break;
                 }
             }
         }
     }
 
-    if let Some((code, reason)) = live.server_close() {
-        // Give the writer time to send our close frame and the client time to answer it.
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            let _ = (&mut writer).await;
-            while let Some(Ok(frame)) = stream.next().await {
-                if matches!(frame, Message::Close(_)) {
-                    break;
+    let (code, reason) = match live.server_close() {
+        Some(closed_by_server) => {
+            // Give the client time to answer our close frame.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(frame)) = stream.next().await {
+                    if matches!(frame, Message::Close(_)) {
+                        break;
+                    }
                 }
-            }
-        })
-        .await;
-        writer.abort();
-        gateway.disconnected(&live, code, &reason).await;
-    } else {
-        writer.abort();
-        let (code, reason) = client_close.unwrap_or((1006, "Connection closed abnormally".to_owned()));
-        gateway.disconnected(&live, code, &reason).await;
-    }
+            })
+            .await;
+            closed_by_server
+        }
+        None => client_close,
+    };
+    gateway.disconnected(&live, code, &reason).await;
 }
 
 /// Whether a read failed because a frame or message was over the size limits.
@@ -191,7 +167,7 @@ impl Gateway {
         let request_id = self.ids.next();
         let Some(function) = self.routes.function(key) else {
             tracing::info!(connection_id, route = key, "no route and no $default: Forbidden");
-            self.reply_to(live, "Forbidden", &request_id);
+            self.reply_to(live, "Forbidden", &request_id).await;
             return;
         };
         let event = events::message(&self.api, &live.peer, key, body, &request_id, &self.ids.next());
@@ -202,26 +178,30 @@ impl Gateway {
             }
             Err(error) => {
                 tracing::error!(connection_id, route = key, took_ms = took, error = %Chain(&error), "integration failed");
-                self.reply_to(live, "Internal server error", &request_id);
+                self.reply_to(live, "Internal server error", &request_id).await;
             }
         }
     }
 
     /// Sends one of API Gateway's own frames (`Forbidden`, `Internal server error`) to a client.
-    fn reply_to(&self, live: &Live, message: &str, request_id: &str) {
+    async fn reply_to(&self, live: &Live, message: &str, request_id: &str) {
         let frame = json!({ "message": message, "connectionId": live.peer.connection_id, "requestId": request_id });
-        live.send(frame.to_string().into_bytes());
+        live.send(frame.to_string().into_bytes()).await;
     }
 
-    /// Forgets a closed connection and fires `$disconnect` once.
-    pub(crate) async fn disconnected(&self, live: &Live, code: u16, reason: &str) {
-        let connection_id = &live.peer.connection_id;
-        if self.connections.remove(connection_id).is_none() {
-            return;
+    /// Forgets a closed connection and fires its `$disconnect` once.
+    async fn disconnected(&self, live: &Live, code: u16, reason: &str) {
+        if self.connections.remove(&live.peer.connection_id).is_some() {
+            self.fire_disconnect(&live.peer, code, reason).await;
         }
+    }
+
+    /// Runs `$disconnect` for a connection that `$connect` accepted.
+    async fn fire_disconnect(&self, peer: &Peer, code: u16, reason: &str) {
+        let connection_id = &peer.connection_id;
         let status = match self.routes.function(Route::Disconnect.key()) {
             Some(function) => {
-                let event = events::disconnect(&self.api, &live.peer, code, reason, &self.ids.next());
+                let event = events::disconnect(&self.api, peer, code, reason, &self.ids.next());
                 match self.invoke(function, event).await.0 {
                     Ok(response) => Some(response.status_code),
                     Err(error) => {
