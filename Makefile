@@ -63,9 +63,10 @@ build: tools ## Build the four Lambda binaries for arm64 (target/lambda/<name>/b
 	cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 
 bench: build ## Measure cold starts, handler cost, calls per message, the local gateway and zip sizes (BENCHMARKS.md)
-	cargo build --release $(addprefix --bin ,$(FUNCTIONS)) --bin local-gateway --bin bench
-	target/release/bench --functions target/release --deployment target/lambda \
-		--gateway target/release/local-gateway --out BENCHMARKS.md
+	cargo build --release $(addprefix --bin ,$(FUNCTIONS))
+	cargo build --profile local --bin local-gateway --bin bench
+	target/local/bench --functions target/release --deployment target/lambda \
+		--gateway target/local/local-gateway --out BENCHMARKS.md
 
 bench-smoke: tools ## The benchmark at tiny sizes on debug builds, in seconds: checks that every figure is produced
 	cargo build $(addprefix --bin ,$(FUNCTIONS)) --bin local-gateway --bin bench

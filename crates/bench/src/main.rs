@@ -28,7 +28,7 @@ struct Args {
     #[arg(long, default_value = "target/lambda")]
     deployment: PathBuf,
     /// The local-gateway binary to load.
-    #[arg(long, default_value = "target/release/local-gateway")]
+    #[arg(long, default_value = "target/local/local-gateway")]
     gateway: PathBuf,
     /// Run only these sections (repeatable); all of them by default.
     #[arg(long, value_enum)]

@@ -13,14 +13,11 @@ pub async fn default(request: &ApiGatewayWebsocketProxyRequest, messenger: &dyn 
         Ok(sender) => sender,
         Err(field) => return malformed_event(field),
     };
-    let answer = match DefaultRequest::parse(request.body.as_deref()) {
+    let answered = match DefaultRequest::parse(request.body.as_deref()) {
         Ok(DefaultRequest::Ping) => sender.reply(&Echo { message: PONG }).await,
         Ok(DefaultRequest::Echo(message)) => sender.reply(&Echo { message: &message }).await,
         Ok(DefaultRequest::Unknown) => return sender.refuse(ErrorFrame::unknown_action(), 400).await,
         Err(error) => return sender.refuse(error.to_frame(), 400).await,
     };
-    match answer {
-        Ok(()) => respond(200, "answered"),
-        Err(()) => respond(500, "could not answer the sender"),
-    }
+    if answered { respond(200, "answered") } else { respond(500, "could not answer the sender") }
 }

@@ -118,17 +118,22 @@ impl<'a> Sender<'a> {
         Ok(Self { connection_id, endpoint, messenger })
     }
 
-    /// Sends a frame to the sender; a failure is logged, as there is nobody else to tell.
-    pub async fn reply(&self, frame: &impl serde::Serialize) -> Result<(), ()> {
+    /// Sends a frame to the sender; whether it arrived. A failure is logged, as there is
+    /// nobody else to tell.
+    pub async fn reply(&self, frame: &impl serde::Serialize) -> bool {
         let data = protocol::to_bytes(frame);
-        self.messenger.post(&self.endpoint, self.connection_id, &data).await.map_err(|error| {
-            tracing::warn!(connection_id = self.connection_id, error = %Chain(&error), "could not reply to the sender");
-        })
+        match self.messenger.post(&self.endpoint, self.connection_id, &data).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(connection_id = self.connection_id, error = %Chain(&error), "could not reply to the sender");
+                false
+            }
+        }
     }
 
     /// Tells the sender why its frame was refused and answers with `status`.
     pub async fn refuse(&self, frame: ErrorFrame, status: i64) -> ApiGatewayProxyResponse {
-        let _ = self.reply(&frame).await;
+        self.reply(&frame).await;
         respond(status, frame.message)
     }
 
