@@ -133,21 +133,17 @@ async fn run(gateway: Arc<Gateway>, peer: Peer, socket: WebSocket) {
         }
     }
 
-    let (code, reason) = match live.server_close() {
-        Some(closed_by_server) => {
-            // Give the client time to answer our close frame.
-            let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                while let Some(Ok(frame)) = stream.next().await {
-                    if matches!(frame, Message::Close(_)) {
-                        break;
-                    }
-                }
-            })
-            .await;
-            closed_by_server
+    // Finish the closing handshake: read until the client's close frame (after ours) or the
+    // end of the stream; reading also flushes tungstenite's reply to a client's close.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
         }
-        None => client_close,
-    };
+    })
+    .await;
+    let (code, reason) = live.server_close().unwrap_or(client_close);
     gateway.disconnected(&live, code, &reason).await;
 }
 

@@ -166,6 +166,16 @@ async fn the_store_is_empty_after_everyone_leaves_however_they_leave() {
 }
 
 #[tokio::test]
+async fn a_client_close_is_answered_so_the_closing_handshake_completes() {
+    let gateway = gateway().await;
+    let client = Client::connect(&gateway, "1").await;
+
+    let reply = client.close_and_read_reply(1000).await;
+
+    assert_eq!(reply, Some(1000));
+}
+
+#[tokio::test]
 async fn shutting_down_closes_every_socket_with_1001_and_forgets_them() {
     let gateway = gateway().await;
     let store = gateway.store().unwrap();

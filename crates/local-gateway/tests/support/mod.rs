@@ -113,6 +113,19 @@ impl Client {
         }
     }
 
+    /// Closes with `code` and returns the code of the server's answering close frame, if any.
+    pub async fn close_and_read_reply(mut self, code: u16) -> Option<u16> {
+        let frame = CloseFrame { code: code.into(), reason: "bye".into() };
+        self.socket.send(Message::Close(Some(frame))).await.expect("send close");
+        loop {
+            match tokio::time::timeout(WAIT, self.socket.next()).await.expect("the server answers within 5 s") {
+                Some(Ok(Message::Close(Some(frame)))) => return Some(frame.code.into()),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     pub async fn close(mut self, code: Option<u16>) {
         let frame = code.map(|code| CloseFrame { code: code.into(), reason: "bye".into() });
         let _ = self.socket.close(frame).await;
