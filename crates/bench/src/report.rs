@@ -41,21 +41,20 @@ impl Report {
         self.sections.iter().flat_map(|(_, figures)| figures)
     }
 
-    /// The report as Markdown: the machine, then a table per section.
+    /// The report as Markdown: the machine, then one table of every figure.
     pub fn to_markdown(&self, mode: &str) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# Benchmarks\n");
         let _ = writeln!(out, "Produced by `make {mode}` on {}.\n", machine());
+        let _ = writeln!(out, "| section | figure | value | target | met |\n|---|---|---|---|---|");
         for (title, figures) in &self.sections {
-            let _ = writeln!(out, "## {title}\n\n| figure | value | target | met |\n|---|---|---|---|");
             for figure in figures {
                 let (target, met) = match &figure.target {
                     Some(target) => (target.text, if target.met { "yes" } else { "**no**" }),
                     None => ("", ""),
                 };
-                let _ = writeln!(out, "| {} | {} | {target} | {met} |", figure.name, figure.value);
+                let _ = writeln!(out, "| {title} | {} | {} | {target} | {met} |", figure.name, figure.value);
             }
-            out.push('\n');
         }
         out
     }
