@@ -8,24 +8,24 @@ use zip::write::SimpleFileOptions;
 
 use crate::report::{Figure, Target, mb};
 
-/// The zip of one `bootstrap`, as `cargo lambda build --output-format zip` packs it.
-fn zipped(bootstrap: &[u8]) -> std::io::Result<usize> {
+/// The zip of one `bootstrap`, deflated as `cargo lambda build --output-format zip` packs it,
+/// or only stored (fast, for smoke runs on large debug binaries).
+fn zipped(bootstrap: &[u8], method: zip::CompressionMethod) -> std::io::Result<usize> {
     let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options =
-        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(0o755);
+    let options = SimpleFileOptions::default().compression_method(method).unix_permissions(0o755);
     archive.start_file("bootstrap", options).map_err(std::io::Error::other)?;
     archive.write_all(bootstrap)?;
     Ok(archive.finish().map_err(std::io::Error::other)?.into_inner().len())
 }
 
 /// Sizes of `{dir}/{binary}/bootstrap` (cargo lambda's layout) or `{dir}/{binary}`.
-pub fn measure(dir: &Path, figures: &mut Vec<Figure>) -> std::io::Result<()> {
+pub fn measure(dir: &Path, method: zip::CompressionMethod, figures: &mut Vec<Figure>) -> std::io::Result<()> {
     for route in Route::ALL {
         let nested = dir.join(route.binary()).join("bootstrap");
         let path = if nested.exists() { nested } else { dir.join(route.binary()) };
         let bootstrap = std::fs::read(&path)
             .map_err(|error| std::io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
-        let zip = zipped(&bootstrap)?;
+        let zip = zipped(&bootstrap, method)?;
         figures.push(Figure {
             name: format!("{} bootstrap", route.binary()),
             value: mb(bootstrap.len() as u64),
