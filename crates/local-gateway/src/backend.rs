@@ -74,7 +74,7 @@ impl Backend for InProcess {
     async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError> {
         let route = self.routes[&function.logical_id];
         let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(event)
-            .map_err(|source| InvokeError::BadResponse { function: function.logical_id.clone(), source })?;
+            .map_err(|source| InvokeError::BadEvent { function: function.logical_id.clone(), source })?;
         // A panicking handler fails its integration and nothing else, as a crashed Lambda would.
         AssertUnwindSafe(routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref()))
             .catch_unwind()

@@ -67,6 +67,15 @@ pub enum InvokeError {
         /// The error payload the function returned.
         payload: String,
     },
+    /// The gateway built an event the handlers cannot read: a bug in the gateway.
+    #[error("the event for {function} does not parse as an API Gateway WebSocket event: {source}")]
+    BadEvent {
+        /// The function the event was for.
+        function: String,
+        /// Why it did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The function's answer is not an API Gateway proxy response.
     #[error("function {function} answered something that is not an API Gateway proxy response: {source}")]
     BadResponse {

@@ -29,9 +29,7 @@ async fn build_functions() {
 
 fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str) -> Child {
     let root = chat_testing::workspace_root();
-    let binary = root.join(".tools/venv/bin/cargo-lambda");
-    assert!(binary.exists(), "cargo-lambda is not installed at {}: run `make tools`", binary.display());
-    Command::new(binary)
+    Command::new(chat_testing::tool("venv/bin/cargo-lambda"))
         .args(["lambda", "watch", "--ignore-changes", "--invoke-port", &invoke_port.to_string()])
         .current_dir(root)
         .env("AWS_REGION", "us-east-1")

@@ -11,9 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 fn wscat(url: &str) -> Child {
-    let path = chat_testing::workspace_root().join(".tools/node/node_modules/.bin/wscat");
-    assert!(path.exists(), "wscat is not installed at {}: run `make tools`", path.display());
-    Command::new(path)
+    Command::new(chat_testing::tool("node/node_modules/.bin/wscat"))
         .args(["-c", url])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

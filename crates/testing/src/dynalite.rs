@@ -68,10 +68,11 @@ impl Dynalite {
     /// # Panics
     /// As [`Dynalite::start`].
     pub fn start_on(port: u16) -> Self {
-        let cli = std::env::var_os(DYNALITE_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| crate::workspace_root().join(".tools/node/node_modules/dynalite/cli.js"));
-        assert!(cli.exists(), "dynalite is not installed at {}: {}", cli.display(), how_to_fix());
+        let cli = match std::env::var_os(DYNALITE_ENV) {
+            Some(cli) => PathBuf::from(cli),
+            None => crate::tool("node/node_modules/dynalite/cli.js"),
+        };
+        assert!(cli.exists(), "{DYNALITE_ENV} names {}, which does not exist", cli.display());
         let child = Command::new("node")
             .arg(&cli)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])

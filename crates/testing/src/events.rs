@@ -6,15 +6,9 @@ use chat_core::protocol::UserId;
 use chat_core::routes::Route;
 use chat_core::store::Connection;
 
-/// The file name of a route's sample event.
+/// The file name of a route's sample event: its route key without the `$`.
 pub fn file_of(route: Route) -> String {
-    let stem = match route {
-        Route::Connect => "connect",
-        Route::Disconnect => "disconnect",
-        Route::Default => "default",
-        Route::SendMessage => "sendMessage",
-    };
-    format!("{stem}.json")
+    format!("{}.json", route.key().trim_start_matches('$'))
 }
 
 /// A route's sample event as raw JSON.
@@ -39,8 +33,9 @@ pub fn connect(connection_id: &str, user_id: Option<&str>) -> ApiGatewayWebsocke
             event["multiValueQueryStringParameters"] = serde_json::json!({ "userId": [user] });
         }
         None => {
-            event.as_object_mut().map(|object| object.remove("queryStringParameters"));
-            event.as_object_mut().map(|object| object.remove("multiValueQueryStringParameters"));
+            let object = event.as_object_mut().expect("the connect event is an object");
+            object.remove("queryStringParameters");
+            object.remove("multiValueQueryStringParameters");
         }
     }
     serde_json::from_value(event).expect("the edited connect event parses")

@@ -10,6 +10,16 @@ pub use recording::RecordingMessenger;
 
 use std::path::PathBuf;
 
+/// A tool `make tools` installs under `.tools/`, e.g. `node/node_modules/.bin/wscat`.
+///
+/// # Panics
+/// When it is not installed, saying how to install it.
+pub fn tool(relative: &str) -> PathBuf {
+    let path = workspace_root().join(".tools").join(relative);
+    assert!(path.exists(), "{} is not installed: run `make tools` (or `make test`, which installs it)", path.display());
+    path
+}
+
 /// The workspace's root folder, where `template.yaml` and `events/` live.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace root exists")
