@@ -59,7 +59,7 @@ pub async fn warm(iterations: usize, figures: &mut Vec<Figure>) {
         let (started, cpu) = (Instant::now(), cpu_time::ThreadTime::now());
         for request in &requests {
             let response = routes::handle(route, request, &store, &messenger).await;
-            assert!(response.status_code < 500, "{} answered {}", route.key(), response.status_code);
+            assert!(response.status() < 500, "{} answered {}", route.key(), response.status());
         }
         let (wall, cpu) = (started.elapsed(), cpu.elapsed().as_nanos());
         figures.push(Figure {
@@ -130,7 +130,7 @@ pub async fn calls(figures: &mut Vec<Figure>) {
     for (name, route, request) in cases {
         let messenger = CountingMessenger::default();
         let response = routes::handle(route, &request, &store, &messenger).await;
-        assert_eq!(response.status_code, 200, "{name}");
+        assert_eq!(response.status(), 200, "{name}");
         let posts = messenger.0.load(Ordering::Relaxed);
         figures.push(Figure {
             name: format!("calls per {name}"),

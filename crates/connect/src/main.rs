@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let store = &DynamoDbStore::from_env(&chat_core::aws_config().await)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        Ok::<_, Error>(routes::connect(&event.payload, store).await)
+        Ok::<_, Error>(routes::connect(&event.payload, store).await.emit())
     }))
     .await
 }

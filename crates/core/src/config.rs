@@ -9,6 +9,9 @@ pub const TABLE_NAME: &str = "TABLE_NAME";
 /// (e.g. `http://127.0.0.1:3001/dev` for the local gateway). Includes the stage.
 pub const MANAGEMENT_ENDPOINT: &str = "APIGW_MANAGEMENT_ENDPOINT";
 
+/// The region the functions run in; Lambda sets it. The @connections endpoint is built in it.
+pub const REGION: &str = "AWS_REGION";
+
 /// Reads a required variable, failing with an error that names it.
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
     match std::env::var(name) {

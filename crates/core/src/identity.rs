@@ -6,7 +6,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
-use crate::protocol::UserId;
+use crate::protocol::{ErrorCode, UserId};
 
 /// The query parameter that names the user at connect time.
 pub const USER_ID_PARAM: &str = "userId";
@@ -20,6 +20,16 @@ pub enum IdentityError {
     /// The parameter is present but not a valid user id.
     #[error("{USER_ID_PARAM} {0}")]
     Invalid(String),
+}
+
+impl IdentityError {
+    /// The stable code a refused connection is counted under.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            IdentityError::Missing => ErrorCode::MissingField,
+            IdentityError::Invalid(_) => ErrorCode::InvalidField,
+        }
+    }
 }
 
 /// The user a connect request speaks for.

@@ -5,11 +5,13 @@
 //! [`store::ConnectionStore`] (DynamoDB in the cloud, memory on one machine) and the
 //! [`messenger::Messenger`] (API Gateway's @connections API).
 
+pub mod aws;
 pub mod config;
 pub mod error;
 pub mod identity;
 pub mod limits;
 pub mod messenger;
+pub mod metrics;
 pub mod protocol;
 pub mod routes;
 pub mod store;
@@ -20,9 +22,8 @@ pub use messenger::{ApiGatewayMessenger, Endpoint, Messenger};
 pub use routes::Route;
 pub use store::{Connection, ConnectionStore, DynamoDbStore, MemoryStore};
 
-/// Loads the AWS SDK configuration (region, credentials, endpoint overrides) from the environment.
-///
-/// Call it once per process, at start-up, and share the result between clients.
+/// Loads the AWS SDK configuration from the environment with the pinned behaviour version and
+/// time limits of [`aws`]. Call it once per process, at start-up, and share the result.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws::load().await
 }

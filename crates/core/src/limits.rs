@@ -1,4 +1,5 @@
-//! API Gateway WebSocket quotas that the handlers respect and the local gateway enforces.
+//! Limits: API Gateway's WebSocket quotas that the handlers respect and the local gateway
+//! enforces, and this project's own bounds on fan-out, connections and time.
 
 use std::time::Duration;
 
@@ -17,8 +18,43 @@ pub const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
 /// How long API Gateway waits for a route's integration before it gives up.
 pub const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
 
+/// New connections API Gateway accepts per second (per account and region).
+pub const MAX_NEW_CONNECTIONS_PER_SECOND: u32 = 500;
+
+/// Longest URL API Gateway accepts on the upgrade request, in characters.
+pub const MAX_URL_CHARS: usize = 4096;
+
 /// How long a connection record outlives its connection's start, for the table's TTL.
 ///
 /// `$disconnect` is best effort, so every record must expire by itself; the margin past the
 /// maximum connection duration keeps a live connection's record from expiring under it.
 pub const RECORD_TTL: Duration = Duration::from_secs(MAX_CONNECTION_DURATION.as_secs() + 60 * 60);
+
+/// Posts to one user's connections in flight at once; the rest wait their turn.
+pub const MAX_POSTS_IN_FLIGHT: usize = 32;
+
+/// Open connections one user may hold; the next `$connect` is refused with 429.
+pub const MAX_CONNECTIONS_PER_USER: usize = 20;
+
+/// How old a connection must be before a 410 from it is taken as proof that it is gone.
+///
+/// API Gateway completes the handshake after `$connect` returns, and a post in between answers
+/// 410 for a connection that is about to open. The handshake takes milliseconds; ten seconds
+/// leaves a wide margin for a slow client, and costs little: a connection that really is gone
+/// in its first ten seconds keeps its record until `$disconnect` (or the TTL) removes it, and
+/// posts to it meanwhile answer 410 again, which is cheap.
+pub const GONE_AFTER: Duration = Duration::from_secs(10);
+
+/// Time for one attempt of a DynamoDB or @connections call, connecting included.
+pub const BACKEND_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Time for one DynamoDB or @connections call, retries included.
+///
+/// A handler makes at most four of these one after the other (the reads, the posts, the
+/// deletes of gone connections, the reply to the sender), so 4 × 2 s stays inside the
+/// functions' 10 s timeout (`template.yaml`) and a stalled backend answers `unavailable`
+/// instead of timing the function out.
+pub const BACKEND_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Time to open a TCP (and TLS) connection to DynamoDB or @connections.
+pub const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);

@@ -8,7 +8,54 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::limits::MAX_MESSAGE_BYTES;
-use crate::routes::Route;
+
+/// A route of the WebSocket API: its key in API Gateway and the binary that serves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `$connect`: records who the connection belongs to.
+    Connect,
+    /// `$disconnect`: forgets the connection.
+    Disconnect,
+    /// `$default`: the `send` echo, and help for unknown actions.
+    Default,
+    /// `sendMessage`: delivers a message to every connection of a user.
+    SendMessage,
+}
+
+impl Route {
+    /// Every route, in the order the README lists them.
+    pub const ALL: [Route; 4] = [Route::Connect, Route::Disconnect, Route::Default, Route::SendMessage];
+
+    /// The route key API Gateway selects it by.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Route::Connect => "$connect",
+            Route::Disconnect => "$disconnect",
+            Route::Default => "$default",
+            Route::SendMessage => "sendMessage",
+        }
+    }
+
+    /// The name of the Lambda binary (the workspace's `[[bin]]`) that serves the route.
+    pub const fn binary(self) -> &'static str {
+        match self {
+            Route::Connect => "connect",
+            Route::Disconnect => "disconnect",
+            Route::Default => "default",
+            Route::SendMessage => "send-message",
+        }
+    }
+
+    /// The route with this key; keys are case-sensitive.
+    pub fn from_key(key: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|route| route.key() == key)
+    }
+
+    /// The route served by this binary.
+    pub fn from_binary(binary: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|route| route.binary() == binary)
+    }
+}
 
 /// The route selection expression of the WebSocket API.
 pub const ROUTE_SELECTION_EXPRESSION: &str = "$request.body.action";
@@ -225,6 +272,8 @@ pub enum ErrorCode {
     UnknownConnection,
     /// A backend call failed; trying again later may work.
     Unavailable,
+    /// `$connect` only: the user already holds the most connections allowed.
+    TooManyConnections,
 }
 
 /// `{"error": code, "message": sentence}`, plus the list of actions for `unknownAction`.

@@ -1,9 +1,14 @@
 //! The route handlers, driven by the sample events in `events/`, on the in-memory store with a
 //! messenger that records what it sends.
 
-use chat_core::protocol::UserId;
+use std::time::{Duration, Instant};
+
+use chat_core::limits::{BACKEND_CALL_TIMEOUT, MAX_CONNECTIONS_PER_USER, MAX_POSTS_IN_FLIGHT};
+use chat_core::protocol::{ErrorCode, UserId};
 use chat_core::routes::{self, Route};
 use chat_core::store::{ConnectionStore, MemoryStore};
+use chat_testing::faults::{Stalled, Throttling};
+use chat_testing::recording::throttled;
 use chat_testing::{RecordingMessenger, dynalite, events};
 use serde_json::{Value, json};
 
@@ -19,18 +24,24 @@ impl Chat {
         let chat = Chat { store: MemoryStore::new(), messenger: RecordingMessenger::new() };
         for (connection_id, user) in connections {
             let response = routes::connect(&events::connect(connection_id, Some(user)), &chat.store).await;
-            assert_eq!(response.status_code, 200, "connecting {connection_id} as {user}");
+            assert_eq!(response.status(), 200, "connecting {connection_id} as {user}");
         }
         chat
     }
 
+    /// Sends a frame as the sample event does, 5 s after the connections opened.
     async fn send(&self, from: &str, frame: Value) -> i64 {
-        let event = events::message(Route::SendMessage, from, &frame.to_string());
-        routes::send_message(&event, &self.store, &self.messenger).await.status_code
+        self.send_after(from, frame, 5).await.status()
+    }
+
+    /// Sends a frame `seconds` after the connections opened.
+    async fn send_after(&self, from: &str, frame: Value, seconds: i64) -> routes::Handled {
+        let event = events::message_after(Route::SendMessage, from, &frame.to_string(), seconds);
+        routes::send_message(&event, &self.store, &self.messenger).await
     }
 
     async fn default(&self, from: &str, body: &str) -> i64 {
-        routes::default(&events::message(Route::Default, from, body), &self.messenger).await.status_code
+        routes::default(&events::message(Route::Default, from, body), &self.messenger).await.status()
     }
 
     fn error_code_to(&self, connection_id: &str) -> Value {
@@ -56,7 +67,7 @@ async fn the_sample_connect_event_records_user_1() {
 
     let response = routes::connect(&events::load(Route::Connect), &store).await;
 
-    assert_eq!(response.status_code, 200);
+    assert_eq!(response.status(), 200);
     let record = store.find(ALICE_TAB).await.unwrap().expect("a record");
     assert_eq!(record.user_id.as_str(), "1");
     let connected_at = events::load(Route::Connect).request_context.connected_at;
@@ -70,7 +81,7 @@ async fn connecting_without_a_valid_user_id_is_refused_and_stores_nothing() {
 
     for user in [None, Some(""), Some("bob smith"), Some(&*"x".repeat(129))] {
         let response = routes::connect(&events::connect("c1", user), &store).await;
-        assert_eq!(response.status_code, 400, "userId {user:?}");
+        assert_eq!(response.status(), 400, "userId {user:?}");
     }
 
     assert!(store.is_empty());
@@ -82,7 +93,7 @@ async fn the_sample_send_message_event_delivers_hello_there_to_user_2() {
 
     let response = routes::send_message(&events::load(Route::SendMessage), &chat.store, &chat.messenger).await;
 
-    assert_eq!(response.status_code, 200);
+    assert_eq!(response.status(), 200);
     assert_eq!(chat.messenger.frames_to("bob-tab"), vec![json!({"senderId": "1", "body": "hello there!"})]);
     assert!(chat.messenger.frames_to(ALICE_TAB).is_empty(), "the sender gets no echo");
     let post = &chat.messenger.posts()[0];
@@ -156,7 +167,7 @@ async fn each_invalid_frame_gets_its_error_code_and_reaches_nobody_else() {
 
         let response = routes::send_message(&event, &chat.store, &chat.messenger).await;
 
-        assert_eq!(response.status_code, 400, "{body}");
+        assert_eq!(response.status(), 400, "{body}");
         let frames = chat.messenger.frames_to("alice-1");
         assert_eq!(frames.len(), 1, "{body}");
         assert_eq!(frames[0]["error"], code, "{body}");
@@ -186,9 +197,10 @@ async fn a_gone_recipient_connection_loses_its_record_and_the_others_still_recei
     let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob"), ("bob-2", "bob"), ("bob-3", "bob")]).await;
     chat.messenger.mark_gone("bob-2");
 
-    let status = chat.send("alice-1", message_to("bob", "still there?")).await;
+    let handled = chat.send_after("alice-1", message_to("bob", "still there?"), 60).await;
 
-    assert_eq!(status, 200);
+    assert_eq!(handled.status(), 200);
+    assert_eq!((handled.metrics.messages_delivered, handled.metrics.connections_gone), (2, 1));
     for tab in ["bob-1", "bob-3"] {
         assert_eq!(chat.messenger.frames_to(tab).len(), 1, "{tab}");
     }
@@ -202,11 +214,119 @@ async fn when_every_recipient_connection_is_gone_the_sender_hears_recipient_not_
     let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob")]).await;
     chat.messenger.mark_gone("bob-1");
 
-    let status = chat.send("alice-1", message_to("bob", "hello?")).await;
+    let status = chat.send_after("alice-1", message_to("bob", "hello?"), 60).await.status();
 
     assert_eq!(status, 404);
     assert_eq!(chat.error_code_to("alice-1"), "recipientNotConnected");
     assert!(chat.users_connections("bob").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_connection_that_answers_gone_in_its_first_seconds_keeps_its_record() {
+    // The race: bob's $connect has returned and written his record, but API Gateway has not yet
+    // completed his handshake, so a post to him answers 410 for a moment.
+    let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob")]).await;
+    chat.messenger.mark_gone("bob-1");
+
+    let during_handshake = chat.send_after("alice-1", message_to("bob", "too early"), 5).await;
+    chat.messenger.heal("bob-1");
+    let after_handshake = chat.send_after("alice-1", message_to("bob", "now?"), 6).await;
+    let bobs_own = chat.send_after("bob-1", message_to("alice", "here"), 7).await;
+
+    assert_eq!(during_handshake.metrics.connections_gone, 1);
+    assert_eq!(chat.users_connections("bob").await, vec!["bob-1"], "the record survived the 410");
+    assert_eq!(after_handshake.status(), 200);
+    assert_eq!(chat.messenger.frames_to("bob-1"), vec![json!({"senderId": "alice", "body": "now?"})]);
+    assert_eq!(bobs_own.status(), 200, "bob's own sends still work");
+}
+
+#[tokio::test]
+async fn a_gone_connection_exactly_ten_seconds_old_loses_its_record() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob")]).await;
+    chat.messenger.mark_gone("bob-1");
+
+    chat.send_after("alice-1", message_to("bob", "9 s"), 9).await;
+    let kept = chat.users_connections("bob").await;
+    chat.send_after("alice-1", message_to("bob", "10 s"), 10).await;
+
+    assert_eq!(kept, vec!["bob-1"]);
+    assert!(chat.users_connections("bob").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_user_at_the_connection_limit_is_refused_with_429_and_nothing_is_stored() {
+    let tabs: Vec<String> = (0..MAX_CONNECTIONS_PER_USER).map(|n| format!("alice-{n}")).collect();
+    let chat = Chat::with(&tabs.iter().map(|tab| (tab.as_str(), "alice")).collect::<Vec<_>>()).await;
+
+    let refused = routes::connect(&events::connect("alice-one-too-many", Some("alice")), &chat.store).await;
+    let bob = routes::connect(&events::connect("bob-1", Some("bob")), &chat.store).await;
+
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.metrics.refused, Some(ErrorCode::TooManyConnections));
+    assert_eq!(chat.users_connections("alice").await.len(), MAX_CONNECTIONS_PER_USER);
+    assert!(chat.store.find("alice-one-too-many").await.unwrap().is_none());
+    assert_eq!(bob.status(), 200, "other users are not affected");
+}
+
+#[tokio::test]
+async fn deliveries_run_at_most_the_fan_out_limit_at_once() {
+    let store = MemoryStore::new();
+    let messenger = RecordingMessenger::with_latency(Duration::from_millis(5));
+    store.save(&events::connection("alice-1", "alice")).await.unwrap();
+    // More connections than a user may open, written directly: the bound must hold anyway.
+    for n in 0..3 * MAX_POSTS_IN_FLIGHT {
+        store.save(&events::connection(&format!("bob-{n}"), "bob")).await.unwrap();
+    }
+    let event = events::message(Route::SendMessage, "alice-1", &message_to("bob", "hi all").to_string());
+
+    let handled = routes::send_message(&event, &store, &messenger).await;
+
+    assert_eq!(handled.status(), 200);
+    assert_eq!(handled.metrics.messages_delivered, 3 * MAX_POSTS_IN_FLIGHT as u64);
+    assert_eq!(messenger.most_in_flight(), MAX_POSTS_IN_FLIGHT);
+}
+
+#[tokio::test]
+async fn a_post_that_fails_otherwise_than_gone_tells_the_sender_how_far_the_message_got() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob"), ("bob-2", "bob"), ("bob-3", "bob")]).await;
+    chat.messenger.fail("bob-2", throttled);
+
+    let handled = chat.send_after("alice-1", message_to("bob", "partly"), 60).await;
+
+    assert_eq!(handled.status(), 500);
+    assert_eq!(chat.error_code_to("alice-1"), "unavailable");
+    let message = chat.messenger.frames_to("alice-1")[0]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("reached 2 of 3 connections"), "{message}");
+    assert_eq!(chat.users_connections("bob").await.len(), 3, "a throttled connection keeps its record");
+    assert_eq!((handled.metrics.messages_delivered, handled.metrics.posts_failed), (2, 1));
+}
+
+#[tokio::test]
+async fn when_dynamodb_throttles_past_the_retries_the_sender_hears_unavailable() {
+    let dynamodb = Throttling::start().await;
+    let messenger = RecordingMessenger::new();
+
+    let handled = routes::send_message(&events::load(Route::SendMessage), &dynamodb.store(), &messenger).await;
+
+    assert_eq!(handled.status(), 500);
+    assert_eq!(messenger.frames_to(ALICE_TAB)[0]["error"], "unavailable");
+    assert_eq!(handled.metrics.backend_failures, 1);
+    assert!(dynamodb.requests() > 2, "the SDK retried the throttled calls ({} requests)", dynamodb.requests());
+}
+
+#[tokio::test]
+async fn a_dynamodb_that_never_answers_gives_unavailable_within_the_call_limit() {
+    let dynamodb = Stalled::start().await;
+    let messenger = RecordingMessenger::new();
+    let started = Instant::now();
+
+    let handled = routes::send_message(&events::load(Route::SendMessage), &dynamodb.store(), &messenger).await;
+
+    let took = started.elapsed();
+    assert_eq!(handled.status(), 500);
+    assert_eq!(messenger.frames_to(ALICE_TAB)[0]["error"], "unavailable");
+    // The functions time out at 10 s; the reads give up at the call limit, well before.
+    assert!(took < BACKEND_CALL_TIMEOUT + Duration::from_secs(2), "took {took:?}");
 }
 
 #[tokio::test]
@@ -227,7 +347,7 @@ async fn when_dynamodb_is_unreachable_the_sender_hears_unavailable_and_the_funct
 
     let response = routes::send_message(&events::load(Route::SendMessage), &store, &messenger).await;
 
-    assert_eq!(response.status_code, 500);
+    assert_eq!(response.status(), 500);
     let frames = messenger.frames_to(ALICE_TAB);
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0]["error"], "unavailable");
@@ -238,8 +358,8 @@ async fn when_dynamodb_is_unreachable_the_sender_hears_unavailable_and_the_funct
 async fn when_dynamodb_is_unreachable_connect_and_disconnect_return_500() {
     let store = dynalite::unreachable_store();
 
-    assert_eq!(routes::connect(&events::load(Route::Connect), &store).await.status_code, 500);
-    assert_eq!(routes::disconnect(&events::load(Route::Disconnect), &store).await.status_code, 500);
+    assert_eq!(routes::connect(&events::load(Route::Connect), &store).await.status(), 500);
+    assert_eq!(routes::disconnect(&events::load(Route::Disconnect), &store).await.status(), 500);
 }
 
 #[tokio::test]
@@ -248,7 +368,7 @@ async fn the_sample_disconnect_event_forgets_the_connection() {
 
     let response = routes::disconnect(&events::load(Route::Disconnect), &chat.store).await;
 
-    assert_eq!(response.status_code, 200);
+    assert_eq!(response.status(), 200);
     assert_eq!(chat.users_connections("1").await, vec!["other-tab"]);
 }
 
@@ -258,7 +378,7 @@ async fn the_sample_default_event_answers_pong() {
 
     let response = routes::default(&events::load(Route::Default), &messenger).await;
 
-    assert_eq!(response.status_code, 200);
+    assert_eq!(response.status(), 200);
     assert_eq!(messenger.frames_to(ALICE_TAB), vec![json!({"message": "🏓 pong"})]);
 }
 

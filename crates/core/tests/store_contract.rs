@@ -61,12 +61,30 @@ async fn saving_a_connection_again_moves_it_to_its_new_user(store: &dyn Connecti
 }
 
 async fn many_connections_of_one_user_come_back_from_one_lookup(store: &dyn ConnectionStore) {
+    // 120 is 18 pages of PAGE_SIZE on DynamoDB.
     let ids: Vec<String> = (0..120).map(|n| format!("conn-{n:03}")).collect();
     for id in &ids {
         store.save(&events::connection(id, "busy")).await.unwrap();
     }
 
     assert_eq!(sorted_connections_of(store, "busy").await, ids);
+}
+
+async fn a_gone_connection_is_removed_only_if_it_was_opened_by_the_cutoff(store: &dyn ConnectionStore) {
+    let connection = events::connection("c1", "alice");
+    store.save(&connection).await.unwrap();
+
+    let too_young = store.remove_if_opened_by("c1", connection.connected_at - 1).await.unwrap();
+    let still_there = store.find("c1").await.unwrap();
+    let old_enough = store.remove_if_opened_by("c1", connection.connected_at).await.unwrap();
+    let unknown = store.remove_if_opened_by("never-seen", connection.connected_at).await.unwrap();
+
+    assert!(!too_young);
+    assert_eq!(still_there, Some(connection));
+    assert!(old_enough);
+    assert_eq!(store.find("c1").await.unwrap(), None);
+    assert!(sorted_connections_of(store, "alice").await.is_empty());
+    assert!(!unknown);
 }
 
 macro_rules! contract {
@@ -85,7 +103,10 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $case() {
                     let dynalite = super::Dynalite::start();
-                    let store = dynalite.create_table("chat-connections").await;
+                    // Small Query pages, so every lookup of more than a few connections reads
+                    // several pages, as a large room or a busy user does at DynamoDB's 1 MB.
+                    use super::PAGE_SIZE;
+                    let store = dynalite.create_table("chat-connections").await.with_page_size(PAGE_SIZE);
                     super::$case(&store).await;
                 }
             )*
@@ -93,7 +114,10 @@ macro_rules! contract {
     };
 }
 
+const PAGE_SIZE: i32 = 7;
+
 contract!(
+    a_gone_connection_is_removed_only_if_it_was_opened_by_the_cutoff,
     a_saved_connection_can_be_found_with_every_field,
     an_unknown_connection_is_not_found,
     a_users_connections_are_all_of_theirs_and_only_theirs,

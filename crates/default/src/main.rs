@@ -6,9 +6,9 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let messenger = &ApiGatewayMessenger::from_env(&chat_core::aws_config().await);
+    let messenger = &ApiGatewayMessenger::from_env(&chat_core::aws_config().await)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        Ok::<_, Error>(routes::default(&event.payload, messenger).await)
+        Ok::<_, Error>(routes::default(&event.payload, messenger).await.emit())
     }))
     .await
 }

@@ -26,7 +26,8 @@ pub trait Backend: Send + Sync {
 pub fn local_sdk_config() -> aws_config::SdkConfig {
     use aws_sdk_lambda::config::{Credentials, Region, SharedCredentialsProvider};
     aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
+        .behavior_version(chat_core::aws::behavior_version())
+        .timeout_config(chat_core::aws::timeouts())
         .region(Region::new("us-east-1"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "local",
@@ -59,7 +60,7 @@ impl InProcess {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let messenger = ApiGatewayMessenger::new(&local_sdk_config(), Some(management_url));
+        let messenger = ApiGatewayMessenger::with_endpoint(&local_sdk_config(), management_url);
         Ok(Self { store: Arc::new(MemoryStore::new()), messenger: Arc::new(messenger), routes })
     }
 
@@ -76,10 +77,13 @@ impl Backend for InProcess {
         let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(event)
             .map_err(|source| InvokeError::BadEvent { function: function.logical_id.clone(), source })?;
         // A panicking handler fails its integration and nothing else, as a crashed Lambda would.
-        AssertUnwindSafe(routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref()))
-            .catch_unwind()
-            .await
-            .map_err(|_| InvokeError::Panicked)
+        AssertUnwindSafe(
+            routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref())
+                .map(|handled| handled.response),
+        )
+        .catch_unwind()
+        .await
+        .map_err(|_| InvokeError::Panicked)
     }
 }
 

@@ -25,7 +25,7 @@ fn function_of(template: &Template, route: Route) -> FunctionSpec {
 /// The IAM actions each route's function calls, and nothing more.
 fn actions_needed(route: Route) -> BTreeSet<&'static str> {
     match route {
-        Route::Connect => ["dynamodb:PutItem"].into(),
+        Route::Connect => ["dynamodb:PutItem", "dynamodb:Query"].into(),
         Route::Disconnect => ["dynamodb:DeleteItem"].into(),
         Route::Default => ["execute-api:ManageConnections"].into(),
         Route::SendMessage => {
@@ -127,13 +127,71 @@ fn no_policy_uses_a_wildcard_beyond_the_connections_path() {
 }
 
 #[test]
-fn the_query_grant_names_the_index_the_store_queries() {
-    let function = function_of(&template(), Route::SendMessage);
+fn the_query_grants_name_the_index_the_store_queries() {
+    for route in [Route::Connect, Route::SendMessage] {
+        let function = function_of(&template(), route);
 
-    let query =
-        function.statements.iter().find(|statement| statement.actions.contains(&"dynamodb:Query".into())).unwrap();
+        let query =
+            function.statements.iter().find(|statement| statement.actions.contains(&"dynamodb:Query".into())).unwrap();
 
-    assert_eq!(query.resources, [format!("${{ConnectionsTable.Arn}}/index/{}", schema::USER_INDEX)]);
+        assert_eq!(query.resources, [format!("${{ConnectionsTable.Arn}}/index/{}", schema::USER_INDEX)]);
+    }
+}
+
+/// The logical id a `!Ref X` or `!GetAtt X.Arn` names.
+fn referenced(value: &serde_yaml_ng::Value) -> Option<String> {
+    let rendered = chat_template::render(value);
+    let name = rendered.strip_prefix("${")?.strip_suffix('}')?;
+    Some(name.split('.').next()?.to_owned())
+}
+
+fn assert_keeps_logs_for_a_while(template: &Template, log_group: &str, user: &str) {
+    let (_, resource) = template
+        .resources_of("AWS::Logs::LogGroup")
+        .find(|(id, _)| *id == log_group)
+        .unwrap_or_else(|| panic!("{user} logs to {log_group}, which is not a declared AWS::Logs::LogGroup"));
+    assert_eq!(chat_template::render(&resource.properties["RetentionInDays"]), "${LogRetentionDays}", "{log_group}");
+}
+
+#[test]
+fn every_function_logs_to_a_declared_log_group_with_a_retention_period() {
+    let template = template();
+
+    for (id, function) in template.resources_of("AWS::Serverless::Function") {
+        let group = referenced(&function.properties["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{id} has no Properties.LoggingConfig.LogGroup"));
+        assert_keeps_logs_for_a_while(&template, &group, id);
+    }
+}
+
+#[test]
+fn the_stage_writes_access_logs_to_a_log_group_with_a_retention_period() {
+    let template = template();
+    let (id, stage) = template.resources_of("AWS::ApiGatewayV2::Stage").next().expect("a stage");
+
+    let settings = &stage.properties["AccessLogSettings"];
+    let group = referenced(&settings["DestinationArn"]).unwrap_or_else(|| panic!("{id} has no access log destination"));
+
+    assert_keeps_logs_for_a_while(&template, &group, id);
+    let format = settings["Format"].as_str().unwrap();
+    assert!(format.contains("$context.connectionId") && format.contains("$context.status"), "{format}");
+    assert!(!format.contains("sourceIp"), "access logs hold no personal data: {format}");
+}
+
+#[test]
+fn the_alarms_watch_metrics_the_handlers_emit() {
+    use chat_core::metrics::{Metric, NAMESPACE};
+    let template = template();
+    let alarms: Vec<_> = template.resources_of("AWS::CloudWatch::Alarm").collect();
+
+    let watched: BTreeSet<&str> =
+        alarms.iter().map(|(_, alarm)| alarm.properties["MetricName"].as_str().unwrap()).collect();
+
+    assert_eq!(watched, [Metric::BackendFailures.name(), Metric::PostsFailed.name()].into());
+    for (id, alarm) in alarms {
+        assert_eq!(alarm.properties["Namespace"], NAMESPACE, "{id}");
+        assert!(alarm.properties.get("Dimensions").is_none(), "{id} watches the chat-wide metric, which has none");
+    }
 }
 
 #[test]

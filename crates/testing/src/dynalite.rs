@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType,
@@ -37,10 +37,12 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-/// A DynamoDB client for `endpoint` with dummy credentials, as every local test uses.
+/// A DynamoDB client for `endpoint` with dummy credentials, as every local test uses, and the
+/// functions' own behaviour version and time limits.
 pub fn client_for(endpoint: &str, max_attempts: u32) -> Client {
     let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
+        .behavior_version(chat_core::aws::behavior_version())
+        .timeout_config(chat_core::aws::timeouts())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "chat-testing"))
         .endpoint_url(endpoint)

@@ -56,6 +56,14 @@ pub fn disconnect(connection_id: &str) -> ApiGatewayWebsocketProxyRequest {
     serde_json::from_value(event).expect("the edited disconnect event parses")
 }
 
+/// The sample event of a MESSAGE route, sent by another connection with another body,
+/// `seconds` after the sample connection opened (the sample events' `connectedAt`).
+pub fn message_after(route: Route, connection_id: &str, body: &str, seconds: i64) -> ApiGatewayWebsocketProxyRequest {
+    let mut request = message(route, connection_id, body);
+    request.request_context.request_time_epoch = request.request_context.connected_at + seconds * 1000;
+    request
+}
+
 /// A connection record for a test, opened at the sample events' `connectedAt`.
 pub fn connection(connection_id: &str, user_id: &str) -> Connection {
     let connected_at = load(Route::Connect).request_context.connected_at;

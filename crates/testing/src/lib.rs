@@ -1,8 +1,10 @@
 //! Test helpers shared by the workspace's tests: the sample events users invoke with, a
-//! messenger that records what it was asked to send, and a real DynamoDB API server (dynalite).
+//! messenger that records what it was asked to send, a real DynamoDB API server (dynalite), and
+//! backends that fail as real ones do.
 
 pub mod dynalite;
 pub mod events;
+pub mod faults;
 pub mod recording;
 
 pub use dynalite::Dynalite;

@@ -10,33 +10,49 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 
 use super::{Endpoint, Messenger};
 use crate::config;
-use crate::error::PostError;
+use crate::error::{ConfigError, PostError};
+
+/// Where posts go: one fixed endpoint, or the endpoint of each event's API in a region.
+#[derive(Debug)]
+enum Target {
+    Fixed(String),
+    Region(String),
+}
 
 /// Posts through the @connections API of whichever API and stage an event came from.
 #[derive(Debug)]
 pub struct ApiGatewayMessenger {
     aws: aws_config::SdkConfig,
-    override_url: Option<String>,
+    target: Target,
     // One client per endpoint URL; a function normally serves one API and stage.
     clients: Mutex<HashMap<String, Client>>,
 }
 
 impl ApiGatewayMessenger {
-    /// A messenger that builds each endpoint from the event, or always uses `override_url`
-    /// (including the stage, e.g. `http://127.0.0.1:3001/dev`) when given.
-    pub fn new(aws: &aws_config::SdkConfig, override_url: Option<String>) -> Self {
-        Self { aws: aws.clone(), override_url, clients: Mutex::default() }
+    /// A messenger that always posts to `url`, stage included (e.g. `http://127.0.0.1:3001/dev`).
+    pub fn with_endpoint(aws: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
+        Self { aws: aws.clone(), target: Target::Fixed(url.into()), clients: Mutex::default() }
     }
 
-    /// A messenger whose override comes from `APIGW_MANAGEMENT_ENDPOINT`, if set.
-    pub fn from_env(aws: &aws_config::SdkConfig) -> Self {
-        Self::new(aws, config::optional(config::MANAGEMENT_ENDPOINT))
+    /// A messenger that builds each endpoint from the event's API and stage, in the SDK
+    /// configuration's region; fails naming `AWS_REGION` when there is none.
+    pub fn in_region(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let region = aws.region().ok_or(ConfigError::Missing(config::REGION))?.to_string();
+        Ok(Self { aws: aws.clone(), target: Target::Region(region), clients: Mutex::default() })
+    }
+
+    /// A messenger for `APIGW_MANAGEMENT_ENDPOINT` when it is set, else [`Self::in_region`].
+    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        match config::optional(config::MANAGEMENT_ENDPOINT) {
+            Some(url) => Ok(Self::with_endpoint(aws, url)),
+            None => Self::in_region(aws),
+        }
     }
 
     fn client_for(&self, endpoint: &Endpoint) -> Client {
-        let url = match &self.override_url {
-            Some(url) => url.clone(),
-            None => endpoint.url(self.aws.region().map(|region| region.as_ref()).unwrap_or("us-east-1")),
+        let url = match &self.target {
+            Target::Fixed(url) => url.clone(),
+            Target::Region(region) => endpoint.url(region),
         };
         let mut clients = self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         clients

@@ -24,12 +24,14 @@ impl Endpoint {
         Some(Self { api_id: context.apiid.clone()?, stage: context.stage.clone()? })
     }
 
-    /// The @connections endpoint in `region`: `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`.
+    /// The @connections endpoint in `region`: `https://{apiId}.execute-api.{region}.{suffix}/{stage}`,
+    /// with the DNS suffix of the region's partition (`amazonaws.com`, `amazonaws.com.cn`, ...).
     ///
     /// Built from the API id rather than the event's `domainName`, which is the custom domain
     /// when one is configured and does not serve @connections.
     pub fn url(&self, region: &str) -> String {
-        format!("https://{}.execute-api.{region}.amazonaws.com/{}", self.api_id, self.stage)
+        let suffix = crate::aws::dns_suffix(region);
+        format!("https://{}.execute-api.{region}.{suffix}/{}", self.api_id, self.stage)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The four routes of the WebSocket API, each a plain async function of an event and its dependencies.
 //!
 //! Handlers answer with an HTTP status that API Gateway reads (only `$connect`'s reaches the
-//! client, as the status of the upgrade); what clients see otherwise goes through the messenger.
+//! client, as the status of the upgrade) and the invocation's [`Metrics`]; what clients see
+//! otherwise goes through the messenger.
 
 mod connect;
 mod default;
@@ -18,54 +19,31 @@ pub use send_message::send_message;
 
 use crate::error::Chain;
 use crate::messenger::{Endpoint, Messenger};
+use crate::metrics::Metrics;
+pub use crate::protocol::Route;
 use crate::protocol::{self, ErrorCode, ErrorFrame};
 use crate::store::ConnectionStore;
 
-/// A route of the WebSocket API: its key in API Gateway and the binary that serves it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Route {
-    /// `$connect`: records who the connection belongs to.
-    Connect,
-    /// `$disconnect`: forgets the connection.
-    Disconnect,
-    /// `$default`: the `send` echo, and help for unknown actions.
-    Default,
-    /// `sendMessage`: delivers a message to every connection of a user.
-    SendMessage,
+/// What a handler did: the answer for API Gateway and what the invocation counted.
+#[derive(Debug)]
+pub struct Handled {
+    /// The answer API Gateway reads.
+    pub response: ApiGatewayProxyResponse,
+    /// The invocation's counters, for CloudWatch.
+    pub metrics: Metrics,
 }
 
-impl Route {
-    /// Every route, in the order the README lists them.
-    pub const ALL: [Route; 4] = [Route::Connect, Route::Disconnect, Route::Default, Route::SendMessage];
-
-    /// The route key API Gateway selects it by.
-    pub const fn key(self) -> &'static str {
-        match self {
-            Route::Connect => "$connect",
-            Route::Disconnect => "$disconnect",
-            Route::Default => "$default",
-            Route::SendMessage => "sendMessage",
-        }
+impl Handled {
+    /// Writes the metrics as one EMF log line and gives the answer for API Gateway: what each
+    /// Lambda binary returns.
+    pub fn emit(self) -> ApiGatewayProxyResponse {
+        self.metrics.emit();
+        self.response
     }
 
-    /// The name of the Lambda binary (the workspace's `[[bin]]`) that serves the route.
-    pub const fn binary(self) -> &'static str {
-        match self {
-            Route::Connect => "connect",
-            Route::Disconnect => "disconnect",
-            Route::Default => "default",
-            Route::SendMessage => "send-message",
-        }
-    }
-
-    /// The route with this key; keys are case-sensitive.
-    pub fn from_key(key: &str) -> Option<Route> {
-        Route::ALL.into_iter().find(|route| route.key() == key)
-    }
-
-    /// The route served by this binary.
-    pub fn from_binary(binary: &str) -> Option<Route> {
-        Route::ALL.into_iter().find(|route| route.binary() == binary)
+    /// The answer's HTTP status.
+    pub fn status(&self) -> i64 {
+        self.response.status_code
     }
 }
 
@@ -76,7 +54,7 @@ pub async fn handle(
     request: &ApiGatewayWebsocketProxyRequest,
     store: &dyn ConnectionStore,
     messenger: &dyn Messenger,
-) -> ApiGatewayProxyResponse {
+) -> Handled {
     match route {
         Route::Connect => connect(request, store).await,
         Route::Disconnect => disconnect(request, store).await,
@@ -86,17 +64,17 @@ pub async fn handle(
 }
 
 /// A handler's answer: a status and a short text for logs and refused upgrades.
-pub(crate) fn respond(status: i64, text: impl Into<String>) -> ApiGatewayProxyResponse {
+pub(crate) fn respond(status: i64, text: impl Into<String>, metrics: Metrics) -> Handled {
     let mut response = ApiGatewayProxyResponse::default();
     response.status_code = status;
     response.body = Some(Body::Text(text.into()));
-    response
+    Handled { response, metrics }
 }
 
 /// An event without a field API Gateway always sends: a bad test event or a misconfigured route.
-pub(crate) fn malformed_event(field: &str) -> ApiGatewayProxyResponse {
+pub(crate) fn malformed_event(field: &str, metrics: Metrics) -> Handled {
     tracing::error!(field, "event has no requestContext.{field}; is this an API Gateway WebSocket event?");
-    respond(500, format!("event has no requestContext.{field}"))
+    respond(500, format!("event has no requestContext.{field}"), metrics)
 }
 
 /// The connection a MESSAGE event came from, able to receive frames in reply.
@@ -119,31 +97,35 @@ impl<'a> Sender<'a> {
     }
 
     /// Sends a frame to the sender; whether it arrived. A failure is logged, as there is
-    /// nobody else to tell.
-    pub async fn reply(&self, frame: &impl serde::Serialize) -> bool {
+    /// nobody else to tell, and counted as a failed post.
+    pub async fn reply(&self, frame: &impl serde::Serialize, metrics: &mut Metrics) -> bool {
         let data = protocol::to_bytes(frame);
         match self.messenger.post(&self.endpoint, self.connection_id, &data).await {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(connection_id = self.connection_id, error = %Chain(&error), "could not reply to the sender");
+                metrics.posts_failed += 1;
                 false
             }
         }
     }
 
     /// Tells the sender why its frame was refused and answers with `status`.
-    pub async fn refuse(&self, frame: ErrorFrame, status: i64) -> ApiGatewayProxyResponse {
-        self.reply(&frame).await;
-        respond(status, frame.message)
+    pub async fn refuse(&self, frame: ErrorFrame, status: i64, mut metrics: Metrics) -> Handled {
+        metrics.refused = Some(frame.error);
+        self.reply(&frame, &mut metrics).await;
+        respond(status, frame.message, metrics)
     }
 
     /// Logs a backend failure with its cause chain, tells the sender it is unavailable, answers 500.
     pub async fn unavailable(
         &self,
         error: &(dyn std::error::Error + Send + Sync + 'static),
-    ) -> ApiGatewayProxyResponse {
+        mut metrics: Metrics,
+    ) -> Handled {
         tracing::error!(connection_id = self.connection_id, error = %Chain(error), "backend call failed");
+        metrics.backend_failures += 1;
         let frame = ErrorFrame::new(ErrorCode::Unavailable, "the chat is unavailable right now; try again in a moment");
-        self.refuse(frame, 500).await
+        self.refuse(frame, 500, metrics).await
     }
 }

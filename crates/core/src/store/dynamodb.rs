@@ -1,12 +1,13 @@
 //! The connection store in the cloud: one DynamoDB table keyed by connection, with an index on user.
 //!
-//! Every operation is a single request: PutItem, DeleteItem, GetItem, and one Query on the user
-//! index (paginated only past 1 MB of keys). Nothing scans.
+//! Every operation is a single request: PutItem, DeleteItem (conditional on `connectedAt` for
+//! gone connections), GetItem, and one Query on the user index, read page by page. Nothing scans.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::schema::{CONNECTED_AT, CONNECTION_ID, EXPIRES_AT, USER_ID, USER_INDEX};
@@ -20,12 +21,20 @@ use crate::protocol::UserId;
 pub struct DynamoDbStore {
     client: Client,
     table: String,
+    page_size: Option<i32>,
 }
 
 impl DynamoDbStore {
     /// A store over `table`, reached with `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), page_size: None }
+    }
+
+    /// Reads at most `items` keys per Query page (DynamoDB's own limit is 1 MB a page), e.g. to
+    /// exercise pagination in tests.
+    pub fn with_page_size(mut self, items: i32) -> Self {
+        self.page_size = Some(items);
+        self
     }
 
     /// A store over the table named by `TABLE_NAME`. The endpoint honours the SDK's
@@ -92,6 +101,28 @@ impl ConnectionStore for DynamoDbStore {
         Ok(())
     }
 
+    async fn remove_if_opened_by(&self, connection_id: &str, opened_by: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(CONNECTION_ID, string(connection_id))
+            .condition_expression("#connectedAt <= :openedBy")
+            .expression_attribute_names("#connectedAt", CONNECTED_AT)
+            .expression_attribute_values(":openedBy", number(opened_by))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if matches!(error.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(StoreError::dynamodb("DeleteItem")(error)),
+        }
+    }
+
     async fn find(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
         // Strongly consistent: a frame can follow its connect within milliseconds.
         let output = self
@@ -116,6 +147,7 @@ impl ConnectionStore for DynamoDbStore {
             .key_condition_expression("#user = :user")
             .expression_attribute_names("#user", USER_ID)
             .expression_attribute_values(":user", string(user_id.as_str()))
+            .set_limit(self.page_size)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {

@@ -78,6 +78,19 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
+    async fn remove_if_opened_by(&self, connection_id: &str, opened_by: i64) -> Result<bool, StoreError> {
+        let mut inner = self.write();
+        match inner.connections.get(connection_id) {
+            Some(connection) if connection.connected_at <= opened_by => {
+                if let Some(previous) = inner.connections.remove(connection_id) {
+                    inner.unlink(&previous);
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn find(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
         Ok(self.read().connections.get(connection_id).cloned())
     }

@@ -57,6 +57,13 @@ pub trait ConnectionStore: Send + Sync {
     /// Forgets a connection. Forgetting an unknown connection succeeds.
     async fn remove(&self, connection_id: &str) -> Result<(), StoreError>;
 
+    /// Forgets a connection only if it was opened at or before `opened_by` (epoch ms), in one
+    /// conditional step; whether it did. A younger record, or none, is left as it is.
+    ///
+    /// A post that answers 410 calls this rather than [`ConnectionStore::remove`]: a connection
+    /// whose `$connect` has just returned answers 410 until its handshake completes.
+    async fn remove_if_opened_by(&self, connection_id: &str, opened_by: i64) -> Result<bool, StoreError>;
+
     /// The record of one connection, if there is one.
     async fn find(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
 

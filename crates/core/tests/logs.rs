@@ -1,0 +1,64 @@
+//! What the handlers write to their logs: connection ids, never user ids, which may be e-mail
+//! addresses.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use chat_core::protocol::Route;
+use chat_core::routes;
+use chat_core::store::MemoryStore;
+use chat_testing::{RecordingMessenger, events};
+use serde_json::json;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_whole_chat_logs_connection_ids_and_no_user_id_at_info_level() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .json()
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (store, messenger) = (MemoryStore::new(), RecordingMessenger::new());
+    let (alice, bob) = ("alice@example.com", "bob.smith@example.org");
+
+    routes::connect(&events::connect("alice-1", Some(alice)), &store).await;
+    routes::connect(&events::connect("bob-1", Some(bob)), &store).await;
+    for body in [
+        json!({"action": "sendMessage", "destinationUserId": bob, "body": "hi"}),
+        json!({"destinationUserId": "nobody@example.com", "body": "x"}),
+    ] {
+        routes::send_message(&events::message(Route::SendMessage, "alice-1", &body.to_string()), &store, &messenger)
+            .await;
+    }
+    messenger.mark_gone("bob-1");
+    let late = json!({"action": "sendMessage", "destinationUserId": bob, "body": "gone?"});
+    routes::send_message(
+        &events::message_after(Route::SendMessage, "alice-1", &late.to_string(), 60),
+        &store,
+        &messenger,
+    )
+    .await;
+    routes::disconnect(&events::disconnect("alice-1"), &store).await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("alice-1") && logs.contains("bob-1"), "connection ids are logged: {logs}");
+    for user in [alice, bob, "nobody@example.com"] {
+        assert!(!logs.contains(user), "{user} appears in the logs:\n{logs}");
+    }
+}
