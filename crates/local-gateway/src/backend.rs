@@ -108,6 +108,9 @@ impl LambdaInvoke {
         let config = aws_sdk_lambda::config::Builder::from(&local_sdk_config())
             .endpoint_url(endpoint)
             .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            // The integration timeout bounds each invocation, as in API Gateway; the functions'
+            // own backend time limits would cut off a function that is still starting.
+            .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
             .build();
         Self { client: aws_sdk_lambda::Client::from_conf(config), naming }
     }

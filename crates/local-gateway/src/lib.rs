@@ -14,6 +14,7 @@ pub mod events;
 mod ids;
 mod management;
 pub mod routing;
+mod server;
 mod socket;
 
 use std::net::SocketAddr;
@@ -24,7 +25,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get};
-use axum::serve::ListenerExt;
 use chat_core::MemoryStore;
 use chat_core::limits;
 use chat_template::Template;
@@ -66,6 +66,17 @@ pub struct Settings {
     pub max_duration: Duration,
     /// Give up on an integration after this long.
     pub integration_timeout: Duration,
+    /// Close a connection when writing one frame to it takes longer than this (the client is
+    /// not reading).
+    pub write_timeout: Duration,
+    /// A client must send its request headers within this long.
+    pub header_read_timeout: Duration,
+    /// Connections still in their HTTP phase (handshakes, @connections calls) at once.
+    pub max_pending_handshakes: usize,
+    /// New WebSocket connections accepted per second; more get 429.
+    pub max_connects_per_second: u32,
+    /// Longest upgrade URL accepted, in characters; longer gets 414.
+    pub max_url_chars: usize,
     /// Where routes run.
     pub backend: BackendChoice,
 }
@@ -79,9 +90,21 @@ impl Default for Settings {
             idle_timeout: limits::IDLE_TIMEOUT,
             max_duration: limits::MAX_CONNECTION_DURATION,
             integration_timeout: limits::INTEGRATION_TIMEOUT,
+            write_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 1024,
+            max_connects_per_second: limits::MAX_NEW_CONNECTIONS_PER_SECOND,
+            max_url_chars: limits::MAX_URL_CHARS,
             backend: BackendChoice::InProcess,
         }
     }
+}
+
+/// The bounds each connection is held to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnectionLimits {
+    write_timeout: Duration,
+    max_url_chars: usize,
 }
 
 /// The state shared by the socket tasks and the @connections API.
@@ -94,6 +117,8 @@ pub(crate) struct Gateway {
     idle_timeout: Duration,
     max_duration: Duration,
     integration_timeout: Duration,
+    limits: ConnectionLimits,
+    new_connections: server::RateLimit,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -132,6 +157,11 @@ impl Running {
     /// How many connections are open.
     pub fn open_connections(&self) -> usize {
         self.gateway.connections.len()
+    }
+
+    /// Whether clients on other machines can reach it (it listens on more than loopback).
+    pub fn is_exposed(&self) -> bool {
+        server::is_exposed(&self.address)
     }
 
     /// Closes every connection with 1001 (firing `$disconnect` for each), then stops serving.
@@ -177,6 +207,8 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
         idle_timeout: settings.idle_timeout,
         max_duration: settings.max_duration,
         integration_timeout: settings.integration_timeout,
+        limits: ConnectionLimits { write_timeout: settings.write_timeout, max_url_chars: settings.max_url_chars },
+        new_connections: server::RateLimit::per_second(settings.max_connects_per_second),
         shutdown,
     });
 
@@ -187,24 +219,16 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
             get(management::get).post(management::post).delete(management::delete),
         )
         .fallback(any(|| async { socket::forbidden() }))
-        // Room to answer an oversized post with API Gateway's 413, not axum's.
-        .layer(DefaultBodyLimit::max(4 * limits::MAX_MESSAGE_BYTES))
+        // The @connections POST reads its body itself, to answer any oversized post with API
+        // Gateway's 413 rather than axum's.
+        .layer(DefaultBodyLimit::disable())
         .with_state(gateway.clone());
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    // Small frames go out at once, as from API Gateway: without TCP_NODELAY, Nagle's algorithm
-    // holds a frame back while an earlier one is unacknowledged.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
-        }
-    });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let http = server::HttpLimits {
+        header_read_timeout: settings.header_read_timeout,
+        max_pending: settings.max_pending_handshakes,
+    };
+    let server = tokio::spawn(server::serve(listener, app, http, stopped));
     Ok(Running {
         address,
         stage: settings.stage,

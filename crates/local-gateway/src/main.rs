@@ -16,7 +16,8 @@ struct Args {
     /// Port to listen on (WebSocket and @connections).
     #[arg(long, default_value_t = 3001, env = "PORT")]
     port: u16,
-    /// Address to listen on.
+    /// Address to listen on. Anything but loopback exposes the @connections API, which does not
+    /// verify signatures, to everyone who can reach the port.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// Stage: clients connect to ws://host:port/{stage}.
@@ -26,11 +27,26 @@ struct Args {
     #[arg(long, default_value = "template.yaml")]
     template: PathBuf,
     /// Close a connection after this many seconds without data frames.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = Settings::default().idle_timeout.as_secs())]
     idle_timeout_secs: u64,
     /// Close every connection after this many seconds.
-    #[arg(long, default_value_t = 7200)]
+    #[arg(long, default_value_t = Settings::default().max_duration.as_secs())]
     max_duration_secs: u64,
+    /// Close a connection whose client has not taken a frame for this many seconds.
+    #[arg(long, default_value_t = Settings::default().write_timeout.as_secs())]
+    write_timeout_secs: u64,
+    /// Close an HTTP connection that has not sent its request headers within this many seconds.
+    #[arg(long, default_value_t = Settings::default().header_read_timeout.as_secs())]
+    header_read_timeout_secs: u64,
+    /// Connections still in their HTTP phase at once; more are closed on accept.
+    #[arg(long, default_value_t = Settings::default().max_pending_handshakes)]
+    max_pending_handshakes: usize,
+    /// New WebSocket connections per second (API Gateway's quota); more are refused with 429.
+    #[arg(long, default_value_t = Settings::default().max_connects_per_second)]
+    max_connects_per_sec: u32,
+    /// Longest upgrade URL in characters (API Gateway's limit); longer is refused with 414.
+    #[arg(long, default_value_t = Settings::default().max_url_chars)]
+    max_url_chars: usize,
     /// Run routes as Lambda functions behind this Lambda Invoke API instead of in-process,
     /// e.g. http://127.0.0.1:9000 for `cargo lambda watch`.
     #[arg(long)]
@@ -63,6 +79,11 @@ async fn main() -> ExitCode {
         template: args.template,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         max_duration: Duration::from_secs(args.max_duration_secs),
+        write_timeout: Duration::from_secs(args.write_timeout_secs),
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+        max_pending_handshakes: args.max_pending_handshakes,
+        max_connects_per_second: args.max_connects_per_sec,
+        max_url_chars: args.max_url_chars,
         backend,
         ..Settings::default()
     };
@@ -74,6 +95,13 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(url = gateway.url(), management = gateway.management_url(), "local WebSocket API ready");
+    if gateway.is_exposed() {
+        tracing::warn!(
+            address = %gateway.address(),
+            "listening beyond loopback: anyone who can reach this port can post to, read and close every \
+             connection through the @connections API, which does not verify signatures here"
+        );
+    }
     println!("WebSocket API:   {}?userId=1", gateway.url());
     println!("@connections:    {}/@connections/{{connectionId}}", gateway.management_url());
     let _ = tokio::signal::ctrl_c().await;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,6 +12,7 @@ use chat_core::limits::MAX_MESSAGE_BYTES;
 use serde_json::json;
 
 use crate::Gateway;
+use crate::connections::Queued;
 use crate::events::iso8601;
 
 /// An error as the @connections API returns it: the status, `x-amzn-ErrorType` and a message.
@@ -56,18 +57,23 @@ impl FromRequestParts<Arc<Gateway>> for Target {
     }
 }
 
-/// `POST`: sends the body to the connection as one frame.
-pub(crate) async fn post(State(gateway): State<Arc<Gateway>>, Target(connection_id): Target, body: Bytes) -> Response {
-    if body.len() > MAX_MESSAGE_BYTES {
+/// `POST`: queues the body for the connection as one frame. Never waits for the client: a
+/// client whose outbox is full gets 429 `LimitExceededException`, as API Gateway answers when
+/// "the WebSocket client side buffer is full".
+pub(crate) async fn post(State(gateway): State<Arc<Gateway>>, Target(connection_id): Target, body: Body) -> Response {
+    // Read one byte past the limit at most, so any larger body is answered the same way.
+    let Ok(body) = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await else {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLargeException",
             &format!("Request data must be at most {MAX_MESSAGE_BYTES} bytes"),
         );
-    }
-    match gateway.connections.get(&connection_id) {
-        Some(live) if live.send(body.to_vec()).await => StatusCode::OK.into_response(),
-        _ => gone(),
+    };
+    let Some(live) = gateway.connections.get(&connection_id) else { return gone() };
+    match live.send(body.to_vec()) {
+        Queued::Accepted => StatusCode::OK.into_response(),
+        Queued::Full => error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Limit Exceeded"),
+        Queued::Closed => gone(),
     }
 }
 
@@ -91,7 +97,7 @@ pub(crate) async fn get(State(gateway): State<Arc<Gateway>>, Target(connection_i
 pub(crate) async fn delete(State(gateway): State<Arc<Gateway>>, Target(connection_id): Target) -> Response {
     match gateway.connections.get(&connection_id) {
         Some(live) => {
-            live.close(1000, "Connection deleted through the @connections API").await;
+            live.close(1000, "Connection deleted through the @connections API");
             StatusCode::NO_CONTENT.into_response()
         }
         None => gone(),

@@ -1,4 +1,7 @@
 //! The WebSocket side: `$connect` before the handshake, frames routed in order, `$disconnect` after.
+//!
+//! A connection is registered as soon as `$connect` accepts it, before the 101 is sent, so a
+//! post that follows `$connect` at once waits in its outbox instead of answering 410.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,7 +9,7 @@ use std::time::Instant;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chat_core::error::Chain;
 use chat_core::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
@@ -24,11 +27,16 @@ use crate::events::{self, Peer, now_ms};
 /// 10,000 idle connections need about 6 KB each.
 const SOCKET_BUFFER_BYTES: usize = 1024;
 
-/// How long a server-closed connection waits for the client's closing handshake.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long a closing connection waits for the client's closing handshake, and for the frames
+/// still queued for it to be written.
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 pub(crate) fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, axum::Json(json!({ "message": "Forbidden" }))).into_response()
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "message": message }))).into_response()
 }
 
 /// `GET /{stage}?…` with an upgrade: runs `$connect`, then the connection.
@@ -36,12 +44,23 @@ pub(crate) async fn upgrade(
     State(gateway): State<Arc<Gateway>>,
     Path(stage): Path<String>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    uri: Uri,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if stage != gateway.api.stage {
         return forbidden();
+    }
+    let url_chars =
+        uri.to_string().chars().count() + headers.get(header::HOST).map_or(0, |host| host.len()) + "wss://".len();
+    if url_chars > gateway.limits.max_url_chars {
+        tracing::info!(url_chars, "refused connection: URL too long");
+        return refused(StatusCode::URI_TOO_LONG, "Request-URI Too Long");
+    }
+    if !gateway.new_connections.try_take() {
+        tracing::info!("refused connection: over the new-connection rate");
+        return refused(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
     }
     let peer = Peer {
         connection_id: gateway.ids.next(),
@@ -68,26 +87,35 @@ pub(crate) async fn upgrade(
         }
     }
 
-    let on_failure = (gateway.clone(), peer.clone());
+    let live = Arc::new(Live::new(peer));
+    gateway.connections.insert(live.clone());
+    let on_failure = (gateway.clone(), live.clone());
     upgrade
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |error| {
-            let (gateway, peer) = on_failure;
-            tracing::warn!(connection_id = peer.connection_id, %error, "the WebSocket handshake failed");
-            tokio::spawn(async move { gateway.fire_disconnect(&peer, 1006, "Connection closed abnormally").await });
+            let (gateway, live) = on_failure;
+            tracing::warn!(connection_id = live.peer.connection_id, %error, "the WebSocket handshake failed");
+            tokio::spawn(async move { gateway.disconnected(&live, 1006, "Connection closed abnormally").await });
         })
-        .on_upgrade(move |socket| run(gateway, peer, socket))
+        .on_upgrade(move |socket| run(gateway, live, socket))
 }
 
-/// Serves one open connection until it closes, then fires `$disconnect`.
-async fn run(gateway: Arc<Gateway>, peer: Peer, socket: WebSocket) {
-    let (sink, mut stream) = socket.split();
-    let live = Arc::new(Live::new(peer, sink));
-    gateway.connections.insert(live.clone());
+/// Serves one open connection until it closes, then fires `$disconnect`. The reader and the
+/// writer run side by side in this one task: a slow handler does not hold up frames to the
+/// client, and a client that does not read does not hold up its own frames' handling.
+async fn run(gateway: Arc<Gateway>, live: Arc<Live>, socket: WebSocket) {
+    let (sink, stream) = socket.split();
+    let writer = live.write_to(sink, gateway.limits.write_timeout, CLOSE_GRACE);
+    let ((), client_close) = tokio::join!(writer, read(&gateway, &live, stream));
+    let (code, reason) = live.server_close().unwrap_or(client_close);
+    gateway.disconnected(&live, code, &reason).await;
+}
 
+/// Reads and routes the client's frames until the connection closes; how the client closed it.
+async fn read(gateway: &Gateway, live: &Live, mut stream: futures::stream::SplitStream<WebSocket>) -> (u16, String) {
     let max_deadline = tokio::time::Instant::now() + gateway.max_duration;
     let mut shutdown = gateway.shutdown.clone();
     let mut stopping = std::pin::pin!(async move {
@@ -99,15 +127,15 @@ async fn run(gateway: Arc<Gateway>, peer: Peer, socket: WebSocket) {
         let idle_deadline = tokio::time::Instant::now() + gateway.idle_timeout.saturating_sub(idle_for);
         tokio::select! {
             _ = live.closed.notified() => break,
-            _ = &mut stopping => { live.close(1001, "Going away").await; break }
-            _ = sleep_until(idle_deadline) => { live.close(1001, "Idle timeout").await; break }
-            _ = sleep_until(max_deadline) => { live.close(1001, "Maximum connection duration reached").await; break }
+            _ = &mut stopping => { live.close(1001, "Going away"); break }
+            _ = sleep_until(idle_deadline) => { live.close(1001, "Idle timeout"); break }
+            _ = sleep_until(max_deadline) => { live.close(1001, "Maximum connection duration reached"); break }
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     live.touch();
-                    gateway.route_frame(&live, text.as_str()).await;
+                    gateway.route_frame(live, text.as_str()).await;
                 }
-                Some(Ok(Message::Binary(_))) => { live.close(1003, "Binary frames are not supported").await; break }
+                Some(Ok(Message::Binary(_))) => { live.close(1003, "Binary frames are not supported"); break }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(frame))) => {
                     live.mark_closing();
@@ -120,7 +148,7 @@ async fn run(gateway: Arc<Gateway>, peer: Peer, socket: WebSocket) {
                 }
                 Some(Err(error)) => {
                     if is_too_big(error) {
-                        live.close(1009, "Message too big").await;
+                        live.close(1009, "Message too big");
                     }
                     live.mark_closing();
                     break;
@@ -134,17 +162,19 @@ async fn run(gateway: Arc<Gateway>, peer: Peer, socket: WebSocket) {
     }
 
     // Finish the closing handshake: read until the client's close frame (after ours) or the
-    // end of the stream; reading also flushes tungstenite's reply to a client's close.
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(frame)) = stream.next().await {
-            if matches!(frame, Message::Close(_)) {
-                break;
+    // end of the stream; reading also flushes tungstenite's reply to a client's close. A client
+    // that never answers gets CLOSE_GRACE, no more.
+    if live.server_close().is_none_or(|(code, _)| code != crate::connections::WRITE_TIMED_OUT.0) {
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
             }
-        }
-    })
-    .await;
-    let (code, reason) = live.server_close().unwrap_or(client_close);
-    gateway.disconnected(&live, code, &reason).await;
+        })
+        .await;
+    }
+    client_close
 }
 
 /// Whether a read failed because a frame or message was over the size limits.
@@ -182,11 +212,11 @@ impl Gateway {
     /// Sends one of API Gateway's own frames (`Forbidden`, `Internal server error`) to a client.
     async fn reply_to(&self, live: &Live, message: &str, request_id: &str) {
         let frame = json!({ "message": message, "connectionId": live.peer.connection_id, "requestId": request_id });
-        live.send(frame.to_string().into_bytes()).await;
+        live.send(frame.to_string().into_bytes());
     }
 
     /// Forgets a closed connection and fires its `$disconnect` once.
-    async fn disconnected(&self, live: &Live, code: u16, reason: &str) {
+    pub(crate) async fn disconnected(&self, live: &Live, code: u16, reason: &str) {
         if self.connections.remove(&live.peer.connection_id).is_some() {
             self.fire_disconnect(&live.peer, code, reason).await;
         }

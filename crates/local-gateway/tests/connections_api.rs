@@ -4,28 +4,11 @@ mod support;
 
 use std::time::Duration;
 
-use aws_sdk_apigatewaymanagement::Client as Management;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
-use chat_core::protocol::UserId;
 use chat_core::store::ConnectionStore;
-use chat_local_gateway::{Running, local_sdk_config};
 use serde_json::json;
-use support::{Client, eventually, gateway};
+use support::{Client, connection_of, eventually, gateway, management};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn management(gateway: &Running) -> Management {
-    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&local_sdk_config())
-        .endpoint_url(gateway.management_url())
-        .build();
-    Management::from_conf(config)
-}
-
-async fn connection_of(gateway: &Running, user: &str) -> String {
-    let store = gateway.store().unwrap();
-    let ids = store.connections_of(&UserId::parse(user).unwrap()).await.unwrap();
-    assert_eq!(ids.len(), 1);
-    ids[0].clone()
-}
 
 #[tokio::test]
 async fn posting_to_a_connection_delivers_the_data_as_a_frame() {
@@ -54,20 +37,25 @@ async fn posting_to_an_unknown_connection_is_a_gone_exception() {
 }
 
 #[tokio::test]
-async fn posting_more_than_128_kb_is_a_payload_too_large_exception() {
+async fn posting_more_than_128_kb_is_a_payload_too_large_exception_at_any_size() {
     let gateway = gateway().await;
     let _client = Client::connect(&gateway, "1").await;
     let id = connection_of(&gateway, "1").await;
 
-    let error = management(&gateway)
-        .post_to_connection()
-        .connection_id(&id)
-        .data(Blob::new(vec![b'x'; 128 * 1024 + 1]))
-        .send()
-        .await
-        .unwrap_err();
+    for size in [128 * 1024 + 1, 600 * 1024, 5 * 1024 * 1024] {
+        let error = management(&gateway)
+            .post_to_connection()
+            .connection_id(&id)
+            .data(Blob::new(vec![b'x'; size]))
+            .send()
+            .await
+            .unwrap_err();
 
-    assert!(error.as_service_error().is_some_and(|error| error.is_payload_too_large_exception()), "{error:?}");
+        assert!(
+            error.as_service_error().is_some_and(|error| error.is_payload_too_large_exception()),
+            "{size}: {error:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -129,5 +117,5 @@ async fn a_send_message_to_a_connection_that_is_gone_cleans_its_record() {
 
     assert_eq!(bob.receive().await, json!({"senderId": "alice", "body": "hi"}));
     eventually("the stale record is gone", || store.len() == 2).await;
-    alice.expect_nothing(Duration::from_millis(200)).await;
+    alice.expect_nothing_before_echo().await;
 }

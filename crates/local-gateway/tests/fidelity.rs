@@ -58,16 +58,24 @@ async fn events_have_the_fields_of_the_sample_events() {
 
 #[tokio::test]
 async fn a_refused_connect_fails_the_upgrade_with_its_status_and_no_connection_exists() {
-    let behaviour =
-        Arc::new(|function: &str, _: &Value| Reply::Status(if function == "ConnectFunction" { 401 } else { 200 }));
+    let behaviour = Arc::new(|function: &str, event: &Value| {
+        let refused = function == "ConnectFunction" && event["queryStringParameters"]["userId"] == "refused";
+        Reply::Status(if refused { 401 } else { 200 })
+    });
     let (gateway, lambda) = gateway_with_lambda(behaviour, |_| {}).await;
 
-    let status = refused_status(Client::try_connect(&format!("{}?userId=1", gateway.url())).await.err().unwrap());
+    let status = refused_status(Client::try_connect(&format!("{}?userId=refused", gateway.url())).await.err().unwrap());
 
     assert_eq!(status, 401);
     assert_eq!(gateway.open_connections(), 0);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(lambda.events_of("DisconnectFunction").is_empty(), "no $disconnect for a connection that never was");
+    // A positive signal instead of a sleep: a later connection's $disconnect. A $disconnect for
+    // the refused one would have come before it.
+    Client::connect(&gateway, "accepted").await.close(Some(1000)).await;
+    eventually("the accepted connection's $disconnect ran", || !lambda.disconnects().is_empty()).await;
+    let connects = lambda.events_of("ConnectFunction");
+    let disconnects = lambda.events_of("DisconnectFunction");
+    assert_eq!(disconnects.len(), 1, "no $disconnect for a connection that never was");
+    assert_eq!(disconnects[0]["requestContext"]["connectionId"], connects[1]["requestContext"]["connectionId"]);
 }
 
 #[tokio::test]
@@ -111,14 +119,20 @@ async fn a_failing_or_slow_handler_answers_internal_server_error_and_the_connect
 
 #[tokio::test]
 async fn a_500_from_a_handler_sends_the_client_nothing() {
-    let behaviour =
-        Arc::new(|function: &str, _: &Value| Reply::Status(if function == "DefaultFunction" { 500 } else { 200 }));
+    // "marker" fails its integration, which the gateway answers with a frame of its own.
+    let behaviour = Arc::new(|function: &str, event: &Value| match (function, event["body"].as_str()) {
+        ("DefaultFunction", Some("marker")) => Reply::FunctionError,
+        ("DefaultFunction", _) => Reply::Status(500),
+        _ => Reply::Status(200),
+    });
     let (gateway, _lambda) = gateway_with_lambda(behaviour, |_| {}).await;
     let mut client = Client::connect(&gateway, "1").await;
 
     client.send_text("hello").await;
+    client.send_text("marker").await;
 
-    client.expect_nothing(Duration::from_millis(300)).await;
+    let next = client.receive().await;
+    assert_eq!(next["message"], "Internal server error", "the 500 sent nothing before the marker: {next}");
 }
 
 #[tokio::test]

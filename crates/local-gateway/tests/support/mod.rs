@@ -10,7 +10,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use chat_local_gateway::{BackendChoice, FunctionNaming, Running, Settings, serve};
+use chat_core::protocol::UserId;
+use chat_core::store::ConnectionStore;
+use chat_local_gateway::{BackendChoice, FunctionNaming, Running, Settings, local_sdk_config, serve};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -32,6 +34,24 @@ pub fn settings() -> Settings {
 /// A gateway on a free port with the in-process backend.
 pub async fn gateway() -> Running {
     serve(settings()).await.expect("the gateway starts")
+}
+
+/// The real @connections client, for `gateway`'s stage, with the SDK's retries off so every
+/// answer is seen as sent.
+pub fn management(gateway: &Running) -> aws_sdk_apigatewaymanagement::Client {
+    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&local_sdk_config())
+        .endpoint_url(gateway.management_url())
+        .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_apigatewaymanagement::Client::from_conf(config)
+}
+
+/// The one connection `user` holds on an in-process gateway.
+pub async fn connection_of(gateway: &Running, user: &str) -> String {
+    let store = gateway.store().unwrap();
+    let ids = store.connections_of(&UserId::parse(user).unwrap()).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    ids[0].clone()
 }
 
 /// A WebSocket client.
@@ -93,11 +113,17 @@ impl Client {
         }
     }
 
-    /// Asserts that no data frame arrives for a while.
-    pub async fn expect_nothing(&mut self, wait: Duration) {
-        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(wait, self.socket.next()).await {
-            panic!("expected no frame, got {text}");
-        }
+    /// Asserts that the next frame is `marker`, a frame the test made sure comes after anything
+    /// it expects not to arrive: a positive signal that nothing did, with no bare sleep.
+    pub async fn next_is(&mut self, marker: Value) {
+        assert_eq!(self.receive().await, marker, "a frame arrived before the marker");
+    }
+
+    /// Echoes a marker through `$default` (in-process backend) and asserts it is the next
+    /// frame: whatever this client's earlier frames caused has arrived by then.
+    pub async fn expect_nothing_before_echo(&mut self) {
+        self.send_json(json!({"action": "send", "message": "marker"})).await;
+        self.next_is(json!({"message": "marker"})).await;
     }
 
     /// Waits for the server to close the connection and returns the close code.

@@ -1,0 +1,111 @@
+//! HTTP serving with bounded handshakes: a time limit on reading each request's headers, a cap
+//! on connections still in their HTTP phase (not yet upgraded), and API Gateway's rate of new
+//! WebSocket connections.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+/// How the HTTP side is bounded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HttpLimits {
+    /// A client must send a request's headers within this long (idle keep-alive included).
+    pub header_read_timeout: Duration,
+    /// Connections not yet upgraded (or plain HTTP) at once; more are closed on accept.
+    pub max_pending: usize,
+}
+
+/// Accepts connections until `stop` fires, serving each with `app`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    mut stop: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let pending = Arc::new(Semaphore::new(limits.max_pending));
+    loop {
+        let (tcp, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: wait a moment rather than spin.
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => return Ok(()),
+        };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            tracing::warn!(max = limits.max_pending, "too many connections in their handshake; closing a new one");
+            continue;
+        };
+        // Small frames go out at once, as from API Gateway: without TCP_NODELAY, Nagle's
+        // algorithm holds a frame back while an earlier one is unacknowledged.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+        let service = app.clone().map_request(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(client));
+            request.map(Body::new)
+        });
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+                .with_upgrades();
+            // Ends when the connection closes or is handed over to the WebSocket.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// A token bucket: `rate` new connections a second, in bursts of up to `rate`.
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    rate: f64,
+    bucket: Mutex<(f64, Instant)>,
+}
+
+impl RateLimit {
+    /// A full bucket.
+    pub fn per_second(rate: u32) -> Self {
+        let rate = f64::from(rate);
+        Self { rate, bucket: Mutex::new((rate, Instant::now())) }
+    }
+
+    /// Takes a token if there is one.
+    pub fn try_take(&self) -> bool {
+        let mut bucket = self.bucket.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (tokens, last) = &mut *bucket;
+        let now = Instant::now();
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Whether clients on other machines could reach `address`.
+pub(crate) fn is_exposed(address: &SocketAddr) -> bool {
+    !address.ip().is_loopback()
+}
