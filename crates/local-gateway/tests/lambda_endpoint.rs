@@ -98,3 +98,41 @@ async fn the_real_binaries_chat_through_cargo_lambda_watch_and_dynalite() {
     gateway.shutdown().await.unwrap();
     stop(watch).await;
 }
+
+#[tokio::test]
+async fn when_dynalite_stops_mid_chat_senders_hear_unavailable_and_the_chat_recovers_without_a_restart() {
+    build_functions().await;
+    let data = std::env::temp_dir().join(format!("chat-dynalite-{}", free_port()));
+    let dynamodb_port = free_port();
+    let dynalite = Dynalite::start_persistent(dynamodb_port, &data);
+    dynalite.create_table(TABLE).await;
+    let (gateway_port, invoke_port) = (free_port(), free_port());
+    let mut watch = cargo_lambda_watch(invoke_port, gateway_port, dynalite.endpoint());
+    wait_for_port(invoke_port).await;
+    let mut settings = support::settings();
+    settings.address = ([127, 0, 0, 1], gateway_port).into();
+    settings.backend =
+        BackendChoice::Lambda { endpoint: format!("http://127.0.0.1:{invoke_port}"), naming: FunctionNaming::Binary };
+    let gateway = serve(settings).await.expect("the gateway starts");
+    let mut alice = Client::connect(&gateway, "alice").await;
+    let mut bob = Client::connect(&gateway, "bob").await;
+    alice.send_message("bob", "before").await;
+    assert_eq!(bob.receive().await, json!({"senderId": "alice", "body": "before"}));
+
+    drop(dynalite);
+    alice.send_message("bob", "during").await;
+    let during = alice.receive().await;
+    let still_running = watch.try_wait().expect("cargo lambda watch can be asked").is_none();
+    let _dynalite = Dynalite::start_persistent(dynamodb_port, &data);
+    alice.send_message("bob", "after").await;
+    let after = bob.receive().await;
+
+    assert_eq!(during["error"], "unavailable", "{during}");
+    assert!(still_running, "no process crashed");
+    assert_eq!(after, json!({"senderId": "alice", "body": "after"}), "bob got nothing during the outage, then this");
+    alice.close(Some(1000)).await;
+    bob.close(Some(1000)).await;
+    gateway.shutdown().await.unwrap();
+    stop(watch).await;
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -70,6 +70,19 @@ impl Dynalite {
     /// # Panics
     /// As [`Dynalite::start`].
     pub fn start_on(port: u16) -> Self {
+        Self::spawn(port, None)
+    }
+
+    /// Starts dynalite on `port` keeping its data in the folder `path` (LevelDB), so a
+    /// dynalite started again on the same folder finds the same tables and items.
+    ///
+    /// # Panics
+    /// As [`Dynalite::start`].
+    pub fn start_persistent(port: u16, path: &std::path::Path) -> Self {
+        Self::spawn(port, Some(path))
+    }
+
+    fn spawn(port: u16, path: Option<&std::path::Path>) -> Self {
         let cli = match std::env::var_os(DYNALITE_ENV) {
             Some(cli) => PathBuf::from(cli),
             None => crate::tool("node/node_modules/dynalite/cli.js"),
@@ -79,6 +92,7 @@ impl Dynalite {
             .arg(&cli)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"])
+            .args(path.map(|path| ["--path".as_ref(), path.as_os_str()]).into_iter().flatten())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
