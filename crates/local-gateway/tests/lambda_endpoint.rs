@@ -63,19 +63,24 @@ async fn stop(mut child: Child) {
     }
 }
 
-#[tokio::test]
-async fn the_real_binaries_chat_through_cargo_lambda_watch_and_dynalite() {
-    build_functions().await;
-    let dynalite = Dynalite::start();
-    let store = dynalite.create_table(TABLE).await;
+/// `cargo lambda watch` serving the functions on `dynamodb`, and a gateway in front of it.
+async fn start_chat(dynamodb: &str) -> (chat_local_gateway::Running, Child) {
     let (gateway_port, invoke_port) = (free_port(), free_port());
-    let watch = cargo_lambda_watch(invoke_port, gateway_port, dynalite.endpoint());
+    let watch = cargo_lambda_watch(invoke_port, gateway_port, dynamodb);
     wait_for_port(invoke_port).await;
     let mut settings = support::settings();
     settings.address = ([127, 0, 0, 1], gateway_port).into();
     settings.backend =
         BackendChoice::Lambda { endpoint: format!("http://127.0.0.1:{invoke_port}"), naming: FunctionNaming::Binary };
-    let gateway = serve(settings).await.expect("the gateway starts");
+    (serve(settings).await.expect("the gateway starts"), watch)
+}
+
+#[tokio::test]
+async fn the_real_binaries_chat_through_cargo_lambda_watch_and_dynalite() {
+    build_functions().await;
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(TABLE).await;
+    let (gateway, watch) = start_chat(dynalite.endpoint()).await;
 
     let mut alice = Client::connect(&gateway, "alice").await;
     let mut bob = Client::connect(&gateway, "bob").await;
@@ -106,14 +111,7 @@ async fn when_dynalite_stops_mid_chat_senders_hear_unavailable_and_the_chat_reco
     let dynamodb_port = free_port();
     let dynalite = Dynalite::start_persistent(dynamodb_port, &data);
     dynalite.create_table(TABLE).await;
-    let (gateway_port, invoke_port) = (free_port(), free_port());
-    let mut watch = cargo_lambda_watch(invoke_port, gateway_port, dynalite.endpoint());
-    wait_for_port(invoke_port).await;
-    let mut settings = support::settings();
-    settings.address = ([127, 0, 0, 1], gateway_port).into();
-    settings.backend =
-        BackendChoice::Lambda { endpoint: format!("http://127.0.0.1:{invoke_port}"), naming: FunctionNaming::Binary };
-    let gateway = serve(settings).await.expect("the gateway starts");
+    let (gateway, mut watch) = start_chat(dynalite.endpoint()).await;
     let mut alice = Client::connect(&gateway, "alice").await;
     let mut bob = Client::connect(&gateway, "bob").await;
     alice.send_message("bob", "before").await;
