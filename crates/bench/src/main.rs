@@ -3,9 +3,11 @@
 //! keeps the code working; its figures say nothing about speed.
 
 mod cold_start;
+mod fan_out;
 mod gateway_load;
 mod handlers;
 mod report;
+mod runtime_api;
 mod size;
 
 use std::path::PathBuf;
@@ -44,6 +46,7 @@ struct Args {
 enum Section {
     Size,
     ColdStart,
+    FanOut,
     Handlers,
     Calls,
     Gateway,
@@ -52,10 +55,10 @@ enum Section {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let (starts, iterations, clients, idle, duration) = if args.smoke {
-        (2, 200, 20, 100, Duration::from_millis(500))
+    let (starts, iterations, invocations, clients, idle, duration) = if args.smoke {
+        (2, 200, 5, 20, 100, Duration::from_millis(500))
     } else {
-        (20, 20_000, 1_000, 10_000, Duration::from_secs(5))
+        (20, 20_000, 200, 1_000, 10_000, Duration::from_secs(5))
     };
     let run = |section| args.only.is_empty() || args.only.contains(&section);
     let mut report = Report::default();
@@ -72,15 +75,25 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if run(Section::ColdStart) {
-        eprintln!("bench: cold starts ({starts} per function)");
+    // The functions post to real WebSocket clients of an in-process gateway.
+    let gateway = if run(Section::ColdStart) || run(Section::FanOut) {
         let settings = chat_local_gateway::Settings {
             address: "127.0.0.1:0".parse().expect("address"),
             template: chat_testing::workspace_root().join("template.yaml"),
             ..Default::default()
         };
-        let gateway = chat_local_gateway::serve(settings).await.expect("the in-process gateway starts");
-        cold_start::measure(&args.functions, starts, &gateway, report.section("Cold start (host release build)")).await;
+        Some(chat_local_gateway::serve(settings).await.expect("the in-process gateway starts"))
+    } else {
+        None
+    };
+    if let (true, Some(gateway)) = (run(Section::ColdStart), &gateway) {
+        eprintln!("bench: cold starts ({starts} per function)");
+        cold_start::measure(&args.functions, starts, gateway, report.section("Cold start (host release build)")).await;
+    }
+    if let (true, Some(gateway)) = (run(Section::FanOut), &gateway) {
+        eprintln!("bench: fan-out ({invocations} warm invocations)");
+        let title = "Fan-out, warm (send-message host release build; dynalite; real @connections posts)";
+        fan_out::measure(&args.functions, invocations, gateway, report.section(title)).await;
     }
     if run(Section::Handlers) {
         eprintln!("bench: warm handlers ({iterations} events per route)");

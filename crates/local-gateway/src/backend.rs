@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
+use chat_core::messenger::{Endpoint, Messenger};
 use chat_core::routes::{self, Route};
-use chat_core::{ApiGatewayMessenger, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, MemoryStore};
+use chat_core::{
+    ApiGatewayMessenger, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, MemoryStore, PostError,
+};
 use futures::FutureExt;
 use serde_json::Value;
 
@@ -39,11 +42,34 @@ pub fn local_sdk_config() -> aws_config::SdkConfig {
         .build()
 }
 
+/// Posts the in-process handlers may have in flight at once, across every connection.
+///
+/// In the cloud each Lambda instance has its own HTTP pool; here every handler shares one SDK
+/// client, whose pool keeps every connection it ever opened (hyper's idle limit per host is
+/// unbounded). Without this bound, a load of 1,000 chatting clients held a thousand loopback
+/// connections to the gateway's own @connections API, each with buffers on both ends:
+/// two thirds of the gateway's memory. With it, the pool stays at this many connections.
+pub const MAX_IN_PROCESS_POSTS: usize = 64;
+
+/// The real @connections client, with at most [`MAX_IN_PROCESS_POSTS`] posts in flight.
+struct BoundedMessenger {
+    inner: ApiGatewayMessenger,
+    in_flight: tokio::sync::Semaphore,
+}
+
+#[async_trait]
+impl Messenger for BoundedMessenger {
+    async fn post(&self, endpoint: &Endpoint, connection_id: &str, data: &[u8]) -> Result<(), PostError> {
+        let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
+        self.inner.post(endpoint, connection_id, data).await
+    }
+}
+
 /// The core crate's handlers on an in-memory store, posting through this gateway's own
 /// @connections API with the real SDK client, as the functions do in the cloud.
 pub struct InProcess {
     store: Arc<MemoryStore>,
-    messenger: Arc<ApiGatewayMessenger>,
+    messenger: Arc<BoundedMessenger>,
     routes: HashMap<String, Route>,
 }
 
@@ -60,7 +86,10 @@ impl InProcess {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let messenger = ApiGatewayMessenger::with_endpoint(&local_sdk_config(), management_url);
+        let messenger = BoundedMessenger {
+            inner: ApiGatewayMessenger::with_endpoint(&local_sdk_config(), management_url),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_PROCESS_POSTS),
+        };
         Ok(Self { store: Arc::new(MemoryStore::new()), messenger: Arc::new(messenger), routes })
     }
 

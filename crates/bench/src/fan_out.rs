@@ -1,0 +1,99 @@
+//! Fan-out: the send-message release binary, warm, delivering to every connection of one user
+//! through the real @connections client to real WebSocket clients, with its records in dynalite.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chat_core::limits::MAX_CONNECTIONS_PER_USER;
+use chat_core::protocol::UserId;
+use chat_core::routes::Route;
+use chat_core::store::ConnectionStore;
+use chat_local_gateway::Running;
+use chat_testing::{Dynalite, events};
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::cold_start::function_env;
+use crate::gateway_load::connect_client;
+use crate::report::{Figure, cpu_seconds, mb, ms, percentile, resident};
+use crate::runtime_api::RuntimeApi;
+
+/// `invocations` warm sendMessage events to a user with the most connections a user may hold.
+pub async fn measure(dir: &Path, invocations: usize, gateway: &Running, figures: &mut Vec<Figure>) {
+    let connections = MAX_CONNECTIONS_PER_USER;
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table("chat-connections").await;
+
+    // The recipient's tabs: real clients of the gateway, each counting what reaches it.
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut readers = Vec::new();
+    for _ in 0..connections {
+        let (_, mut stream) = connect_client(&gateway.url(), "fan").await.split();
+        let received = received.clone();
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                let text = frame.into_text().unwrap_or_default();
+                assert_eq!(text.as_str(), r#"{"senderId":"1","body":"hello there!"}"#, "an unexpected frame");
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let user = UserId::parse("fan").expect("a valid user id");
+    let ids = gateway.store().expect("in-process").connections_of(&user).await.expect("memory store");
+    assert_eq!(ids.len(), connections, "every tab of the recipient is connected");
+    for id in &ids {
+        store.save(&events::connection(id, "fan")).await.expect("seeding dynalite");
+    }
+    store.save(&events::connection("L0SM9cOFvHcCIhw=", "1")).await.expect("seeding dynalite");
+
+    let mut event = events::json(Route::SendMessage);
+    event["body"] =
+        json!({"action": "sendMessage", "destinationUserId": "fan", "body": "hello there!"}).to_string().into();
+    let event = serde_json::to_vec(&event).expect("event");
+    let binary = dir.join(Route::SendMessage.binary());
+    let mut api = RuntimeApi::start().await;
+    // The first invocation is the cold one; the figures are the warm ones after it.
+    api.queue(std::iter::repeat_n(event, invocations + 1));
+    let mut child = api.spawn(&binary, &function_env(&dynalite, gateway));
+    let pid = child.id().expect("the function runs");
+    api.next_request(&binary).await;
+    api.answer(&binary).await;
+    let cpu = cpu_seconds(pid);
+    let mut times = Vec::with_capacity(invocations);
+    for _ in 0..invocations {
+        let asked = api.next_request(&binary).await;
+        times.push(api.answer(&binary).await.duration_since(asked).as_secs_f64() * 1e6);
+    }
+    let cpu = cpu_seconds(pid) - cpu;
+    api.next_request(&binary).await;
+    let peak = resident(pid, "VmHWM:").unwrap_or(0);
+    let _ = child.kill().await;
+
+    let expected = connections * (invocations + 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(received.load(Ordering::Relaxed), expected, "every tab receives every message");
+    readers.iter().for_each(tokio::task::JoinHandle::abort);
+
+    times.sort_by(f64::total_cmp);
+    let posts = (connections * invocations) as f64;
+    figures.push(Figure {
+        name: format!("sendMessage to a user with {connections} connections, per invocation, median / p90"),
+        value: format!(
+            "{} / {} ({invocations} invocations)",
+            ms(percentile(&times, 50.0)),
+            ms(percentile(&times, 90.0))
+        ),
+        target: None,
+    });
+    figures.push(Figure {
+        name: "send-message CPU per delivered post (reads included)".into(),
+        value: format!("{:.0} µs", cpu * 1e6 / posts),
+        target: None,
+    });
+    figures.push(Figure { name: "send-message peak resident memory".into(), value: mb(peak), target: None });
+}
