@@ -62,7 +62,7 @@ build: tools ## Build the four Lambda binaries for arm64 (target/lambda/<name>/b
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 
-bench: build ## Measure cold starts, handler cost, calls per message, the local gateway and zip sizes (BENCHMARKS.md)
+bench: build ## Measure cold starts, fan-out, handler cost, calls per message, the local gateway and zip sizes (BENCHMARKS.md)
 	cargo build --release $(addprefix --bin ,$(FUNCTIONS))
 	cargo build --profile local --bin local-gateway --bin bench
 	target/local/bench --functions target/release --deployment target/lambda \
