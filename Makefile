@@ -8,7 +8,7 @@ STAGE ?= dev
 PORT ?= 3001
 DYNAMODB_PORT ?= 4567
 TABLE ?= chat-connections
-FUNCTIONS := connect disconnect default send-message
+FUNCTIONS := connect disconnect default send-message authorizer
 
 TOOLS := $(CURDIR)/.tools
 VENV := $(TOOLS)/venv

@@ -9,6 +9,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use chat_core::identity::Mode;
 use chat_core::messenger::{Endpoint, Messenger};
 use chat_core::routes::{self, Route};
 use chat_core::store::{ConnectionStore, MemoryStore};
@@ -58,7 +59,7 @@ pub async fn warm(iterations: usize, figures: &mut Vec<Figure>) {
         let requests = events_for(route, iterations);
         let (started, cpu) = (Instant::now(), cpu_time::ThreadTime::now());
         for request in &requests {
-            let response = routes::handle(route, request, &store, &messenger).await;
+            let response = routes::handle(route, request, &store, &messenger, Mode::Demo).await;
             assert!(response.status() < 500, "{} answered {}", route.key(), response.status());
         }
         let (wall, cpu) = (started.elapsed(), cpu.elapsed().as_nanos());
@@ -129,7 +130,7 @@ pub async fn calls(figures: &mut Vec<Figure>) {
     ];
     for (name, route, request) in cases {
         let messenger = CountingMessenger::default();
-        let response = routes::handle(route, &request, &store, &messenger).await;
+        let response = routes::handle(route, &request, &store, &messenger, Mode::Demo).await;
         assert_eq!(response.status(), 200, "{name}");
         let posts = messenger.0.load(Ordering::Relaxed);
         figures.push(Figure {

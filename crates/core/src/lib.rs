@@ -5,6 +5,7 @@
 //! [`store::ConnectionStore`] (DynamoDB in the cloud, memory on one machine) and the
 //! [`messenger::Messenger`] (API Gateway's @connections API).
 
+pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod error;

@@ -58,3 +58,16 @@ pub const BACKEND_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Time to open a TCP (and TLS) connection to DynamoDB or @connections.
 pub const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The authorizer fetches the issuer's JWKS at most this often when a token names a key it has
+/// not seen, so a flood of made-up key ids cannot hammer the issuer.
+pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Time to fetch the issuer's JWKS, connecting included.
+pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Largest JWKS document the authorizer reads.
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Leeway on `exp` and `nbf` for clocks that disagree a little.
+pub const TOKEN_LEEWAY: Duration = Duration::from_secs(60);

@@ -274,6 +274,8 @@ pub enum ErrorCode {
     Unavailable,
     /// `$connect` only: the user already holds the most connections allowed.
     TooManyConnections,
+    /// `$connect` only, token mode: the connection carries no verified identity.
+    Unauthorized,
 }
 
 /// `{"error": code, "message": sentence}`, plus the list of actions for `unknownAction`.

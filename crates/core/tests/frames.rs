@@ -1,6 +1,7 @@
 //! Property tests of frame parsing: whatever a client sends, the sender gets a valid parse or
 //! one clear error frame, nothing panics and nobody else hears of it.
 
+use chat_core::identity::Mode;
 use chat_core::protocol::{DefaultRequest, ErrorCode, Route, SendMessage};
 use chat_core::routes;
 use chat_core::store::MemoryStore;
@@ -45,8 +46,8 @@ fn check_through_the_handler(body: &str) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let (store, messenger) = (MemoryStore::new(), RecordingMessenger::new());
-        routes::connect(&events::connect("alice-1", Some("alice")), &store).await;
-        routes::connect(&events::connect("bob-1", Some("bob")), &store).await;
+        routes::connect(&events::connect("alice-1", Some("alice")), &store, Mode::Demo).await;
+        routes::connect(&events::connect("bob-1", Some("bob")), &store, Mode::Demo).await;
 
         let handled =
             routes::send_message(&events::message(Route::SendMessage, "alice-1", body), &store, &messenger).await;

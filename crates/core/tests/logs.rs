@@ -1,6 +1,7 @@
 //! What the handlers write to their logs: connection ids, never user ids, which may be e-mail
 //! addresses.
 
+use chat_core::identity::Mode;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -37,8 +38,8 @@ async fn a_whole_chat_logs_connection_ids_and_no_user_id_at_info_level() {
     let (store, messenger) = (MemoryStore::new(), RecordingMessenger::new());
     let (alice, bob) = ("alice@example.com", "bob.smith@example.org");
 
-    routes::connect(&events::connect("alice-1", Some(alice)), &store).await;
-    routes::connect(&events::connect("bob-1", Some(bob)), &store).await;
+    routes::connect(&events::connect("alice-1", Some(alice)), &store, Mode::Demo).await;
+    routes::connect(&events::connect("bob-1", Some(bob)), &store, Mode::Demo).await;
     for body in [
         json!({"action": "sendMessage", "destinationUserId": bob, "body": "hi"}),
         json!({"destinationUserId": "nobody@example.com", "body": "x"}),

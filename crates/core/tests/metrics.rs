@@ -1,6 +1,7 @@
 //! The metrics each handler emits, checked against the embedded metric format's published JSON
 //! schema and the rules of its specification that a schema cannot express.
 
+use chat_core::identity::Mode;
 use chat_core::metrics::{Metric, Metrics, NAMESPACE};
 use chat_core::protocol::{ErrorCode, Route};
 use chat_core::routes;
@@ -37,9 +38,9 @@ async fn lines_of_a_chat() -> Vec<Metrics> {
     let store = MemoryStore::new();
     let messenger = RecordingMessenger::new();
     let mut all = Vec::new();
-    all.push(routes::connect(&events::connect("alice-1", Some("alice")), &store).await.metrics);
-    all.push(routes::connect(&events::connect("bob-1", Some("bob")), &store).await.metrics);
-    all.push(routes::connect(&events::connect("x", Some("not valid")), &store).await.metrics);
+    all.push(routes::connect(&events::connect("alice-1", Some("alice")), &store, Mode::Demo).await.metrics);
+    all.push(routes::connect(&events::connect("bob-1", Some("bob")), &store, Mode::Demo).await.metrics);
+    all.push(routes::connect(&events::connect("x", Some("not valid")), &store, Mode::Demo).await.metrics);
     let message = |body: &str| events::message(Route::SendMessage, "alice-1", body);
     all.push(
         routes::send_message(&message(r#"{"destinationUserId":"bob","body":"hi"}"#), &store, &messenger).await.metrics,

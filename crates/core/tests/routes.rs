@@ -1,6 +1,7 @@
 //! The route handlers, driven by the sample events in `events/`, on the in-memory store with a
 //! messenger that records what it sends.
 
+use chat_core::identity::Mode;
 use std::time::{Duration, Instant};
 
 use chat_core::limits::{BACKEND_CALL_TIMEOUT, MAX_CONNECTIONS_PER_USER, MAX_POSTS_IN_FLIGHT};
@@ -23,7 +24,7 @@ impl Chat {
     async fn with(connections: &[(&str, &str)]) -> Self {
         let chat = Chat { store: MemoryStore::new(), messenger: RecordingMessenger::new() };
         for (connection_id, user) in connections {
-            let response = routes::connect(&events::connect(connection_id, Some(user)), &chat.store).await;
+            let response = routes::connect(&events::connect(connection_id, Some(user)), &chat.store, Mode::Demo).await;
             assert_eq!(response.status(), 200, "connecting {connection_id} as {user}");
         }
         chat
@@ -65,7 +66,7 @@ fn message_to(user: &str, body: &str) -> Value {
 async fn the_sample_connect_event_records_user_1() {
     let store = MemoryStore::new();
 
-    let response = routes::connect(&events::load(Route::Connect), &store).await;
+    let response = routes::connect(&events::load(Route::Connect), &store, Mode::Demo).await;
 
     assert_eq!(response.status(), 200);
     let record = store.find(ALICE_TAB).await.unwrap().expect("a record");
@@ -80,7 +81,7 @@ async fn connecting_without_a_valid_user_id_is_refused_and_stores_nothing() {
     let store = MemoryStore::new();
 
     for user in [None, Some(""), Some("bob smith"), Some(&*"x".repeat(129))] {
-        let response = routes::connect(&events::connect("c1", user), &store).await;
+        let response = routes::connect(&events::connect("c1", user), &store, Mode::Demo).await;
         assert_eq!(response.status(), 400, "userId {user:?}");
     }
 
@@ -258,8 +259,8 @@ async fn a_user_at_the_connection_limit_is_refused_with_429_and_nothing_is_store
     let tabs: Vec<String> = (0..MAX_CONNECTIONS_PER_USER).map(|n| format!("alice-{n}")).collect();
     let chat = Chat::with(&tabs.iter().map(|tab| (tab.as_str(), "alice")).collect::<Vec<_>>()).await;
 
-    let refused = routes::connect(&events::connect("alice-one-too-many", Some("alice")), &chat.store).await;
-    let bob = routes::connect(&events::connect("bob-1", Some("bob")), &chat.store).await;
+    let refused = routes::connect(&events::connect("alice-one-too-many", Some("alice")), &chat.store, Mode::Demo).await;
+    let bob = routes::connect(&events::connect("bob-1", Some("bob")), &chat.store, Mode::Demo).await;
 
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.metrics.refused, Some(ErrorCode::TooManyConnections));
@@ -358,7 +359,7 @@ async fn when_dynamodb_is_unreachable_the_sender_hears_unavailable_and_the_funct
 async fn when_dynamodb_is_unreachable_connect_and_disconnect_return_500() {
     let store = dynalite::unreachable_store();
 
-    assert_eq!(routes::connect(&events::load(Route::Connect), &store).await.status(), 500);
+    assert_eq!(routes::connect(&events::load(Route::Connect), &store, Mode::Demo).await.status(), 500);
     assert_eq!(routes::disconnect(&events::load(Route::Disconnect), &store).await.status(), 500);
 }
 

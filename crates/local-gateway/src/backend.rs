@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
+use chat_core::identity::Mode;
 use chat_core::messenger::{Endpoint, Messenger};
 use chat_core::routes::{self, Route};
 use chat_core::{
@@ -107,7 +108,7 @@ impl Backend for InProcess {
             .map_err(|source| InvokeError::BadEvent { function: function.logical_id.clone(), source })?;
         // A panicking handler fails its integration and nothing else, as a crashed Lambda would.
         AssertUnwindSafe(
-            routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref())
+            routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref(), Mode::Demo)
                 .map(|handled| handled.response),
         )
         .catch_unwind()

@@ -4,6 +4,7 @@
 //! The template is the single description of the deployed system. The local gateway takes its
 //! routes from here instead of repeating them, and the tests check the code against it.
 
+mod context;
 mod intrinsic;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+pub use context::Context;
 pub use intrinsic::render;
 
 /// The template could not be read or does not describe what this project expects.
@@ -39,6 +41,22 @@ pub enum TemplateError {
         /// What is wrong, as the end of a sentence.
         problem: String,
     },
+    /// A condition cannot be evaluated.
+    #[error("condition {name} {problem}")]
+    Condition {
+        /// The condition's name.
+        name: String,
+        /// What is wrong, as the end of a sentence.
+        problem: String,
+    },
+    /// A parameter override names a parameter the template does not declare.
+    #[error("the template has no parameter {name}; it has: {known}")]
+    UnknownParameter {
+        /// The name given.
+        name: String,
+        /// The parameters it does declare.
+        known: String,
+    },
     /// No resource, or more than one, of a type that must appear exactly once.
     #[error("the template must declare exactly one {kind}{detail}; found {found}")]
     Count {
@@ -56,6 +74,10 @@ type Result<T> = std::result::Result<T, TemplateError>;
 /// A parsed template.
 #[derive(Debug, Deserialize)]
 pub struct Template {
+    #[serde(rename = "Parameters", default)]
+    parameters: BTreeMap<String, Value>,
+    #[serde(rename = "Conditions", default)]
+    conditions: BTreeMap<String, Value>,
     #[serde(rename = "Resources")]
     resources: BTreeMap<String, Resource>,
 }
@@ -72,6 +94,9 @@ pub struct Resource {
     /// The `Metadata` mapping.
     #[serde(rename = "Metadata", default)]
     pub metadata: Value,
+    /// The condition the resource exists under, if any.
+    #[serde(rename = "Condition", default)]
+    pub condition: Option<String>,
 }
 
 /// The WebSocket API resource.
@@ -118,6 +143,17 @@ pub struct Statement {
     pub actions: Vec<String>,
     /// The resources, e.g. `${ConnectionsTable.Arn}`.
     pub resources: Vec<String>,
+}
+
+/// The Lambda REQUEST authorizer on `$connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizerSpec {
+    /// Logical id of the authorizer resource.
+    pub logical_id: String,
+    /// Logical id of the function it invokes.
+    pub function: String,
+    /// Its identity sources, e.g. `route.request.querystring.token`; none when empty.
+    pub identity_sources: Vec<String>,
 }
 
 /// A Lambda permission that lets API Gateway invoke a function.
@@ -195,6 +231,11 @@ impl Template {
         Ok(serde_yaml_ng::from_str(text)?)
     }
 
+    /// A resource by logical id.
+    pub fn resource_named(&self, id: &str) -> Option<&Resource> {
+        self.resources.get(id)
+    }
+
     /// Every resource of a type, by logical id.
     pub fn resources_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Resource)> + 'a {
         self.resources.iter().filter(move |(_, resource)| resource.kind == kind).map(|(id, r)| (id.as_str(), r))
@@ -248,6 +289,71 @@ impl Template {
         })?;
         self.resource(&function, "AWS::Serverless::Function", &integration, "Properties.IntegrationUri")?;
         Ok(RouteSpec { logical_id: id.to_owned(), key: key.to_owned(), integration, function })
+    }
+
+    /// The authorizer on the `$connect` route under `context`'s parameters, if the route has one
+    /// (`AuthorizationType: CUSTOM` and an `AuthorizerId`).
+    pub fn connect_authorizer(&self, context: &Context) -> Result<Option<AuthorizerSpec>> {
+        let Some((route_id, route)) = self
+            .resources_of("AWS::ApiGatewayV2::Route")
+            .find(|(_, route)| route.properties["RouteKey"].as_str() == Some("$connect"))
+        else {
+            return Ok(None);
+        };
+        let kind = context.plain(&route.properties["AuthorizationType"]).unwrap_or_else(|| "NONE".to_owned());
+        match kind.as_str() {
+            "NONE" => return Ok(None),
+            "CUSTOM" => {}
+            other => {
+                return Err(problem(
+                    route_id,
+                    "Properties.AuthorizationType",
+                    format!("is {other}; the local gateway runs NONE or CUSTOM"),
+                ));
+            }
+        }
+        let id = context
+            .resolve(&route.properties["AuthorizerId"])
+            .map(|value| render(&value))
+            .and_then(|text| text.strip_prefix("${").and_then(|rest| rest.strip_suffix('}')).map(str::to_owned))
+            .ok_or_else(|| {
+                problem(
+                    route_id,
+                    "Properties.AuthorizerId",
+                    "must be !Ref SomeAuthorizer when AuthorizationType is CUSTOM",
+                )
+            })?;
+        let authorizer = self.resource(&id, "AWS::ApiGatewayV2::Authorizer", route_id, "Properties.AuthorizerId")?;
+        if authorizer.condition.as_deref().is_some_and(|condition| !context.condition(condition)) {
+            return Err(problem(
+                route_id,
+                "Properties.AuthorizerId",
+                format!("names {id}, whose condition does not hold"),
+            ));
+        }
+        let function = intrinsic::function_of_uri(&authorizer.properties["AuthorizerUri"]).ok_or_else(|| {
+            problem(
+                &id,
+                "Properties.AuthorizerUri",
+                "must be !Sub arn:...:lambda:path/2015-03-31/functions/${SomeFunction.Arn}/invocations",
+            )
+        })?;
+        self.resource(&function, "AWS::Serverless::Function", &id, "Properties.AuthorizerUri")?;
+        let identity_sources = list(&authorizer.properties["IdentitySource"]).into_iter().map(render).collect();
+        Ok(Some(AuthorizerSpec { logical_id: id, function, identity_sources }))
+    }
+
+    /// A function's environment variables whose values `context` resolves to text; those that
+    /// name resources (a table's name, say) exist only once deployed and are left out.
+    pub fn environment(&self, function: &str, context: &Context) -> BTreeMap<String, String> {
+        let Some(resource) = self.resources.get(function) else { return BTreeMap::new() };
+        match &resource.properties["Environment"]["Variables"] {
+            Value::Mapping(variables) => variables
+                .iter()
+                .filter_map(|(name, value)| Some((name.as_str()?.to_owned(), context.plain(value)?)))
+                .collect(),
+            _ => BTreeMap::new(),
+        }
     }
 
     /// Every `AWS::Serverless::Function`.

@@ -230,3 +230,69 @@ fn a_route_whose_target_names_a_missing_integration_is_reported_by_resource_and_
     assert!(error.contains("Properties.Target"), "{error}");
     assert!(error.contains("NoSuchIntegration"), "{error}");
 }
+
+fn context(overrides: &[(&str, &str)]) -> chat_template::Context {
+    let overrides: Vec<(String, String)> = overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    chat_template::Context::new(&template(), &overrides).expect("the conditions evaluate")
+}
+
+const TOKEN_MODE: &[(&str, &str)] =
+    &[("AuthIssuer", "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"), ("AuthAudience", "app-client")];
+
+#[test]
+fn demo_mode_by_default_has_no_authorizer_on_connect() {
+    let template = template();
+    assert_eq!(template.connect_authorizer(&context(&[])).unwrap(), None);
+    assert!(!context(&[]).condition("TokenMode"));
+}
+
+#[test]
+fn token_mode_puts_the_authorizer_function_on_connect() {
+    let template = template();
+    let authorizer = template.connect_authorizer(&context(TOKEN_MODE)).unwrap().expect("an authorizer in token mode");
+    assert_eq!(authorizer.function, "AuthorizerFunction");
+    assert!(authorizer.identity_sources.is_empty(), "the token may come in the query or the subprotocols");
+    let resource = template.resource_named(&authorizer.logical_id).unwrap();
+    assert_eq!(resource.properties["AuthorizerType"].as_str(), Some("REQUEST"));
+    for id in [authorizer.logical_id.as_str(), "AuthorizerFunction", "AuthorizerPermission", "AuthorizerLogGroup"] {
+        let resource = template.resource_named(id).unwrap_or_else(|| panic!("no {id}"));
+        assert_eq!(resource.condition.as_deref(), Some("TokenMode"), "{id} exists in token mode only");
+    }
+}
+
+#[test]
+fn api_gateway_may_invoke_the_authorizer_from_this_apis_authorizers_only() {
+    let template = template();
+    let api = template.websocket_api().unwrap().logical_id;
+    let permission =
+        template.permissions().into_iter().find(|p| p.function == "AuthorizerFunction").expect("a permission");
+    assert_eq!(permission.principal, "apigateway.amazonaws.com");
+    let source = permission.source_arn.expect("a SourceArn");
+    assert!(source.ends_with(&format!(":${{{api}}}/authorizers/${{ConnectAuthorizer}}")), "{source}");
+}
+
+#[test]
+fn the_authorizer_function_has_no_aws_permissions_and_gets_its_settings_from_the_parameters() {
+    let template = template();
+    let function = template.functions().into_iter().find(|f| f.logical_id == "AuthorizerFunction").expect("declared");
+    assert!(function.statements.is_empty(), "the authorizer calls no AWS API: {:?}", function.statements);
+    assert!(template.resource_named("AuthorizerFunction").unwrap().properties.get("Policies").is_none());
+    assert_eq!(function.binary.as_deref(), Some("authorizer"));
+    let environment = template.environment("AuthorizerFunction", &context(TOKEN_MODE));
+    assert_eq!(environment.get(chat_core::auth::AUTH_ISSUER).map(String::as_str), Some(TOKEN_MODE[0].1));
+    assert_eq!(environment.get(chat_core::auth::AUTH_AUDIENCE).map(String::as_str), Some("app-client"));
+    assert_eq!(environment.get(chat_core::auth::AUTH_USER_CLAIM).map(String::as_str), Some("sub"));
+    assert!(environment.contains_key(chat_core::auth::AUTH_JWKS_URL));
+    let connect = template.environment("ConnectFunction", &context(TOKEN_MODE));
+    assert_eq!(
+        connect.get(chat_core::auth::AUTH_ISSUER).map(String::as_str),
+        Some(TOKEN_MODE[0].1),
+        "$connect knows the mode"
+    );
+}
+
+#[test]
+fn a_parameter_override_the_template_does_not_declare_is_refused_by_name() {
+    let error = chat_template::Context::new(&template(), &[("AuthIsuer".into(), "x".into())]).unwrap_err();
+    assert!(error.to_string().contains("no parameter AuthIsuer"), "{error}");
+}

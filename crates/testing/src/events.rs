@@ -69,3 +69,26 @@ pub fn connection(connection_id: &str, user_id: &str) -> Connection {
     let connected_at = load(Route::Connect).request_context.connected_at;
     Connection::new(connection_id, UserId::parse(user_id).expect("a valid test user id"), connected_at)
 }
+
+/// The authorizer's sample event (`events/authorizer.json`) as raw JSON.
+pub fn authorizer_json() -> serde_json::Value {
+    let path = crate::workspace_root().join("events/authorizer.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()))
+}
+
+/// The authorizer's sample event carrying `token` in the query (or no token at all).
+pub fn authorizer(token: Option<&str>) -> chat_core::auth::AuthorizerRequest {
+    let mut event = authorizer_json();
+    match token {
+        Some(token) => {
+            event["queryStringParameters"]["token"] = token.into();
+            event["multiValueQueryStringParameters"]["token"] = serde_json::json!([token]);
+        }
+        None => {
+            event.as_object_mut().expect("an object").remove("queryStringParameters");
+            event.as_object_mut().expect("an object").remove("multiValueQueryStringParameters");
+        }
+    }
+    serde_json::from_value(event).expect("the authorizer's sample event parses")
+}

@@ -5,9 +5,11 @@
 pub mod dynalite;
 pub mod events;
 pub mod faults;
+pub mod issuer;
 pub mod recording;
 
 pub use dynalite::Dynalite;
+pub use issuer::Issuer;
 pub use recording::RecordingMessenger;
 
 use std::path::PathBuf;

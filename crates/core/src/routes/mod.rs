@@ -18,6 +18,7 @@ pub use disconnect::disconnect;
 pub use send_message::send_message;
 
 use crate::error::Chain;
+use crate::identity::Mode;
 use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
 pub use crate::protocol::Route;
@@ -54,9 +55,10 @@ pub async fn handle(
     request: &ApiGatewayWebsocketProxyRequest,
     store: &dyn ConnectionStore,
     messenger: &dyn Messenger,
+    mode: Mode,
 ) -> Handled {
     match route {
-        Route::Connect => connect(request, store).await,
+        Route::Connect => connect(request, store, mode).await,
         Route::Disconnect => disconnect(request, store).await,
         Route::Default => default(request, messenger).await,
         Route::SendMessage => send_message(request, store, messenger).await,
