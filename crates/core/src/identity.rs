@@ -27,7 +27,12 @@ pub enum Mode {
 impl Mode {
     /// Token mode when `AUTH_ISSUER` is set (the template sets it on `$connect` too).
     pub fn from_env() -> Self {
-        if config::optional(auth::AUTH_ISSUER).is_some() { Mode::Token } else { Mode::Demo }
+        Self::from_issuer(config::optional(auth::AUTH_ISSUER).as_deref())
+    }
+
+    /// Token mode when an issuer is set (non-empty).
+    pub fn from_issuer(issuer: Option<&str>) -> Self {
+        if issuer.is_some_and(|issuer| !issuer.trim().is_empty()) { Mode::Token } else { Mode::Demo }
     }
 
     /// The mode's name, for logs and the stack's outputs.

@@ -1,12 +1,13 @@
 //! Who runs a route's function: the core crate's handlers in this process, or real Lambda
 //! binaries behind the Lambda Invoke API (`cargo lambda watch`, `sam local start-lambda`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
+use chat_core::auth::{self, AuthConfig, AuthorizerRequest, HttpJwks, Verifier};
 use chat_core::identity::Mode;
 use chat_core::messenger::{Endpoint, Messenger};
 use chat_core::routes::{self, Route};
@@ -24,6 +25,9 @@ use crate::routing::{Function, RouteTable};
 pub trait Backend: Send + Sync {
     /// Invokes `function` with `event`, as API Gateway's Lambda proxy integration does.
     async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError>;
+
+    /// Invokes a REQUEST authorizer with its event; its answer as the function wrote it.
+    async fn authorize(&self, function: &Function, event: Value) -> Result<Value, InvokeError>;
 }
 
 /// AWS SDK configuration for local endpoints: a fixed region and dummy credentials.
@@ -72,11 +76,22 @@ pub struct InProcess {
     store: Arc<MemoryStore>,
     messenger: Arc<BoundedMessenger>,
     routes: HashMap<String, Route>,
+    mode: Mode,
+    verifier: Option<Verifier>,
+}
+
+/// What the in-process functions are configured with: each function's environment as the
+/// template declares it, and the authorizer's function, if `$connect` has one.
+pub struct InProcessConfig {
+    /// The environment of each function, by logical id.
+    pub environments: HashMap<String, BTreeMap<String, String>>,
+    /// The logical id of the `$connect` authorizer's function.
+    pub authorizer: Option<String>,
 }
 
 impl InProcess {
     /// Handlers for every function of `table`, posting to `management_url` (stage included).
-    pub fn new(table: &RouteTable, management_url: String) -> Result<Self, StartError> {
+    pub fn new(table: &RouteTable, management_url: String, config: &InProcessConfig) -> Result<Self, StartError> {
         let routes = table
             .functions()
             .map(|function| {
@@ -91,7 +106,27 @@ impl InProcess {
             inner: ApiGatewayMessenger::with_endpoint(&local_sdk_config(), management_url),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_PROCESS_POSTS),
         };
-        Ok(Self { store: Arc::new(MemoryStore::new()), messenger: Arc::new(messenger), routes })
+        let environment = |function: &str| config.environments.get(function).cloned().unwrap_or_default();
+        let connect = table.function(Route::Connect.key()).map(|function| environment(&function.logical_id));
+        let mode = Mode::from_issuer(connect.as_ref().and_then(|env| env.get(auth::AUTH_ISSUER)).map(String::as_str));
+        let verifier = match &config.authorizer {
+            None => None,
+            Some(function) => {
+                let env = environment(function);
+                let settings = AuthConfig::from_lookup(|name| env.get(name).cloned())
+                    .map_err(|source| StartError::Authorizer { function: function.clone(), cause: source.to_string() })?
+                    .ok_or_else(|| StartError::Authorizer {
+                        function: function.clone(),
+                        cause: format!("its environment sets no {}", auth::AUTH_ISSUER),
+                    })?;
+                let source = HttpJwks::new(&settings.jwks_url).map_err(|source| StartError::Authorizer {
+                    function: function.clone(),
+                    cause: source.to_string(),
+                })?;
+                Some(Verifier::new(settings, Arc::new(source)))
+            }
+        };
+        Ok(Self { store: Arc::new(MemoryStore::new()), messenger: Arc::new(messenger), routes, mode, verifier })
     }
 
     /// The store the handlers use.
@@ -108,12 +143,28 @@ impl Backend for InProcess {
             .map_err(|source| InvokeError::BadEvent { function: function.logical_id.clone(), source })?;
         // A panicking handler fails its integration and nothing else, as a crashed Lambda would.
         AssertUnwindSafe(
-            routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref(), Mode::Demo)
+            routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref(), self.mode)
                 .map(|handled| handled.response),
         )
         .catch_unwind()
         .await
         .map_err(|_| InvokeError::Panicked)
+    }
+
+    async fn authorize(&self, function: &Function, event: Value) -> Result<Value, InvokeError> {
+        let verifier = self.verifier.as_ref().ok_or_else(|| InvokeError::FunctionError {
+            function: function.logical_id.clone(),
+            kind: "Unhandled".into(),
+            payload: "no authorizer configured in-process".into(),
+        })?;
+        let request: AuthorizerRequest = serde_json::from_value(event)
+            .map_err(|source| InvokeError::BadEvent { function: function.logical_id.clone(), source })?;
+        let answer = auth::authorize(&request, verifier).await.map_err(|error| InvokeError::FunctionError {
+            function: function.logical_id.clone(),
+            kind: "Unhandled".into(),
+            payload: chat_core::error::Chain(&error).to_string(),
+        })?;
+        Ok(serde_json::to_value(answer).unwrap_or_default())
     }
 }
 
@@ -146,9 +197,9 @@ impl LambdaInvoke {
     }
 }
 
-#[async_trait]
-impl Backend for LambdaInvoke {
-    async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError> {
+impl LambdaInvoke {
+    /// Invokes a function and returns its answer's bytes, or its error.
+    async fn call(&self, function: &Function, event: Value) -> Result<(String, Vec<u8>), InvokeError> {
         let name = match (self.naming, &function.binary) {
             (FunctionNaming::Binary, Some(binary)) => binary.clone(),
             _ => function.logical_id.clone(),
@@ -166,6 +217,19 @@ impl Backend for LambdaInvoke {
             let payload = String::from_utf8_lossy(&payload).into_owned();
             return Err(InvokeError::FunctionError { function: name, kind, payload });
         }
+        Ok((name, payload))
+    }
+}
+
+#[async_trait]
+impl Backend for LambdaInvoke {
+    async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError> {
+        let (name, payload) = self.call(function, event).await?;
+        serde_json::from_slice(&payload).map_err(|source| InvokeError::BadResponse { function: name, source })
+    }
+
+    async fn authorize(&self, function: &Function, event: Value) -> Result<Value, InvokeError> {
+        let (name, payload) = self.call(function, event).await?;
         serde_json::from_slice(&payload).map_err(|source| InvokeError::BadResponse { function: name, source })
     }
 }

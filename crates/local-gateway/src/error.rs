@@ -28,6 +28,26 @@ pub enum StartError {
         /// The binary named, if any.
         binary: Option<String>,
     },
+    /// The `$connect` authorizer cannot run in-process with the environment the template gives it.
+    #[error(
+        "resource {function}: cannot run the authorizer in-process: {cause}; check --parameter-overrides (AuthIssuer, AuthAudience)"
+    )]
+    Authorizer {
+        /// The authorizer function's logical id.
+        function: String,
+        /// What is wrong.
+        cause: String,
+    },
+    /// An authorizer's identity source is neither a header nor a query parameter.
+    #[error(
+        "resource {authorizer}: identity source {found:?} is not route.request.header.<Name> or route.request.querystring.<name>"
+    )]
+    IdentitySource {
+        /// The authorizer's logical id.
+        authorizer: String,
+        /// The source found.
+        found: String,
+    },
     /// The port could not be bound.
     #[error("cannot listen on {address}: {source}; is another gateway running? pick another --port")]
     Bind {

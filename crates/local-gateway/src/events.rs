@@ -16,6 +16,9 @@ pub struct Peer {
     pub source_ip: String,
     /// The client's `User-Agent`, if it sent one.
     pub user_agent: Option<String>,
+    /// What the `$connect` authorizer allowed: `principalId` and its context, values as
+    /// strings. Every event of the connection carries it as `requestContext.authorizer`.
+    pub authorizer: Option<Map<String, Value>>,
 }
 
 /// The API's own coordinates, the same in every event.
@@ -72,6 +75,9 @@ fn request_context(api: &Api, peer: &Peer, route_key: &str, event_type: &str, re
     context.insert("domainName".into(), api.domain_name.clone().into());
     context.insert("connectionId".into(), peer.connection_id.clone().into());
     context.insert("apiId".into(), api.api_id.clone().into());
+    if let Some(authorizer) = &peer.authorizer {
+        context.insert("authorizer".into(), authorizer.clone().into());
+    }
     context
 }
 
@@ -89,6 +95,36 @@ fn header_maps(pairs: &[(String, String)]) -> (Map<String, Value>, Map<String, V
 
 /// The CONNECT event: the upgrade request's headers (plus API Gateway's own) and query.
 pub fn connect(api: &Api, peer: &Peer, headers: &HeaderMap, query: &[(String, String)], request_id: &str) -> Value {
+    let mut event = upgrade_request(api, peer, headers, query, request_id);
+    event.insert("isBase64Encoded".into(), false.into());
+    event.into()
+}
+
+/// The `$connect` route's ARN, as a REQUEST authorizer's `methodArn` names it.
+pub fn method_arn(api: &Api) -> String {
+    format!("arn:aws:execute-api:us-east-1:123456789012:{}/{}/$connect", api.api_id, api.stage)
+}
+
+/// The REQUEST authorizer's event: the upgrade's headers and query, `methodArn`, and the same
+/// `requestContext` the `$connect` event gets.
+pub fn authorizer(api: &Api, peer: &Peer, headers: &HeaderMap, query: &[(String, String)], request_id: &str) -> Value {
+    let mut event = Map::new();
+    event.insert("type".into(), "REQUEST".into());
+    event.insert("methodArn".into(), method_arn(api).into());
+    event.extend(upgrade_request(api, peer, headers, query, request_id));
+    event.insert("stageVariables".into(), Map::new().into());
+    event.into()
+}
+
+/// Headers, query and request context of the upgrade request, shared by `$connect` and its
+/// authorizer.
+fn upgrade_request(
+    api: &Api,
+    peer: &Peer,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    request_id: &str,
+) -> Map<String, Value> {
     let mut pairs: Vec<(String, String)> = headers
         .iter()
         .filter(|(name, _)| !matches!(name.as_str(), "connection" | "upgrade"))
@@ -108,8 +144,7 @@ pub fn connect(api: &Api, peer: &Peer, headers: &HeaderMap, query: &[(String, St
         event.insert("multiValueQueryStringParameters".into(), multi.into());
     }
     event.insert("requestContext".into(), request_context(api, peer, "$connect", "CONNECT", request_id).into());
-    event.insert("isBase64Encoded".into(), false.into());
-    event.into()
+    event
 }
 
 /// A MESSAGE event for a text frame routed to `route_key`.

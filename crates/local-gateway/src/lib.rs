@@ -7,6 +7,7 @@
 //! follows `shared/reference/apigw-websocket.md`: event shapes, ids, limits, close codes,
 //! error frames and the @connections API.
 
+mod authorizer;
 mod backend;
 mod connections;
 pub mod error;
@@ -31,11 +32,11 @@ use chat_template::Template;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use backend::{Backend, FunctionNaming, InProcess, LambdaInvoke, local_sdk_config};
+pub use backend::{Backend, FunctionNaming, InProcess, InProcessConfig, LambdaInvoke, local_sdk_config};
 use connections::Registry;
 pub use error::{InvokeError, StartError};
 use ids::IdGenerator;
-use routing::RouteTable;
+use routing::{ConnectAuthorizer, RouteTable};
 
 /// Where routes run.
 #[derive(Clone, Debug)]
@@ -79,6 +80,10 @@ pub struct Settings {
     pub max_url_chars: usize,
     /// Where routes run.
     pub backend: BackendChoice,
+    /// Template parameter values (`Key=Value`, as `sam deploy --parameter-overrides` takes
+    /// them): they decide the template's conditions, and with them whether `$connect` has an
+    /// authorizer, and the functions' environment.
+    pub parameter_overrides: Vec<(String, String)>,
 }
 
 impl Default for Settings {
@@ -96,6 +101,7 @@ impl Default for Settings {
             max_connects_per_second: limits::MAX_NEW_CONNECTIONS_PER_SECOND,
             max_url_chars: limits::MAX_URL_CHARS,
             backend: BackendChoice::InProcess,
+            parameter_overrides: Vec::new(),
         }
     }
 }
@@ -111,6 +117,7 @@ pub(crate) struct ConnectionLimits {
 pub(crate) struct Gateway {
     api: events::Api,
     routes: RouteTable,
+    authorizer: Option<ConnectAuthorizer>,
     backend: Arc<dyn Backend>,
     connections: Registry,
     ids: IdGenerator,
@@ -159,6 +166,11 @@ impl Running {
         self.gateway.connections.len()
     }
 
+    /// Whether `$connect` has an authorizer (token mode).
+    pub fn token_mode(&self) -> bool {
+        self.gateway.authorizer.is_some()
+    }
+
     /// Whether clients on other machines can reach it (it listens on more than loopback).
     pub fn is_exposed(&self) -> bool {
         server::is_exposed(&self.address)
@@ -181,7 +193,9 @@ impl Running {
 /// Reads the template, binds the port and starts serving.
 pub async fn serve(settings: Settings) -> Result<Running, StartError> {
     let template = Template::load(&settings.template)?;
+    let context = chat_template::Context::new(&template, &settings.parameter_overrides)?;
     let routes = RouteTable::from_template(&template)?;
+    let authorizer = ConnectAuthorizer::from_template(&template, &context)?;
     let listener = TcpListener::bind(settings.address)
         .await
         .map_err(|source| StartError::Bind { address: settings.address.to_string(), source })?;
@@ -191,7 +205,18 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
 
     let (backend, store): (Arc<dyn Backend>, _) = match &settings.backend {
         BackendChoice::InProcess => {
-            let in_process = InProcess::new(&routes, management_url)?;
+            let config = InProcessConfig {
+                environments: template
+                    .functions()
+                    .into_iter()
+                    .map(|function| {
+                        let environment = template.environment(&function.logical_id, &context);
+                        (function.logical_id, environment)
+                    })
+                    .collect(),
+                authorizer: authorizer.as_ref().map(|authorizer| authorizer.function.logical_id.clone()),
+            };
+            let in_process = InProcess::new(&routes, management_url, &config)?;
             let store = in_process.store();
             (Arc::new(in_process), Some(store))
         }
@@ -201,6 +226,7 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
     let gateway = Arc::new(Gateway {
         api: events::Api { api_id: "local".into(), stage: settings.stage.clone(), domain_name: address.to_string() },
         routes,
+        authorizer,
         backend,
         connections: Registry::default(),
         ids: IdGenerator::default(),

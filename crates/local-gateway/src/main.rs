@@ -47,6 +47,10 @@ struct Args {
     /// Longest upgrade URL in characters (API Gateway's limit); longer is refused with 414.
     #[arg(long, default_value_t = Settings::default().max_url_chars)]
     max_url_chars: usize,
+    /// Template parameter values, as `sam deploy --parameter-overrides` takes them, e.g.
+    /// `AuthIssuer=http://127.0.0.1:9001 AuthAudience=chat-local` for token mode.
+    #[arg(long, num_args = 1.., value_parser = key_value)]
+    parameter_overrides: Vec<(String, String)>,
     /// Run routes as Lambda functions behind this Lambda Invoke API instead of in-process,
     /// e.g. http://127.0.0.1:9000 for `cargo lambda watch`.
     #[arg(long)]
@@ -64,6 +68,14 @@ struct Args {
 // allocator spends a fifth of the gateway's CPU on that under load, mimalloc far less.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `Key=Value`, as `sam` takes parameter overrides.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not Key=Value")),
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -85,6 +97,7 @@ async fn main() -> ExitCode {
         max_connects_per_second: args.max_connects_per_sec,
         max_url_chars: args.max_url_chars,
         backend,
+        parameter_overrides: args.parameter_overrides,
         ..Settings::default()
     };
     let gateway = match serve(settings).await {
@@ -102,7 +115,11 @@ async fn main() -> ExitCode {
              connection through the @connections API, which does not verify signatures here"
         );
     }
-    println!("WebSocket API:   {}?userId=1", gateway.url());
+    if gateway.token_mode() {
+        println!("WebSocket API:   {}?token=<JWT>   (token mode: `make token USER=alice` prints one)", gateway.url());
+    } else {
+        println!("WebSocket API:   {}?userId=1   (demo mode: ?userId= is trusted as is)", gateway.url());
+    }
     println!("@connections:    {}/@connections/{{connectionId}}", gateway.management_url());
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("stopping: closing every connection with 1001");

@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::time::{Duration, sleep_until};
 
 use crate::Gateway;
+use crate::authorizer::{self, Verdict};
 use crate::connections::Live;
 use crate::events::{self, Peer, now_ms};
 
@@ -62,12 +63,21 @@ pub(crate) async fn upgrade(
         tracing::info!("refused connection: over the new-connection rate");
         return refused(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
     }
-    let peer = Peer {
+    let mut peer = Peer {
         connection_id: gateway.ids.next(),
         connected_at: now_ms(),
         source_ip: client.ip().to_string(),
         user_agent: headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok()).map(str::to_owned),
+        authorizer: None,
     };
+    if let Some(authorizer) = &gateway.authorizer {
+        match authorizer::run(&gateway, authorizer, &peer, &headers, &query).await {
+            Verdict::Allow(authorized) => peer.authorizer = Some(authorized),
+            Verdict::Refuse(status, message) => return refused(status, message),
+        }
+    }
+    // Headers the `$connect` integration answers with go into the 101 (the subprotocol echo).
+    let mut answer_headers = HeaderMap::new();
     if let Some(function) = gateway.routes.function(Route::Connect.key()) {
         let request_id = gateway.ids.next();
         let event = events::connect(&gateway.api, &peer, &headers, &query, &request_id);
@@ -85,12 +95,15 @@ pub(crate) async fn upgrade(
             let body = result.ok().and_then(|response| response.body).map(|body| body.to_vec()).unwrap_or_default();
             return (status, body).into_response();
         }
+        if let Ok(response) = result {
+            answer_headers = integration_headers(&response);
+        }
     }
 
     let live = Arc::new(Live::new(peer));
     gateway.connections.insert(live.clone());
     let on_failure = (gateway.clone(), live.clone());
-    upgrade
+    let response = upgrade
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_frame_size(MAX_FRAME_BYTES)
@@ -100,7 +113,23 @@ pub(crate) async fn upgrade(
             tracing::warn!(connection_id = live.peer.connection_id, %error, "the WebSocket handshake failed");
             tokio::spawn(async move { gateway.disconnected(&live, 1006, "Connection closed abnormally").await });
         })
-        .on_upgrade(move |socket| run(gateway, live, socket))
+        .on_upgrade(move |socket| run(gateway, live, socket));
+    let mut response = response;
+    response.headers_mut().extend(answer_headers);
+    response
+}
+
+/// The headers of a `$connect` integration's answer that may go into the 101: all but those
+/// the handshake itself owns.
+fn integration_headers(response: &chat_core::ApiGatewayProxyResponse) -> HeaderMap {
+    let owned = [header::CONNECTION, header::UPGRADE, header::SEC_WEBSOCKET_ACCEPT, header::CONTENT_LENGTH];
+    let mut headers = HeaderMap::new();
+    for (name, value) in response.headers.iter().chain(response.multi_value_headers.iter()) {
+        if !owned.contains(name) && !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    headers
 }
 
 /// Serves one open connection until it closes, then fires `$disconnect`. The reader and the

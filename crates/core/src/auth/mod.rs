@@ -19,7 +19,6 @@ use serde_json::Value;
 pub use jwks::{HttpJwks, JwksError, JwksSource, KeyCache};
 pub use verify::{TokenError, Verifier};
 
-use crate::config;
 use crate::error::{Chain, ConfigError};
 use crate::protocol::UserId;
 
@@ -57,8 +56,15 @@ impl AuthConfig {
     /// Token mode without an audience is refused: any token the issuer minted for any other
     /// application would otherwise get in.
     pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        let Some(issuer) = config::optional(AUTH_ISSUER) else { return Ok(None) };
-        let audiences: Vec<String> = config::required(AUTH_AUDIENCE)?
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The same, from any source of variables (the local gateway reads them from the template).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let optional = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let Some(issuer) = optional(AUTH_ISSUER) else { return Ok(None) };
+        let audiences: Vec<String> = optional(AUTH_AUDIENCE)
+            .ok_or(ConfigError::Missing(AUTH_AUDIENCE))?
             .split(',')
             .map(str::trim)
             .filter(|audience| !audience.is_empty())
@@ -67,9 +73,9 @@ impl AuthConfig {
         if audiences.is_empty() {
             return Err(ConfigError::Missing(AUTH_AUDIENCE));
         }
-        let jwks_url = config::optional(AUTH_JWKS_URL)
+        let jwks_url = optional(AUTH_JWKS_URL)
             .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
-        let user_claim = config::optional(AUTH_USER_CLAIM).unwrap_or_else(|| "sub".to_owned());
+        let user_claim = optional(AUTH_USER_CLAIM).unwrap_or_else(|| "sub".to_owned());
         Ok(Some(Self { issuer, audiences, jwks_url, user_claim }))
     }
 }

@@ -77,6 +77,23 @@ impl Client {
     }
 
     /// Connects to `gateway` as `user`.
+    /// Connects offering `protocols` in `Sec-WebSocket-Protocol`, as a browser's
+    /// `new WebSocket(url, protocols)` does; the subprotocol the server chose, if any.
+    pub async fn try_connect_offering(
+        url: &str,
+        protocols: &str,
+    ) -> Result<(Self, Option<String>), tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_str(protocols).expect("a header value"));
+        let (socket, response) = tokio_tungstenite::connect_async(request).await?;
+        let chosen =
+            response.headers().get("sec-websocket-protocol").and_then(|value| value.to_str().ok()).map(str::to_owned);
+        Ok((Self { socket }, chosen))
+    }
+
     pub async fn connect(gateway: &Running, user: &str) -> Self {
         Self::try_connect(&format!("{}?userId={user}", gateway.url())).await.expect("the upgrade succeeds")
     }
@@ -186,6 +203,7 @@ pub type Behaviour = Arc<dyn Fn(&str, &Value) -> Reply + Send + Sync>;
 /// How the recording API answers an invocation.
 pub enum Reply {
     Status(i64),
+    Json(Value),
     FunctionError,
     Sleep(Duration),
     WaitFor(Arc<tokio::sync::Notify>),
@@ -224,6 +242,7 @@ async fn invoke(State(api): State<LambdaApi>, Path(function): Path<String>, body
     let ok = |status: i64| Json(json!({"statusCode": status})).into_response();
     match (api.behaviour)(&function, &event) {
         Reply::Status(status) => ok(status),
+        Reply::Json(answer) => Json(answer).into_response(),
         Reply::FunctionError => {
             let mut response = Json(json!({"errorType": "Panic", "errorMessage": "boom"})).into_response();
             response.headers_mut().insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
@@ -257,6 +276,14 @@ pub async fn gateway_with_lambda(behaviour: Behaviour, tweak: impl FnOnce(&mut S
     settings.backend = BackendChoice::Lambda { endpoint, naming: FunctionNaming::LogicalId };
     tweak(&mut settings);
     (serve(settings).await.expect("the gateway starts"), api)
+}
+
+/// Settings for token mode with `issuer` (its tokens are for [`chat_testing::issuer::CLIENT_ID`]).
+pub fn token_mode(issuer: &chat_testing::Issuer) -> Vec<(String, String)> {
+    vec![
+        ("AuthIssuer".to_owned(), issuer.issuer().to_owned()),
+        ("AuthAudience".to_owned(), chat_testing::issuer::CLIENT_ID.to_owned()),
+    ]
 }
 
 /// Every function answers 200.

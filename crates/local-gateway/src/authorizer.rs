@@ -1,0 +1,181 @@
+//! `$connect`'s Lambda REQUEST authorizer, run as API Gateway runs it: the identity sources
+//! checked first (401 without invoking), the event built, and the answer's policy applied
+//! (`Deny`, or no `Allow` matching the `methodArn`: 403; a malformed answer or a failed
+//! function: 500). On `Allow`, the principal and context become `requestContext.authorizer`.
+
+use axum::http::{HeaderMap, StatusCode};
+use chat_core::error::Chain;
+use serde_json::{Map, Value};
+
+use crate::Gateway;
+use crate::events::{self, Peer};
+use crate::routing::{ConnectAuthorizer, IdentitySource};
+
+/// What the authorizer decided.
+pub(crate) enum Verdict {
+    /// Connect, with this as `requestContext.authorizer`.
+    Allow(Map<String, Value>),
+    /// Refuse the upgrade with this status and message.
+    Refuse(StatusCode, &'static str),
+}
+
+/// Runs the authorizer for an upgrade request.
+pub(crate) async fn run(
+    gateway: &Gateway,
+    authorizer: &ConnectAuthorizer,
+    peer: &Peer,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+) -> Verdict {
+    let present = |source: &IdentitySource| match source {
+        IdentitySource::Header(name) => headers.get(name.as_str()).is_some_and(|value| !value.is_empty()),
+        IdentitySource::Query(name) => query.iter().any(|(key, value)| key == name && !value.is_empty()),
+    };
+    if !authorizer.identity_sources.iter().all(present) {
+        tracing::info!(connection_id = peer.connection_id, "refused connection: an identity source is missing");
+        return Verdict::Refuse(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let event = events::authorizer(&gateway.api, peer, headers, query, &gateway.ids.next());
+    let invoked =
+        tokio::time::timeout(gateway.integration_timeout, gateway.backend.authorize(&authorizer.function, event));
+    let answer = match invoked.await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(error)) => {
+            tracing::error!(connection_id = peer.connection_id, error = %Chain(&error), "the authorizer failed");
+            return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+        }
+        Err(_) => {
+            tracing::error!(connection_id = peer.connection_id, "the authorizer timed out");
+            return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+        }
+    };
+    match decide(&answer, &events::method_arn(&gateway.api)) {
+        Ok(Some(authorized)) => Verdict::Allow(authorized),
+        Ok(None) => {
+            tracing::info!(connection_id = peer.connection_id, "refused connection: the authorizer denied it");
+            Verdict::Refuse(StatusCode::FORBIDDEN, "Forbidden")
+        }
+        Err(problem) => {
+            tracing::error!(connection_id = peer.connection_id, problem, "the authorizer's answer is malformed");
+            Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
+    }
+}
+
+/// The `requestContext.authorizer` an answer allows, `None` if it does not allow `method_arn`,
+/// or what is malformed about it.
+fn decide(answer: &Value, method_arn: &str) -> Result<Option<Map<String, Value>>, &'static str> {
+    let principal = answer["principalId"].as_str().ok_or("principalId is missing or not a string")?;
+    let statements = match &answer["policyDocument"]["Statement"] {
+        Value::Array(statements) => statements.clone(),
+        statement @ Value::Object(_) => vec![statement.clone()],
+        _ => return Err("policyDocument.Statement is missing"),
+    };
+    let (mut allowed, mut denied) = (false, false);
+    for statement in &statements {
+        let resources = match &statement["Resource"] {
+            Value::String(resource) => vec![resource.as_str()],
+            Value::Array(resources) => resources.iter().filter_map(Value::as_str).collect(),
+            _ => return Err("a statement has no Resource"),
+        };
+        let matches = resources.iter().any(|resource| wildcard_match(resource, method_arn));
+        match statement["Effect"].as_str() {
+            Some("Allow") => allowed |= matches,
+            Some("Deny") => denied |= matches,
+            _ => return Err("a statement's Effect is neither Allow nor Deny"),
+        }
+    }
+    if denied || !allowed {
+        return Ok(None);
+    }
+    let mut authorized = Map::new();
+    match &answer["context"] {
+        Value::Null => {}
+        Value::Object(context) => {
+            for (key, value) in context {
+                let text = match value {
+                    Value::String(text) => text.clone(),
+                    Value::Number(_) | Value::Bool(_) => value.to_string(),
+                    _ => return Err("context values must be strings, numbers or booleans"),
+                };
+                authorized.insert(key.clone(), text.into());
+            }
+        }
+        _ => return Err("context is not an object"),
+    }
+    authorized.insert("principalId".into(), principal.into());
+    Ok(Some(authorized))
+}
+
+/// IAM's resource matching: `*` matches any run of characters, `?` any one.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (pattern, text): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut p, mut t, mut star, mut resume) = (0, 0, None, 0);
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some(p);
+            resume = t;
+            p += 1;
+        } else if let Some(at) = star {
+            p = at + 1;
+            resume += 1;
+            t = resume;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:local/dev/$connect";
+
+    fn answer(effect: &str, resource: Value) -> Value {
+        json!({"principalId": "alice", "policyDocument": {"Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}]},
+            "context": {"userId": "alice", "level": 3, "admin": false}})
+    }
+
+    #[test]
+    fn an_allow_for_the_method_arn_or_a_wildcard_over_it_connects_with_context_as_strings() {
+        for resource in [json!(ARN), json!([ARN]), json!("arn:aws:execute-api:*:*:local/dev/*"), json!("*")] {
+            let authorized = decide(&answer("Allow", resource.clone()), ARN).unwrap().expect("allowed");
+            assert_eq!(
+                Value::Object(authorized),
+                json!({"principalId": "alice", "userId": "alice", "level": "3", "admin": "false"}),
+                "{resource}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deny_or_an_allow_for_another_resource_refuses() {
+        assert_eq!(decide(&answer("Deny", json!(ARN)), ARN), Ok(None));
+        assert_eq!(
+            decide(&answer("Allow", json!("arn:aws:execute-api:us-east-1:123456789012:local/dev/*/*")), ARN),
+            Ok(None),
+            "REST-style"
+        );
+        assert_eq!(
+            decide(&answer("Allow", json!("arn:aws:execute-api:us-east-1:123456789012:other/dev/$connect")), ARN),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_malformed_answer_is_an_error() {
+        assert!(decide(&json!({"policyDocument": {}}), ARN).is_err(), "no principal");
+        assert!(decide(&json!({"principalId": "a"}), ARN).is_err(), "no policy");
+        assert!(decide(&answer("Maybe", json!(ARN)), ARN).is_err());
+        let mut nested = answer("Allow", json!(ARN));
+        nested["context"]["deep"] = json!({"no": "objects"});
+        assert!(decide(&nested, ARN).is_err());
+    }
+}
