@@ -7,6 +7,8 @@ STACK ?= rust-websocket-chat
 STAGE ?= dev
 PORT ?= 3001
 DYNAMODB_PORT ?= 4567
+ISSUER_PORT ?= 9001
+ISSUER := http://127.0.0.1:$(ISSUER_PORT)
 TABLE ?= chat-connections
 FUNCTIONS := connect disconnect default send-message authorizer
 
@@ -22,8 +24,12 @@ export SAM_CLI_TELEMETRY := 0
 LOCAL_ENV := AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
 	TABLE_NAME=$(TABLE) AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
 	APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:$(PORT)/$(STAGE)
+# make watch AUTH=1: token mode, with make dev-auth's issuer (the authorizer needs it to start).
+ifeq ($(AUTH),1)
+LOCAL_ENV += AUTH_ISSUER=$(ISSUER) AUTH_AUDIENCE=chat-local
+endif
 
-.PHONY: help tools dev dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
+.PHONY: help tools dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -45,6 +51,16 @@ $(NODE_STAMP): tools/package.json tools/package-lock.json
 dev: ## Run the whole chat locally: API Gateway emulator on ws://127.0.0.1:PORT/STAGE, in-process handlers
 	cargo run -p chat-local-gateway -- --port $(PORT) --stage $(STAGE)
 
+dev-auth: ## Token mode locally: a development OpenID issuer on ISSUER_PORT, and the gateway verifying its tokens
+	cargo build -p chat-testing --bin dev-issuer -p chat-local-gateway --bin local-gateway
+	target/debug/dev-issuer --port $(ISSUER_PORT) & issuer=$$!; trap 'kill $$issuer 2>/dev/null' EXIT INT TERM; \
+	target/debug/local-gateway --port $(PORT) --stage $(STAGE) \
+		--parameter-overrides AuthIssuer=$(ISSUER) AuthAudience=chat-local
+
+token: ## Print a token from make dev-auth's issuer: make token USER=alice
+	@curl -fsS "$(ISSUER)/token?user=$(USER)" || { echo "no issuer at $(ISSUER): run make dev-auth first" >&2; exit 1; }
+	@echo
+
 dev-lambda: ## The local gateway in front of `make watch` (the real binaries, on dynalite)
 	cargo run -p chat-local-gateway -- --port $(PORT) --stage $(STAGE) \
 		--lambda-endpoint http://127.0.0.1:9000 --function-names binary
@@ -58,7 +74,7 @@ lint: tools ## rustfmt, clippy -D warnings, cfn-lint and sam validate --lint on 
 	cfn-lint template.yaml
 	sam validate --lint
 
-build: tools ## Build the four Lambda binaries for arm64 (target/lambda/<name>/bootstrap)
+build: tools ## Build the Lambda binaries (four routes, the authorizer) for arm64 (target/lambda/<name>/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 
@@ -81,7 +97,7 @@ deploy: tools ## sam build, then sam deploy (guided the first time, until samcon
 dynalite: tools ## Run dynalite on DYNAMODB_PORT with the connections table, for `make watch`
 	$(LOCAL_ENV) cargo run --quiet -p chat-testing --bin dev-dynamodb -- --port $(DYNAMODB_PORT) --table $(TABLE)
 
-watch: tools ## Serve the four functions on the Lambda Invoke API (port 9000) with cargo lambda watch
+watch: tools ## Serve the functions on the Lambda Invoke API (port 9000) with cargo lambda watch
 	cargo build $(addprefix --bin ,$(FUNCTIONS))
 	$(LOCAL_ENV) cargo lambda watch --invoke-port 9000
 
@@ -90,8 +106,9 @@ EVENT_connect := connect
 EVENT_disconnect := disconnect
 EVENT_default := default
 EVENT_send-message := sendMessage
+EVENT_authorizer := authorizer
 
-invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message) on `make watch` with its sample event
+invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message, authorizer) on `make watch` with its sample event
 	@test -n "$(EVENT_$*)" || { echo "no function $*; try one of: $(FUNCTIONS)"; exit 2; }
 	cargo lambda invoke $* --data-file events/$(EVENT_$*).json
 
