@@ -71,6 +71,9 @@ pub enum TemplateError {
 
 type Result<T> = std::result::Result<T, TemplateError>;
 
+/// SAM's WebSocket API resource type.
+const SERVERLESS_WEBSOCKET_API: &str = "AWS::Serverless::WebSocketApi";
+
 /// A parsed template.
 #[derive(Debug, Deserialize)]
 pub struct Template {
@@ -251,16 +254,17 @@ impl Template {
         }
     }
 
-    /// The one WebSocket API.
+    /// The one WebSocket API: an `AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET`, or
+    /// SAM's `AWS::Serverless::WebSocketApi`.
     pub fn websocket_api(&self) -> Result<WebSocketApi> {
-        let apis: Vec<_> = self
+        let raw = self
             .resources_of("AWS::ApiGatewayV2::Api")
-            .filter(|(_, api)| api.properties["ProtocolType"].as_str() == Some("WEBSOCKET"))
-            .collect();
+            .filter(|(_, api)| api.properties["ProtocolType"].as_str() == Some("WEBSOCKET"));
+        let apis: Vec<_> = raw.chain(self.resources_of(SERVERLESS_WEBSOCKET_API)).collect();
         let [(id, api)] = apis[..] else {
             return Err(TemplateError::Count {
-                kind: "AWS::ApiGatewayV2::Api",
-                detail: " with ProtocolType WEBSOCKET",
+                kind: "WebSocket API",
+                detail: " (AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET, or AWS::Serverless::WebSocketApi)",
                 found: apis.len(),
             });
         };
@@ -268,9 +272,48 @@ impl Template {
         Ok(WebSocketApi { logical_id: id.to_owned(), route_selection_expression: expression.to_owned() })
     }
 
+    /// `!GetAtt F.Arn` (or `!Sub ${F.Arn}`) → `F`, which must be a function.
+    fn function_of_arn(&self, value: &Value, referrer: &str, property: &'static str) -> Result<String> {
+        let rendered = render(value);
+        let function = rendered
+            .strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix(".Arn}"))
+            .ok_or_else(|| problem(referrer, property, "must be !GetAtt SomeFunction.Arn"))?;
+        self.resource(function, "AWS::Serverless::Function", referrer, property)?;
+        Ok(function.to_owned())
+    }
+
+    /// The routes of SAM `AWS::Serverless::WebSocketApi` resources, named as SAM names what it generates.
+    fn serverless_routes(&self) -> Result<Vec<RouteSpec>> {
+        let mut routes = Vec::new();
+        for (api, resource) in self.resources_of(SERVERLESS_WEBSOCKET_API) {
+            let Value::Mapping(specs) = &resource.properties["Routes"] else {
+                return Err(problem(api, "Properties.Routes", "must map route keys to {FunctionArn: ...}"));
+            };
+            for (key, spec) in specs {
+                let key =
+                    key.as_str().ok_or_else(|| problem(api, "Properties.Routes", "has a key that is not text"))?;
+                let function = self.function_of_arn(&spec["FunctionArn"], api, "Properties.Routes.FunctionArn")?;
+                let base = format!("{api}{}", key.chars().filter(char::is_ascii_alphanumeric).collect::<String>());
+                routes.push(RouteSpec {
+                    logical_id: format!("{base}Route"),
+                    key: key.to_owned(),
+                    integration: format!("{base}Integration"),
+                    function,
+                });
+            }
+        }
+        Ok(routes)
+    }
+
     /// Every route, with the function its integration invokes.
     pub fn routes(&self) -> Result<Vec<RouteSpec>> {
-        self.resources_of("AWS::ApiGatewayV2::Route").map(|(id, route)| self.route(id, route)).collect()
+        let mut routes: Vec<RouteSpec> = self
+            .resources_of("AWS::ApiGatewayV2::Route")
+            .map(|(id, route)| self.route(id, route))
+            .collect::<Result<_>>()?;
+        routes.extend(self.serverless_routes()?);
+        Ok(routes)
     }
 
     fn route(&self, id: &str, route: &Resource) -> Result<RouteSpec> {
@@ -294,6 +337,9 @@ impl Template {
     /// The authorizer on the `$connect` route under `context`'s parameters, if the route has one
     /// (`AuthorizationType: CUSTOM` and an `AuthorizerId`).
     pub fn connect_authorizer(&self, context: &Context) -> Result<Option<AuthorizerSpec>> {
+        if let Some((api, resource)) = self.resources_of(SERVERLESS_WEBSOCKET_API).next() {
+            return self.serverless_authorizer(api, resource, context);
+        }
         let Some((route_id, route)) = self
             .resources_of("AWS::ApiGatewayV2::Route")
             .find(|(_, route)| route.properties["RouteKey"].as_str() == Some("$connect"))
@@ -341,6 +387,31 @@ impl Template {
         self.resource(&function, "AWS::Serverless::Function", &id, "Properties.AuthorizerUri")?;
         let identity_sources = list(&authorizer.properties["IdentitySource"]).into_iter().map(render).collect();
         Ok(Some(AuthorizerSpec { logical_id: id, function, identity_sources }))
+    }
+
+    /// SAM's `Auth` block: `AuthType: CUSTOM` with `AuthArn` and optional `IdentitySource`.
+    fn serverless_authorizer(
+        &self,
+        api: &str,
+        resource: &Resource,
+        context: &Context,
+    ) -> Result<Option<AuthorizerSpec>> {
+        let Some(auth) = context.resolve(&resource.properties["Auth"]).filter(|auth| !auth.is_null()) else {
+            return Ok(None);
+        };
+        match auth["AuthType"].as_str() {
+            None | Some("NONE") => Ok(None),
+            Some("CUSTOM") => {
+                let function = self.function_of_arn(&auth["AuthArn"], api, "Properties.Auth.AuthArn")?;
+                let identity_sources = list(&auth["IdentitySource"]).into_iter().map(render).collect();
+                Ok(Some(AuthorizerSpec { logical_id: format!("{api}ConnectAuthorizer"), function, identity_sources }))
+            }
+            Some(other) => Err(problem(
+                api,
+                "Properties.Auth.AuthType",
+                format!("is {other}; the local gateway runs NONE or CUSTOM"),
+            )),
+        }
     }
 
     /// A function's environment variables whose values `context` resolves to text; those that
