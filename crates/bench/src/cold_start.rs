@@ -8,7 +8,9 @@ use std::time::Instant;
 use chat_core::routes::Route;
 use chat_core::store::ConnectionStore;
 use chat_local_gateway::Running;
-use chat_testing::{Dynalite, events};
+use chat_core::auth;
+use chat_testing::issuer::CLIENT_ID;
+use chat_testing::{Dynalite, Issuer, events};
 
 use crate::report::{Figure, Target, mb, ms, percentile, resident};
 use crate::runtime_api::RuntimeApi;
@@ -60,38 +62,50 @@ pub async fn measure(dir: &Path, starts: usize, gateway: &Running, figures: &mut
 
     let env = function_env(&dynalite, gateway);
 
-    for route in Route::ALL {
-        let binary = dir.join(route.binary());
-        let event = serde_json::to_vec(&events::json(route)).expect("sample event");
+    // The authorizer verifies a token from a local issuer, whose JWKS it fetches on its first event.
+    let issuer = Issuer::start().await;
+    let mut authorizer_env = env.clone();
+    authorizer_env.push((auth::AUTH_ISSUER.to_owned(), issuer.issuer().to_owned()));
+    authorizer_env.push((auth::AUTH_AUDIENCE.to_owned(), CLIENT_ID.to_owned()));
+    let token = issuer.token("1");
+    let authorizer_event = serde_json::to_value(events::authorizer(Some(&token))).expect("the authorizer's event");
+
+    let mut functions: Vec<(&str, &[(String, String)], serde_json::Value)> =
+        Route::ALL.iter().map(|route| (route.binary(), env.as_slice(), events::json(*route))).collect();
+    functions.push((auth::AUTHORIZER_BINARY, authorizer_env.as_slice(), authorizer_event));
+    for (name, env, event) in functions {
+        let binary = dir.join(name);
+        let event = serde_json::to_vec(&event).expect("sample event");
         let (mut inits, mut firsts, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..starts {
             // Each run starts from the same records: the sample sender is connected.
             store.save(&events::connection("L0SM9cOFvHcCIhw=", "1")).await.expect("seed");
-            let (init, first, peak) = start_once(&binary, &env, &mut api, &event).await;
+            let (init, first, peak) = start_once(&binary, env, &mut api, &event).await;
             inits.push(init);
             firsts.push(first);
             peaks.push(peak);
+        }
+        if name == auth::AUTHORIZER_BINARY {
+            let answer = api.last_answer();
+            assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Allow", "the authorizer allows: {answer}");
         }
         for samples in [&mut inits, &mut firsts] {
             samples.sort_by(f64::total_cmp);
         }
         peaks.sort();
         let median_init = percentile(&inits, 50.0);
+        let first = if name == auth::AUTHORIZER_BINARY { " (the JWKS fetched from a local issuer)" } else { "" };
         figures.push(Figure {
-            name: format!("{} init (exec → first /next), median / p90", route.binary()),
+            name: format!("{name} init (exec → first /next), median / p90"),
             value: format!("{} / {}", ms(median_init), ms(percentile(&inits, 90.0))),
             target: Some(Target::at_most(median_init, 10_000.0, "median ≤ 10 ms")),
         });
         figures.push(Figure {
-            name: format!("{} exec → first /response, median / p90", route.binary()),
+            name: format!("{name} exec → first /response{first}, median / p90"),
             value: format!("{} / {}", ms(percentile(&firsts, 50.0)), ms(percentile(&firsts, 90.0))),
             target: None,
         });
-        figures.push(Figure {
-            name: format!("{} peak resident memory", route.binary()),
-            value: mb(*peaks.last().unwrap_or(&0)),
-            target: None,
-        });
+        figures.push(Figure { name: format!("{name} peak resident memory"), value: mb(*peaks.last().unwrap_or(&0)), target: None });
     }
     drop(recipient);
 }

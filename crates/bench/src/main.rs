@@ -2,6 +2,7 @@
 //! written to a file the README links. `--smoke` runs every measurement at tiny sizes, so CI
 //! keeps the code working; its figures say nothing about speed.
 
+mod authorizer;
 mod cold_start;
 mod fan_out;
 mod gateway_load;
@@ -23,7 +24,7 @@ struct Args {
     /// Tiny sizes, for CI: checks that every figure is produced.
     #[arg(long)]
     smoke: bool,
-    /// Folder of the four function binaries to cold-start (host architecture).
+    /// Folder of the function binaries to cold-start (host architecture).
     #[arg(long, default_value = "target/release")]
     functions: PathBuf,
     /// Folder of the deployment builds: `{name}/bootstrap` (cargo lambda's layout) or `{name}`.
@@ -48,6 +49,7 @@ enum Section {
     ColdStart,
     FanOut,
     Handlers,
+    Authorizer,
     Calls,
     Gateway,
 }
@@ -98,6 +100,10 @@ async fn main() -> ExitCode {
     if run(Section::Handlers) {
         eprintln!("bench: warm handlers ({iterations} events per route)");
         handlers::warm(iterations, report.section("Handler cost per event, warm (in-memory store)")).await;
+    }
+    if run(Section::Authorizer) {
+        eprintln!("bench: authorizer, warm ({} tokens per algorithm)", iterations / 10);
+        authorizer::warm(iterations / 10, report.section("Authorizer, warm (local issuer)")).await;
     }
     if run(Section::Calls) {
         eprintln!("bench: calls per event");

@@ -26,6 +26,7 @@ pub enum Signal {
 #[derive(Clone)]
 struct Shared {
     events: Arc<Mutex<VecDeque<Vec<u8>>>>,
+    last_answer: Arc<Mutex<Vec<u8>>>,
     signals: mpsc::UnboundedSender<Signal>,
 }
 
@@ -60,7 +61,8 @@ async fn next(State(api): State<Shared>) -> Response {
     (headers, event).into_response()
 }
 
-async fn response(State(api): State<Shared>) -> &'static str {
+async fn response(State(api): State<Shared>, body: Bytes) -> &'static str {
+    *api.last_answer.lock().expect("answer") = body.to_vec();
     let _ = api.signals.send(Signal::Response(Instant::now()));
     ""
 }
@@ -74,7 +76,7 @@ impl RuntimeApi {
     /// Serves the runtime API on a free loopback port.
     pub async fn start() -> Self {
         let (signals_tx, signals) = mpsc::unbounded_channel();
-        let shared = Shared { events: Arc::default(), signals: signals_tx };
+        let shared = Shared { events: Arc::default(), last_answer: Arc::default(), signals: signals_tx };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
@@ -116,6 +118,11 @@ impl RuntimeApi {
             Signal::Error(error) => panic!("{} failed its event: {error}", binary.display()),
             Signal::Next(_) => panic!("{} asked for another event before answering", binary.display()),
         }
+    }
+
+    /// The body of the last answer a function posted.
+    pub fn last_answer(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.shared.last_answer.lock().expect("answer")).unwrap_or_default()
     }
 
     /// Starts a function binary pointed at this runtime API.

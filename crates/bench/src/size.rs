@@ -20,19 +20,20 @@ fn zipped(bootstrap: &[u8], method: zip::CompressionMethod) -> std::io::Result<u
 
 /// Sizes of `{dir}/{binary}/bootstrap` (cargo lambda's layout) or `{dir}/{binary}`.
 pub fn measure(dir: &Path, method: zip::CompressionMethod, figures: &mut Vec<Figure>) -> std::io::Result<()> {
-    for route in Route::ALL {
-        let nested = dir.join(route.binary()).join("bootstrap");
-        let path = if nested.exists() { nested } else { dir.join(route.binary()) };
+    let binaries = Route::ALL.map(Route::binary).into_iter().chain([chat_core::auth::AUTHORIZER_BINARY]);
+    for binary in binaries {
+        let nested = dir.join(binary).join("bootstrap");
+        let path = if nested.exists() { nested } else { dir.join(binary) };
         let bootstrap = std::fs::read(&path)
             .map_err(|error| std::io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
         let zip = zipped(&bootstrap, method)?;
         figures.push(Figure {
-            name: format!("{} bootstrap", route.binary()),
+            name: format!("{binary} bootstrap"),
             value: mb(bootstrap.len() as u64),
             target: None,
         });
         figures.push(Figure {
-            name: format!("{} zip", route.binary()),
+            name: format!("{binary} zip"),
             value: format!("{} ({} bytes)", mb(zip as u64), zip),
             target: Some(Target::at_most(zip as f64, 3e6, "≤ 3 MB")),
         });

@@ -31,6 +31,9 @@ pub const AUTH_JWKS_URL: &str = "AUTH_JWKS_URL";
 /// The claim that holds the user id; `sub` when unset.
 pub const AUTH_USER_CLAIM: &str = "AUTH_USER_CLAIM";
 
+/// The authorizer's cargo binary (and Lambda function's `Metadata.BuildProperties.Binary`).
+pub const AUTHORIZER_BINARY: &str = "authorizer";
+
 /// The query parameter a token may come in.
 pub const TOKEN_PARAM: &str = "token";
 /// The subprotocol a browser offers beside its token, and the one `$connect` answers with.
