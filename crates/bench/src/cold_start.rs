@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::Instant;
 
+use chat_core::auth;
 use chat_core::routes::Route;
 use chat_core::store::ConnectionStore;
 use chat_local_gateway::Running;
-use chat_core::auth;
 use chat_testing::issuer::CLIENT_ID;
 use chat_testing::{Dynalite, Issuer, events};
 
@@ -105,7 +105,11 @@ pub async fn measure(dir: &Path, starts: usize, gateway: &Running, figures: &mut
             value: format!("{} / {}", ms(percentile(&firsts, 50.0)), ms(percentile(&firsts, 90.0))),
             target: None,
         });
-        figures.push(Figure { name: format!("{name} peak resident memory"), value: mb(*peaks.last().unwrap_or(&0)), target: None });
+        figures.push(Figure {
+            name: format!("{name} peak resident memory"),
+            value: mb(*peaks.last().unwrap_or(&0)),
+            target: None,
+        });
     }
     drop(recipient);
 }

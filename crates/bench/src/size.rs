@@ -27,11 +27,7 @@ pub fn measure(dir: &Path, method: zip::CompressionMethod, figures: &mut Vec<Fig
         let bootstrap = std::fs::read(&path)
             .map_err(|error| std::io::Error::new(error.kind(), format!("{}: {error}", path.display())))?;
         let zip = zipped(&bootstrap, method)?;
-        figures.push(Figure {
-            name: format!("{binary} bootstrap"),
-            value: mb(bootstrap.len() as u64),
-            target: None,
-        });
+        figures.push(Figure { name: format!("{binary} bootstrap"), value: mb(bootstrap.len() as u64), target: None });
         figures.push(Figure {
             name: format!("{binary} zip"),
             value: format!("{} ({} bytes)", mb(zip as u64), zip),

@@ -63,3 +63,46 @@ async fn a_whole_chat_logs_connection_ids_and_no_user_id_at_info_level() {
         assert!(!logs.contains(user), "{user} appears in the logs:\n{logs}");
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_authorizer_logs_neither_tokens_nor_the_users_they_name_at_any_level() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .json()
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let issuer = chat_testing::Issuer::start().await;
+    let config = chat_core::auth::AuthConfig {
+        issuer: issuer.issuer().to_owned(),
+        audiences: vec![chat_testing::issuer::CLIENT_ID.to_owned()],
+        jwks_url: issuer.jwks_url(),
+        user_claim: "sub".to_owned(),
+    };
+    let source = chat_core::auth::HttpJwks::new(&config.jwks_url).unwrap();
+    let verifier = chat_core::auth::Verifier::new(config, std::sync::Arc::new(source));
+    let alice = "alice@example.com";
+    let good = issuer.token(alice);
+    let mut expired_claims = chat_testing::issuer::id_claims(issuer.issuer(), alice);
+    expired_claims["exp"] = json!(chat_testing::issuer::now() - 600);
+    let expired = issuer.signer("rsa-1").sign(&expired_claims);
+    for token in [&good, &expired, &"garbage-token-value".to_owned()] {
+        chat_core::auth::authorize(&events::authorizer(Some(token)), &verifier).await.expect("decided");
+    }
+    let mut in_header = events::authorizer(None);
+    in_header.headers.get_or_insert_default().insert("Sec-WebSocket-Protocol".into(), format!("chat, {good}"));
+    chat_core::auth::authorize(&in_header, &verifier).await.expect("decided");
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("L0SM9cOFvHcCIhw="), "connection ids are logged: {logs}");
+    assert!(logs.contains("expired"), "refusals say why: {logs}");
+    for secret in [good.as_str(), expired.as_str(), "garbage-token-value", alice] {
+        assert!(!logs.contains(secret), "{secret} appears in the logs:\n{logs}");
+    }
+    // No part of a token either: its header, claims or signature.
+    for part in good.split('.') {
+        assert!(!logs.contains(part), "a part of a token appears in the logs");
+    }
+}
