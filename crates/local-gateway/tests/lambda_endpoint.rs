@@ -24,10 +24,11 @@ async fn build_functions() {
     for route in Route::ALL {
         cargo.args(["--bin", route.binary()]);
     }
-    assert!(cargo.status().await.expect("cargo runs").success(), "the four functions build");
+    cargo.args(["--bin", chat_core::auth::AUTHORIZER_BINARY]);
+    assert!(cargo.status().await.expect("cargo runs").success(), "the functions build");
 }
 
-fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str) -> Child {
+fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str, env: &[(String, String)]) -> Child {
     let root = chat_testing::workspace_root();
     Command::new(chat_testing::tool("venv/bin/cargo-lambda"))
         .args(["lambda", "watch", "--ignore-changes", "--invoke-port", &invoke_port.to_string()])
@@ -38,6 +39,7 @@ fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str) -> Ch
         .env("TABLE_NAME", TABLE)
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
         .env("APIGW_MANAGEMENT_ENDPOINT", format!("http://127.0.0.1:{gateway_port}/dev"))
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -65,13 +67,26 @@ async fn stop(mut child: Child) {
 
 /// `cargo lambda watch` serving the functions on `dynamodb`, and a gateway in front of it.
 async fn start_chat(dynamodb: &str) -> (chat_local_gateway::Running, Child) {
+    start_chat_with(dynamodb, Vec::new()).await
+}
+
+/// The same, with template parameters for the gateway; in token mode the functions get the
+/// issuer's settings too, as the template gives them in the cloud.
+async fn start_chat_with(dynamodb: &str, parameters: Vec<(String, String)>) -> (chat_local_gateway::Running, Child) {
     let (gateway_port, invoke_port) = (free_port(), free_port());
-    let watch = cargo_lambda_watch(invoke_port, gateway_port, dynamodb);
+    let value = |name: &str| parameters.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+    let env: Vec<(String, String)> =
+        [("AuthIssuer", chat_core::auth::AUTH_ISSUER), ("AuthAudience", chat_core::auth::AUTH_AUDIENCE)]
+            .iter()
+            .filter_map(|(parameter, variable)| Some(((*variable).to_owned(), value(parameter)?)))
+            .collect();
+    let watch = cargo_lambda_watch(invoke_port, gateway_port, dynamodb, &env);
     wait_for_port(invoke_port).await;
     let mut settings = support::settings();
     settings.address = ([127, 0, 0, 1], gateway_port).into();
     settings.backend =
         BackendChoice::Lambda { endpoint: format!("http://127.0.0.1:{invoke_port}"), naming: FunctionNaming::Binary };
+    settings.parameter_overrides = parameters;
     (serve(settings).await.expect("the gateway starts"), watch)
 }
 
@@ -133,4 +148,36 @@ async fn when_dynalite_stops_mid_chat_senders_hear_unavailable_and_the_chat_reco
     gateway.shutdown().await.unwrap();
     stop(watch).await;
     let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn token_mode_runs_the_real_authorizer_binary_against_the_issuers_jwks() {
+    build_functions().await;
+    let issuer = chat_testing::Issuer::start().await;
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(TABLE).await;
+    let (gateway, watch) = start_chat_with(dynalite.endpoint(), support::token_mode(&issuer)).await;
+
+    let offered = format!("chat, {}", issuer.token("alice"));
+    let (mut alice, chosen) =
+        Client::try_connect_offering(&format!("{}?userId=bob", gateway.url()), &offered).await.expect("alice connects");
+    assert_eq!(chosen.as_deref(), Some("chat"));
+    let mut bob =
+        Client::try_connect(&format!("{}?token={}", gateway.url(), issuer.token("bob"))).await.expect("bob connects");
+    bob.send_message("alice", "verified hello").await;
+    assert_eq!(alice.receive().await, json!({"senderId": "bob", "body": "verified hello"}));
+    assert_eq!(store.connections_of(&UserId::parse("alice").unwrap()).await.unwrap().len(), 1);
+    assert_eq!(store.connections_of(&UserId::parse("bob").unwrap()).await.unwrap().len(), 1, "bob's own tab only");
+
+    let forged =
+        chat_testing::issuer::Signer::rsa("rsa-1").sign(&chat_testing::issuer::id_claims(issuer.issuer(), "mallory"));
+    let refused = Client::try_connect(&format!("{}?token={forged}", gateway.url())).await.err().expect("refused");
+    assert_eq!(support::refused_status(refused), 403);
+    assert!(store.connections_of(&UserId::parse("mallory").unwrap()).await.unwrap().is_empty());
+    assert_eq!(issuer.fetches(), 1, "the warm authorizer fetched the JWKS once");
+
+    alice.close(Some(1000)).await;
+    bob.close(Some(1000)).await;
+    gateway.shutdown().await.unwrap();
+    stop(watch).await;
 }
