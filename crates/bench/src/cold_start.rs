@@ -15,6 +15,9 @@ use chat_testing::{Dynalite, Issuer, events};
 use crate::report::{Figure, Target, mb, ms, percentile, resident};
 use crate::runtime_api::RuntimeApi;
 
+/// A function's environment variables.
+type Env = [(String, String)];
+
 /// One start: (init µs, first response µs, peak RSS bytes).
 async fn start_once(binary: &Path, env: &[(String, String)], api: &mut RuntimeApi, event: &[u8]) -> (f64, f64, u64) {
     api.queue([event.to_vec()]);
@@ -70,7 +73,7 @@ pub async fn measure(dir: &Path, starts: usize, gateway: &Running, figures: &mut
     let token = issuer.token("1");
     let authorizer_event = serde_json::to_value(events::authorizer(Some(&token))).expect("the authorizer's event");
 
-    let mut functions: Vec<(&str, &[(String, String)], serde_json::Value)> =
+    let mut functions: Vec<(&str, &Env, serde_json::Value)> =
         Route::ALL.iter().map(|route| (route.binary(), env.as_slice(), events::json(*route))).collect();
     functions.push((auth::AUTHORIZER_BINARY, authorizer_env.as_slice(), authorizer_event));
     for (name, env, event) in functions {
