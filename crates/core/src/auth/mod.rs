@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use jwks::{HttpJwks, JwksError, JwksSource, KeyCache};
-pub use verify::{TokenError, Verifier};
+pub use verify::{TokenError, Verifier, VerifyError};
 
 use crate::error::{Chain, ConfigError};
 use crate::protocol::UserId;
@@ -159,11 +159,11 @@ pub async fn authorize(
             tracing::info!(connection_id, "authorized connection");
             Ok(allow(&user, method_arn))
         }
-        Err(verify::Failure::Refused(cause)) => {
+        Err(VerifyError::Refused(cause)) => {
             tracing::info!(connection_id, cause = %cause, "refused connection");
             Ok(deny(method_arn))
         }
-        Err(verify::Failure::Undecided(error)) => {
+        Err(VerifyError::Undecided(error)) => {
             tracing::error!(connection_id, error = %Chain(&error), "cannot verify tokens");
             Err(Undecided(error))
         }

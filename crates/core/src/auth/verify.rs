@@ -64,17 +64,19 @@ pub enum TokenError {
 }
 
 /// A verification that did not end in a user id.
-#[derive(Debug)]
-pub(crate) enum Failure {
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
     /// The token is refused.
+    #[error(transparent)]
     Refused(TokenError),
     /// The keys could not be had: no decision is possible.
+    #[error(transparent)]
     Undecided(JwksError),
 }
 
-impl From<TokenError> for Failure {
+impl From<TokenError> for VerifyError {
     fn from(error: TokenError) -> Self {
-        Failure::Refused(error)
+        VerifyError::Refused(error)
     }
 }
 
@@ -95,16 +97,8 @@ impl Verifier {
         &self.config
     }
 
-    /// The user a token speaks for, or why it is refused.
-    pub async fn check(&self, token: &str) -> Result<UserId, TokenError> {
-        match self.verify(token).await {
-            Ok(user) => Ok(user),
-            Err(Failure::Refused(error)) => Err(error),
-            Err(Failure::Undecided(_)) => Err(TokenError::UnknownKey),
-        }
-    }
-
-    pub(crate) async fn verify(&self, token: &str) -> Result<UserId, Failure> {
+    /// The user a token speaks for, why it is refused, or why no decision is possible.
+    pub async fn verify(&self, token: &str) -> Result<UserId, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|error| match error.kind() {
             // An algorithm the library does not know (`none`, say) is refused as an algorithm.
             ErrorKind::Json(_) if header_alg(token).is_some() => {
@@ -118,7 +112,7 @@ impl Verifier {
             other => return Err(TokenError::Algorithm(format!("{other:?}")).into()),
         };
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let key = self.keys.get(&kid).await.map_err(Failure::Undecided)?.ok_or(TokenError::UnknownKey)?;
+        let key = self.keys.get(&kid).await.map_err(VerifyError::Undecided)?.ok_or(TokenError::UnknownKey)?;
         let named = key.algorithm.map(|algorithm| matches_alg(algorithm, header.alg));
         if key.kind != kind || named == Some(false) {
             return Err(TokenError::KeyMismatch.into());
