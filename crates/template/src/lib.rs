@@ -179,6 +179,8 @@ pub struct TableSpec {
     pub logical_id: String,
     /// The partition key's attribute name.
     pub partition_key: String,
+    /// The sort key's attribute name, if the table has one.
+    pub sort_key: Option<String>,
     /// Each declared attribute and its type (`S`, `N`, `B`).
     pub attributes: Vec<(String, String)>,
     /// Global secondary indexes.
@@ -450,20 +452,23 @@ impl Template {
             .collect()
     }
 
-    /// The one DynamoDB table.
-    pub fn table(&self) -> Result<TableSpec> {
-        let tables: Vec<_> = self.resources_of("AWS::DynamoDB::Table").collect();
-        let [(id, table)] = tables[..] else {
-            return Err(TemplateError::Count { kind: "AWS::DynamoDB::Table", detail: "", found: tables.len() });
+    /// The DynamoDB table declared as `logical_id`.
+    pub fn table(&self, logical_id: &str) -> Result<TableSpec> {
+        let Some(table) = self.resources.get(logical_id).filter(|resource| resource.kind == "AWS::DynamoDB::Table")
+        else {
+            return Err(problem(logical_id, "Type", "must be AWS::DynamoDB::Table, and the resource must be declared"));
         };
+        let id = logical_id;
         let properties = &table.properties;
-        let hash_key = |schema: &Value, property| -> Result<String> {
+        let key_of = |schema: &Value, kind: &str| {
             list(schema)
                 .into_iter()
-                .find(|key| key["KeyType"].as_str() == Some("HASH"))
+                .find(|key| key["KeyType"].as_str() == Some(kind))
                 .and_then(|key| key["AttributeName"].as_str())
                 .map(str::to_owned)
-                .ok_or_else(|| problem(id, property, "must name a HASH key"))
+        };
+        let hash_key = |schema: &Value, property| -> Result<String> {
+            key_of(schema, "HASH").ok_or_else(|| problem(id, property, "must name a HASH key"))
         };
         let attributes = list(&properties["AttributeDefinitions"])
             .into_iter()
@@ -492,6 +497,7 @@ impl Template {
         Ok(TableSpec {
             logical_id: id.to_owned(),
             partition_key: hash_key(&properties["KeySchema"], "Properties.KeySchema")?,
+            sort_key: key_of(&properties["KeySchema"], "RANGE"),
             attributes,
             indexes,
             ttl_attribute: (ttl["Enabled"].as_bool() == Some(true))

@@ -208,7 +208,8 @@ fn functions_that_use_the_store_are_told_the_table_name() {
 
 #[test]
 fn the_table_has_the_key_index_and_ttl_the_store_uses() {
-    let table = template().table().unwrap();
+    let table = template().table(schema::CONNECTIONS_TABLE).unwrap();
+    assert_eq!(table.sort_key, None);
 
     assert_eq!(table.partition_key, schema::CONNECTION_ID);
     assert_eq!(table.indexes.len(), 1);

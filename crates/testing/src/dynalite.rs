@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use chat_core::DynamoDbStore;
+use chat_core::store::schema;
 use chat_template::Template;
 
 /// Overrides where the dynalite CLI script is found.
@@ -129,7 +130,7 @@ impl Dynalite {
     /// store over it. dynalite has no TTL API, so only TTL is left out.
     pub async fn create_table(&self, name: &str) -> DynamoDbStore {
         let template = Template::load(crate::workspace_root().join("template.yaml")).expect("template.yaml reads");
-        let table = template.table().expect("template.yaml declares the connections table");
+        let table = template.table(schema::CONNECTIONS_TABLE).expect("template.yaml declares the connections table");
         let key = |attribute: &str| {
             KeySchemaElement::builder().attribute_name(attribute).key_type(KeyType::Hash).build().expect("key")
         };

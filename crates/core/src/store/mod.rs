@@ -14,6 +14,8 @@ use crate::protocol::UserId;
 /// The table's layout, shared by the DynamoDB store, `template.yaml` (checked by a test) and
 /// the test helpers that create the table.
 pub mod schema {
+    /// The connections table's logical id in `template.yaml`.
+    pub const CONNECTIONS_TABLE: &str = "ConnectionsTable";
     /// Partition key of the table: API Gateway's connection id.
     pub const CONNECTION_ID: &str = "connectionId";
     /// The connection's user, and the partition key of [`USER_INDEX`].
