@@ -5,6 +5,10 @@ use crate::error::ConfigError;
 /// Names the DynamoDB table of connections. Required by every function that touches the store.
 pub const TABLE_NAME: &str = "TABLE_NAME";
 
+/// Names the DynamoDB table of room memberships. Required by every function that touches rooms
+/// (removing a connection that is in a room included).
+pub const MEMBERSHIPS_TABLE_NAME: &str = "MEMBERSHIPS_TABLE_NAME";
+
 /// Overrides the @connections endpoint built from each event, for local runs
 /// (e.g. `http://127.0.0.1:3001/dev` for the local gateway). Includes the stage.
 pub const MANAGEMENT_ENDPOINT: &str = "APIGW_MANAGEMENT_ENDPOINT";

@@ -25,6 +25,17 @@ pub enum StoreError {
         #[source]
         source: Box<aws_sdk_dynamodb::Error>,
     },
+    /// A batch left items unprocessed after its retries (throttling).
+    #[error("dynamodb {operation} left {left} items unprocessed after retries; the table is being throttled")]
+    Unprocessed {
+        /// The DynamoDB API operation.
+        operation: &'static str,
+        /// How many items were left.
+        left: usize,
+    },
+    /// A room operation, on a store not told the memberships table.
+    #[error("this function has no memberships table; set MEMBERSHIPS_TABLE_NAME in template.yaml")]
+    NoMembershipsTable,
     /// A stored record lacks an attribute or holds one of the wrong type.
     #[error("the record of connection {connection_id} has no valid {attribute} attribute; delete it or fix the writer")]
     Malformed {

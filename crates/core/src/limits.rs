@@ -33,6 +33,9 @@ pub const RECORD_TTL: Duration = Duration::from_secs(MAX_CONNECTION_DURATION.as_
 /// Posts to one user's connections in flight at once; the rest wait their turn.
 pub const MAX_POSTS_IN_FLIGHT: usize = 32;
 
+/// Rooms one connection may be a member of at once; the next `joinRoom` is refused.
+pub const MAX_ROOMS_PER_CONNECTION: usize = 50;
+
 /// Open connections one user may hold; the next `$connect` is refused with 429.
 pub const MAX_CONNECTIONS_PER_USER: usize = 20;
 

@@ -80,19 +80,24 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 #[serde(transparent)]
 pub struct UserId(String);
 
+/// The rules user ids and room ids share: 1 to 128 ASCII letters, digits and `_ . @ -`.
+fn check_id(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.len() > MAX_USER_ID_CHARS {
+        return Err(format!("must be at most {MAX_USER_ID_CHARS} characters"));
+    }
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.@-".contains(*c))) {
+        return Err(format!("may hold only letters, digits and _ . @ - (found {bad:?})"));
+    }
+    Ok(())
+}
+
 impl UserId {
     /// Validates a user id, saying what is wrong with it.
     pub fn parse(value: &str) -> Result<Self, String> {
-        if value.is_empty() {
-            return Err("must not be empty".into());
-        }
-        if value.len() > MAX_USER_ID_CHARS {
-            return Err(format!("must be at most {MAX_USER_ID_CHARS} characters"));
-        }
-        if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.@-".contains(*c))) {
-            return Err(format!("may hold only letters, digits and _ . @ - (found {bad:?})"));
-        }
-        Ok(Self(value.to_owned()))
+        check_id(value).map(|()| Self(value.to_owned()))
     }
 
     /// The id as text.
@@ -102,6 +107,29 @@ impl UserId {
 }
 
 impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A room's id: 1 to 128 characters of ASCII letters, digits and `_ . @ -`, as user ids.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RoomId(String);
+
+impl RoomId {
+    /// Validates a room id, saying what is wrong with it.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        check_id(value).map(|()| Self(value.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RoomId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }

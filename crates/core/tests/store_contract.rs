@@ -1,8 +1,9 @@
 //! One behavioural suite for every `ConnectionStore`: the in-memory store, and the DynamoDB
 //! store against a real DynamoDB API server (dynalite) with the table `template.yaml` declares.
 
-use chat_core::protocol::UserId;
-use chat_core::store::{ConnectionStore, MemoryStore};
+use chat_core::limits::MAX_ROOMS_PER_CONNECTION;
+use chat_core::protocol::{RoomId, UserId};
+use chat_core::store::{ConnectionStore, Joined, MemoryStore, RoomStore};
 use chat_testing::{Dynalite, events};
 
 fn user(id: &str) -> UserId {
@@ -116,6 +117,101 @@ macro_rules! contract {
 
 const PAGE_SIZE: i32 = 7;
 
+fn room(id: &str) -> RoomId {
+    RoomId::parse(id).unwrap()
+}
+
+/// Every member of a room, read page by page as a room fan-out reads them.
+async fn all_members(store: &impl RoomStore, id: &str) -> Vec<String> {
+    let (mut ids, mut after) = (Vec::new(), None::<String>);
+    loop {
+        let page = store.members(&room(id), after.as_deref()).await.unwrap();
+        ids.extend(page.connection_ids);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    ids.sort();
+    ids
+}
+
+async fn a_joined_connection_is_a_member_and_its_record_lists_the_room<S: ConnectionStore + RoomStore>(store: &S) {
+    store.save(&events::connection("a1", "alice")).await.unwrap();
+    store.save(&events::connection("b1", "bob")).await.unwrap();
+
+    assert_eq!(store.join("a1", &room("lobby")).await.unwrap(), Joined::Member);
+    assert_eq!(store.join("a1", &room("lobby")).await.unwrap(), Joined::Member, "joining twice is fine");
+    assert_eq!(store.join("b1", &room("lobby")).await.unwrap(), Joined::Member);
+    assert_eq!(store.join("b1", &room("kitchen")).await.unwrap(), Joined::Member);
+
+    assert_eq!(all_members(store, "lobby").await, vec!["a1", "b1"]);
+    assert_eq!(all_members(store, "kitchen").await, vec!["b1"]);
+    assert!(all_members(store, "nowhere").await.is_empty());
+    let rooms = store.find("b1").await.unwrap().unwrap().rooms;
+    assert_eq!(rooms.into_iter().collect::<Vec<_>>(), vec![room("kitchen"), room("lobby")]);
+}
+
+async fn a_connection_without_a_record_cannot_join<S: ConnectionStore + RoomStore>(store: &S) {
+    assert_eq!(store.join("ghost", &room("lobby")).await.unwrap(), Joined::UnknownConnection);
+    assert!(all_members(store, "lobby").await.is_empty());
+}
+
+async fn leaving_ends_one_membership_and_leaving_again_succeeds<S: ConnectionStore + RoomStore>(store: &S) {
+    store.save(&events::connection("a1", "alice")).await.unwrap();
+    store.join("a1", &room("lobby")).await.unwrap();
+    store.join("a1", &room("kitchen")).await.unwrap();
+
+    store.leave("a1", &room("lobby")).await.unwrap();
+    store.leave("a1", &room("lobby")).await.unwrap();
+    store.leave("never-seen", &room("lobby")).await.unwrap();
+
+    assert!(all_members(store, "lobby").await.is_empty());
+    assert_eq!(all_members(store, "kitchen").await, vec!["a1"]);
+    assert_eq!(store.find("a1").await.unwrap().unwrap().rooms.len(), 1);
+}
+
+async fn the_room_past_the_limit_is_refused_and_a_room_already_joined_is_not<S: ConnectionStore + RoomStore>(
+    store: &S,
+) {
+    store.save(&events::connection("a1", "alice")).await.unwrap();
+    for n in 0..MAX_ROOMS_PER_CONNECTION {
+        assert_eq!(store.join("a1", &room(&format!("room-{n}"))).await.unwrap(), Joined::Member);
+    }
+    assert_eq!(store.join("a1", &room("one-too-many")).await.unwrap(), Joined::TooManyRooms);
+    assert!(all_members(store, "one-too-many").await.is_empty());
+    assert_eq!(store.join("a1", &room("room-0")).await.unwrap(), Joined::Member, "a room already joined");
+}
+
+async fn removing_a_connection_removes_its_memberships_however_it_is_removed<S: ConnectionStore + RoomStore>(
+    store: &S,
+) {
+    let mut old = events::connection("old", "alice");
+    old.connected_at -= 60_000;
+    store.save(&old).await.unwrap();
+    store.save(&events::connection("b1", "bob")).await.unwrap();
+    for id in ["old", "b1"] {
+        for name in ["lobby", "kitchen"] {
+            store.join(id, &room(name)).await.unwrap();
+        }
+    }
+
+    store.remove("b1").await.unwrap();
+    assert!(store.remove_if_opened_by("old", old.connected_at).await.unwrap());
+
+    assert!(all_members(store, "lobby").await.is_empty(), "$disconnect and a 410 leave no membership behind");
+    assert!(all_members(store, "kitchen").await.is_empty());
+}
+
+async fn a_large_room_is_read_page_by_page_with_every_member_once<S: ConnectionStore + RoomStore>(store: &S) {
+    let ids: Vec<String> = (0..40).map(|n| format!("m{n:02}")).collect();
+    for id in &ids {
+        store.save(&events::connection(id, "crowd")).await.unwrap();
+        store.join(id, &room("hall")).await.unwrap();
+    }
+    assert_eq!(all_members(store, "hall").await, ids);
+}
+
 contract!(
     a_gone_connection_is_removed_only_if_it_was_opened_by_the_cutoff,
     a_saved_connection_can_be_found_with_every_field,
@@ -125,6 +221,12 @@ contract!(
     removing_an_unknown_connection_succeeds,
     saving_a_connection_again_moves_it_to_its_new_user,
     many_connections_of_one_user_come_back_from_one_lookup,
+    a_joined_connection_is_a_member_and_its_record_lists_the_room,
+    a_connection_without_a_record_cannot_join,
+    leaving_ends_one_membership_and_leaving_again_succeeds,
+    the_room_past_the_limit_is_refused_and_a_room_already_joined_is_not,
+    removing_a_connection_removes_its_memberships_however_it_is_removed,
+    a_large_room_is_read_page_by_page_with_every_member_once,
 );
 
 #[tokio::test]

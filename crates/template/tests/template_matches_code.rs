@@ -297,3 +297,13 @@ fn a_parameter_override_the_template_does_not_declare_is_refused_by_name() {
     let error = chat_template::Context::new(&template(), &[("AuthIsuer".into(), "x".into())]).unwrap_err();
     assert!(error.to_string().contains("no parameter AuthIsuer"), "{error}");
 }
+
+#[test]
+fn the_memberships_table_is_keyed_by_room_then_connection_and_expires_with_it() {
+    let table = template().table(schema::MEMBERSHIPS_TABLE).unwrap();
+    assert_eq!(table.partition_key, schema::ROOM_ID);
+    assert_eq!(table.sort_key.as_deref(), Some(schema::CONNECTION_ID));
+    assert!(table.indexes.is_empty(), "members are read by key, strongly consistent, never through an index");
+    assert_eq!(table.ttl_attribute.as_deref(), Some(schema::EXPIRES_AT));
+    assert_eq!(table.billing_mode.as_deref(), Some("PAY_PER_REQUEST"));
+}

@@ -126,20 +126,32 @@ impl Dynalite {
         client_for(&self.endpoint, 3)
     }
 
-    /// Creates a table named `name` as `template.yaml` declares the connections table, and a
-    /// store over it. dynalite has no TTL API, so only TTL is left out.
+    /// Creates the connections table named `name` and its memberships table
+    /// (`{name}-memberships`) as `template.yaml` declares them, and a store over both. dynalite
+    /// has no TTL API, so only TTL is left out.
     pub async fn create_table(&self, name: &str) -> DynamoDbStore {
+        let memberships = format!("{name}-memberships");
+        self.create_from_template(schema::CONNECTIONS_TABLE, name).await;
+        self.create_from_template(schema::MEMBERSHIPS_TABLE, &memberships).await;
+        DynamoDbStore::new(self.client(), name).with_memberships(memberships)
+    }
+
+    /// Creates the table `template.yaml` declares as `logical_id`, named `name`.
+    async fn create_from_template(&self, logical_id: &str, name: &str) {
         let template = Template::load(crate::workspace_root().join("template.yaml")).expect("template.yaml reads");
-        let table = template.table(schema::CONNECTIONS_TABLE).expect("template.yaml declares the connections table");
-        let key = |attribute: &str| {
-            KeySchemaElement::builder().attribute_name(attribute).key_type(KeyType::Hash).build().expect("key")
+        let table = template.table(logical_id).unwrap_or_else(|error| panic!("template.yaml: {error}"));
+        let key = |attribute: &str, kind: KeyType| {
+            KeySchemaElement::builder().attribute_name(attribute).key_type(kind).build().expect("key")
         };
         let mut request = self
             .client()
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::from(table.billing_mode.as_deref().unwrap_or("PAY_PER_REQUEST")))
-            .key_schema(key(&table.partition_key));
+            .key_schema(key(&table.partition_key, KeyType::Hash));
+        if let Some(sort_key) = &table.sort_key {
+            request = request.key_schema(key(sort_key, KeyType::Range));
+        }
         for (attribute, kind) in &table.attributes {
             request = request.attribute_definitions(
                 AttributeDefinition::builder()
@@ -153,7 +165,7 @@ impl Dynalite {
             request = request.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(&index.name)
-                    .key_schema(key(&index.partition_key))
+                    .key_schema(key(&index.partition_key, KeyType::Hash))
                     .projection(
                         Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build(),
                     )
@@ -162,7 +174,6 @@ impl Dynalite {
             );
         }
         request.send().await.unwrap_or_else(|error| panic!("dynalite refused CreateTable: {:?}", error));
-        DynamoDbStore::new(self.client(), name)
     }
 }
 

@@ -1,7 +1,11 @@
-//! The connection store in the cloud: one DynamoDB table keyed by connection, with an index on user.
+//! The connection and room store in the cloud: one DynamoDB table keyed by connection, with an
+//! index on user, and one of memberships keyed by room and connection.
 //!
-//! Every operation is a single request: PutItem, DeleteItem (conditional on `connectedAt` for
-//! gone connections), GetItem, and one Query on the user index, read page by page. Nothing scans.
+//! Connections: PutItem, DeleteItem (conditional on `connectedAt` for gone connections),
+//! GetItem, and one Query on the user index, read page by page. A connection's record lists its
+//! rooms, so deleting it returns them (`ALL_OLD`) and their memberships are deleted in batches
+//! of 25. Rooms: an UpdateItem on the record and a PutItem (join), a DeleteItem and an UpdateItem
+//! (leave), and one strongly consistent Query per page of members. Nothing scans.
 
 use std::collections::HashMap;
 
@@ -10,24 +14,37 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::schema::{CONNECTED_AT, CONNECTION_ID, EXPIRES_AT, USER_ID, USER_INDEX};
-use super::{Connection, ConnectionStore};
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{DeleteRequest, ReturnValue, WriteRequest};
+
+use super::schema::{CONNECTED_AT, CONNECTION_ID, EXPIRES_AT, ROOM_ID, ROOMS, USER_ID, USER_INDEX};
+use super::{Connection, ConnectionStore, Joined, MembersPage, RoomStore};
 use crate::config;
 use crate::error::{ConfigError, StoreError};
-use crate::protocol::UserId;
+use crate::limits::MAX_ROOMS_PER_CONNECTION;
+use crate::protocol::{RoomId, UserId};
 
 /// Connections in a DynamoDB table laid out as [`super::schema`] says.
 #[derive(Clone, Debug)]
 pub struct DynamoDbStore {
     client: Client,
     table: String,
+    memberships: Option<String>,
     page_size: Option<i32>,
 }
 
 impl DynamoDbStore {
     /// A store over `table`, reached with `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), page_size: None }
+        Self { client, table: table.into(), memberships: None, page_size: None }
+    }
+
+    /// Keeps room memberships in `table`.
+    pub fn with_memberships(mut self, table: impl Into<String>) -> Self {
+        self.memberships = Some(table.into());
+        self
     }
 
     /// Reads at most `items` keys per Query page (DynamoDB's own limit is 1 MB a page), e.g. to
@@ -39,8 +56,56 @@ impl DynamoDbStore {
 
     /// A store over the table named by `TABLE_NAME`. The endpoint honours the SDK's
     /// `AWS_ENDPOINT_URL_DYNAMODB`, for dynalite or DynamoDB Local.
+    /// `MEMBERSHIPS_TABLE_NAME`, when set, names the memberships table.
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        Ok(Self::new(Client::new(aws), config::required(config::TABLE_NAME)?))
+        let store = Self::new(Client::new(aws), config::required(config::TABLE_NAME)?);
+        Ok(match config::optional(config::MEMBERSHIPS_TABLE_NAME) {
+            Some(table) => store.with_memberships(table),
+            None => store,
+        })
+    }
+
+    fn memberships(&self) -> Result<&str, StoreError> {
+        self.memberships.as_deref().ok_or(StoreError::NoMembershipsTable)
+    }
+
+    /// Deletes the memberships of a connection whose record listed `rooms`.
+    async fn drop_memberships(&self, connection_id: &str, rooms: &[String]) -> Result<(), StoreError> {
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        let table = self.memberships()?;
+        for chunk in rooms.chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|room| {
+                    let delete = DeleteRequest::builder()
+                        .key(ROOM_ID, string(room))
+                        .key(CONNECTION_ID, string(connection_id))
+                        .build()
+                        .expect("a key");
+                    WriteRequest::builder().delete_request(delete).build()
+                })
+                .collect();
+            // Unprocessed items are throttled ones: try them again a few times, then report.
+            for _ in 0..4 {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, requests)
+                    .send()
+                    .await
+                    .map_err(StoreError::dynamodb("BatchWriteItem"))?;
+                requests = output.unprocessed_items.and_then(|mut left| left.remove(table)).unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::Unprocessed { operation: "BatchWriteItem", left: requests.len() });
+            }
+        }
+        Ok(())
     }
 
     /// The table's name.
@@ -66,39 +131,58 @@ fn read_connection(item: &HashMap<String, AttributeValue>, connection_id: &str) 
             .and_then(|text| text.parse::<i64>().ok())
             .ok_or_else(|| malformed(attribute))
     };
+    let rooms = match item.get(ROOMS) {
+        None => BTreeSet::new(),
+        Some(value) => {
+            let names = value.as_ss().map_err(|_| malformed(ROOMS))?;
+            names.iter().map(|name| RoomId::parse(name).map_err(|_| malformed(ROOMS))).collect::<Result<_, _>>()?
+        }
+    };
     Ok(Connection {
         connection_id: connection_id.to_owned(),
         user_id: UserId::parse(user).map_err(|_| malformed(USER_ID))?,
         connected_at: number(CONNECTED_AT)?,
         expires_at: number(EXPIRES_AT)?,
+        rooms,
     })
+}
+
+/// The rooms an `ALL_OLD` image lists.
+fn rooms_of(item: Option<&HashMap<String, AttributeValue>>) -> Vec<String> {
+    item.and_then(|item| item.get(ROOMS)).and_then(|value| value.as_ss().ok()).cloned().unwrap_or_default()
 }
 
 #[async_trait]
 impl ConnectionStore for DynamoDbStore {
     async fn save(&self, connection: &Connection) -> Result<(), StoreError> {
-        self.client
+        let rooms: Vec<String> = connection.rooms.iter().map(|room| room.as_str().to_owned()).collect();
+        let mut request = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item(CONNECTION_ID, string(&connection.connection_id))
             .item(USER_ID, string(connection.user_id.as_str()))
             .item(CONNECTED_AT, number(connection.connected_at))
-            .item(EXPIRES_AT, number(connection.expires_at))
-            .send()
-            .await
-            .map_err(StoreError::dynamodb("PutItem"))?;
+            .item(EXPIRES_AT, number(connection.expires_at));
+        // DynamoDB has no empty sets: no rooms, no attribute.
+        if !rooms.is_empty() {
+            request = request.item(ROOMS, AttributeValue::Ss(rooms));
+        }
+        request.send().await.map_err(StoreError::dynamodb("PutItem"))?;
         Ok(())
     }
 
     async fn remove(&self, connection_id: &str) -> Result<(), StoreError> {
-        self.client
+        let output = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key(CONNECTION_ID, string(connection_id))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(StoreError::dynamodb("DeleteItem"))?;
-        Ok(())
+        self.drop_memberships(connection_id, &rooms_of(output.attributes.as_ref())).await
     }
 
     async fn remove_if_opened_by(&self, connection_id: &str, opened_by: i64) -> Result<bool, StoreError> {
@@ -110,10 +194,14 @@ impl ConnectionStore for DynamoDbStore {
             .condition_expression("#connectedAt <= :openedBy")
             .expression_attribute_names("#connectedAt", CONNECTED_AT)
             .expression_attribute_values(":openedBy", number(opened_by))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(output) => {
+                self.drop_memberships(connection_id, &rooms_of(output.attributes.as_ref())).await?;
+                Ok(true)
+            }
             Err(error)
                 if matches!(error.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) =>
             {
@@ -159,5 +247,120 @@ impl ConnectionStore for DynamoDbStore {
             );
         }
         Ok(ids)
+    }
+}
+
+#[async_trait]
+impl RoomStore for DynamoDbStore {
+    async fn join(&self, connection_id: &str, room: &RoomId) -> Result<Joined, StoreError> {
+        let table = self.memberships()?;
+        // The record first, so that removing the connection always finds the membership.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(CONNECTION_ID, string(connection_id))
+            .update_expression("ADD #rooms :room")
+            .condition_expression(
+                "attribute_exists(#id) AND (attribute_not_exists(#rooms) OR size(#rooms) < :max OR contains(#rooms, :name))",
+            )
+            .expression_attribute_names("#id", CONNECTION_ID)
+            .expression_attribute_names("#rooms", ROOMS)
+            .expression_attribute_values(":room", AttributeValue::Ss(vec![room.as_str().to_owned()]))
+            .expression_attribute_values(":name", string(room.as_str()))
+            .expression_attribute_values(":max", number(MAX_ROOMS_PER_CONNECTION as i64))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let record = match result {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(error)
+                if matches!(error.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) =>
+            {
+                return Ok(match self.find(connection_id).await? {
+                    None => Joined::UnknownConnection,
+                    Some(_) => Joined::TooManyRooms,
+                });
+            }
+            Err(error) => return Err(StoreError::dynamodb("UpdateItem")(error)),
+        };
+        let expires_at = record.get(EXPIRES_AT).cloned().unwrap_or_else(|| number(0));
+        self.client
+            .put_item()
+            .table_name(table)
+            .item(ROOM_ID, string(room.as_str()))
+            .item(CONNECTION_ID, string(connection_id))
+            .item(EXPIRES_AT, expires_at)
+            .send()
+            .await
+            .map_err(StoreError::dynamodb("PutItem"))?;
+        Ok(Joined::Member)
+    }
+
+    async fn leave(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError> {
+        let table = self.memberships()?;
+        self.client
+            .delete_item()
+            .table_name(table)
+            .key(ROOM_ID, string(room.as_str()))
+            .key(CONNECTION_ID, string(connection_id))
+            .send()
+            .await
+            .map_err(StoreError::dynamodb("DeleteItem"))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(CONNECTION_ID, string(connection_id))
+            .update_expression("DELETE #rooms :room")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", CONNECTION_ID)
+            .expression_attribute_names("#rooms", ROOMS)
+            .expression_attribute_values(":room", AttributeValue::Ss(vec![room.as_str().to_owned()]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The connection is gone already: nothing to update.
+            Err(error)
+                if matches!(error.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(StoreError::dynamodb("UpdateItem")(error)),
+        }
+    }
+
+    async fn members(&self, room: &RoomId, after: Option<&str>) -> Result<MembersPage, StoreError> {
+        let table = self.memberships()?;
+        let mut request = self
+            .client
+            .query()
+            .table_name(table)
+            // Strongly consistent: a member that has just joined hears the next message.
+            .consistent_read(true)
+            .key_condition_expression("#room = :room")
+            .expression_attribute_names("#room", ROOM_ID)
+            .expression_attribute_names("#id", CONNECTION_ID)
+            .projection_expression("#id")
+            .expression_attribute_values(":room", string(room.as_str()))
+            .set_limit(self.page_size);
+        if let Some(after) = after {
+            request = request
+                .exclusive_start_key(ROOM_ID, string(room.as_str()))
+                .exclusive_start_key(CONNECTION_ID, string(after));
+        }
+        let output = request.send().await.map_err(StoreError::dynamodb("Query"))?;
+        let connection_ids = output
+            .items()
+            .iter()
+            .filter_map(|item| item.get(CONNECTION_ID).and_then(|value| value.as_s().ok()).cloned())
+            .collect();
+        let next = output
+            .last_evaluated_key()
+            .and_then(|key| key.get(CONNECTION_ID))
+            .and_then(|value| value.as_s().ok())
+            .cloned();
+        Ok(MembersPage { connection_ids, next })
     }
 }

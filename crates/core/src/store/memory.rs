@@ -1,13 +1,17 @@
-//! The connection store for one machine: two maps behind a lock, for the local gateway.
+//! The connection and room store for one machine: maps behind a lock, for the local gateway.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::RwLock;
 
 use async_trait::async_trait;
 
-use super::{Connection, ConnectionStore};
+use super::{Connection, ConnectionStore, Joined, MembersPage, RoomStore};
 use crate::error::StoreError;
-use crate::protocol::UserId;
+use crate::limits::MAX_ROOMS_PER_CONNECTION;
+use crate::protocol::{RoomId, UserId};
+
+/// Members per page of [`RoomStore::members`], as a DynamoDB page holds many.
+const PAGE: usize = 1000;
 
 /// Connections kept in process memory, indexed by connection and by user.
 #[derive(Debug, Default)]
@@ -19,14 +23,28 @@ pub struct MemoryStore {
 struct Inner {
     connections: HashMap<String, Connection>,
     by_user: HashMap<UserId, HashSet<String>>,
+    members: HashMap<RoomId, BTreeSet<String>>,
 }
 
 impl Inner {
+    /// Removes a connection from the user index and from every room it is in.
     fn unlink(&mut self, connection: &Connection) {
         if let Some(ids) = self.by_user.get_mut(&connection.user_id) {
             ids.remove(&connection.connection_id);
             if ids.is_empty() {
                 self.by_user.remove(&connection.user_id);
+            }
+        }
+        for room in &connection.rooms {
+            self.drop_member(room, &connection.connection_id);
+        }
+    }
+
+    fn drop_member(&mut self, room: &RoomId, connection_id: &str) {
+        if let Some(ids) = self.members.get_mut(room) {
+            ids.remove(connection_id);
+            if ids.is_empty() {
+                self.members.remove(room);
             }
         }
     }
@@ -66,6 +84,9 @@ impl ConnectionStore for MemoryStore {
         if let Some(previous) = inner.connections.insert(connection.connection_id.clone(), connection.clone()) {
             inner.unlink(&previous);
         }
+        for room in &connection.rooms {
+            inner.members.entry(room.clone()).or_default().insert(connection.connection_id.clone());
+        }
         inner.by_user.entry(connection.user_id.clone()).or_default().insert(connection.connection_id.clone());
         Ok(())
     }
@@ -97,5 +118,40 @@ impl ConnectionStore for MemoryStore {
 
     async fn connections_of(&self, user_id: &UserId) -> Result<Vec<String>, StoreError> {
         Ok(self.read().by_user.get(user_id).map(|ids| ids.iter().cloned().collect()).unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl RoomStore for MemoryStore {
+    async fn join(&self, connection_id: &str, room: &RoomId) -> Result<Joined, StoreError> {
+        let mut inner = self.write();
+        let Some(connection) = inner.connections.get_mut(connection_id) else { return Ok(Joined::UnknownConnection) };
+        if !connection.rooms.contains(room) && connection.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
+            return Ok(Joined::TooManyRooms);
+        }
+        connection.rooms.insert(room.clone());
+        inner.members.entry(room.clone()).or_default().insert(connection_id.to_owned());
+        Ok(Joined::Member)
+    }
+
+    async fn leave(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if let Some(connection) = inner.connections.get_mut(connection_id) {
+            connection.rooms.remove(room);
+        }
+        inner.drop_member(room, connection_id);
+        Ok(())
+    }
+
+    async fn members(&self, room: &RoomId, after: Option<&str>) -> Result<MembersPage, StoreError> {
+        let inner = self.read();
+        let Some(ids) = inner.members.get(room) else { return Ok(MembersPage::default()) };
+        let from = after.map_or(std::ops::Bound::Unbounded, |after| std::ops::Bound::Excluded(after.to_owned()));
+        let mut page: Vec<String> = ids.range((from, std::ops::Bound::Unbounded)).take(PAGE + 1).cloned().collect();
+        let next = (page.len() > PAGE).then(|| {
+            page.pop();
+            page.last().cloned().unwrap_or_default()
+        });
+        Ok(MembersPage { connection_ids: page, next })
     }
 }

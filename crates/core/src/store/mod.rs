@@ -8,8 +8,10 @@ use async_trait::async_trait;
 pub use dynamodb::DynamoDbStore;
 pub use memory::MemoryStore;
 
+use std::collections::BTreeSet;
+
 use crate::error::StoreError;
-use crate::protocol::UserId;
+use crate::protocol::{RoomId, UserId};
 
 /// The table's layout, shared by the DynamoDB store, `template.yaml` (checked by a test) and
 /// the test helpers that create the table.
@@ -26,6 +28,15 @@ pub mod schema {
     pub const EXPIRES_AT: &str = "expiresAt";
     /// Global secondary index on [`USER_ID`], projecting keys only.
     pub const USER_INDEX: &str = "userId-index";
+    /// On a connection's record: the rooms it is a member of (a string set), so that its
+    /// memberships can be removed with it, without a scan.
+    pub const ROOMS: &str = "rooms";
+
+    /// The memberships table's logical id in `template.yaml`.
+    pub const MEMBERSHIPS_TABLE: &str = "MembershipsTable";
+    /// Partition key of the memberships table; its sort key is [`CONNECTION_ID`], and each
+    /// membership carries its connection's [`EXPIRES_AT`].
+    pub const ROOM_ID: &str = "roomId";
 }
 
 /// One open WebSocket connection and the user it belongs to.
@@ -39,6 +50,8 @@ pub struct Connection {
     pub connected_at: i64,
     /// When the record may be deleted by TTL, epoch seconds.
     pub expires_at: i64,
+    /// The rooms it is a member of.
+    pub rooms: BTreeSet<RoomId>,
 }
 
 impl Connection {
@@ -46,7 +59,13 @@ impl Connection {
     /// [`crate::limits::RECORD_TTL`].
     pub fn new(connection_id: impl Into<String>, user_id: UserId, connected_at: i64) -> Self {
         let ttl = crate::limits::RECORD_TTL.as_secs() as i64;
-        Self { connection_id: connection_id.into(), user_id, connected_at, expires_at: connected_at / 1000 + ttl }
+        Self {
+            connection_id: connection_id.into(),
+            user_id,
+            connected_at,
+            expires_at: connected_at / 1000 + ttl,
+            rooms: BTreeSet::new(),
+        }
     }
 }
 
@@ -71,4 +90,41 @@ pub trait ConnectionStore: Send + Sync {
 
     /// The ids of every open connection of a user, in no particular order.
     async fn connections_of(&self, user_id: &UserId) -> Result<Vec<String>, StoreError>;
+}
+
+/// What became of a `join`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// The connection is a member now (or already was).
+    Member,
+    /// The connection is already in [`crate::limits::MAX_ROOMS_PER_CONNECTION`] other rooms.
+    TooManyRooms,
+    /// The connection has no record.
+    UnknownConnection,
+}
+
+/// One page of a room's members.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembersPage {
+    /// Member connection ids, in id order.
+    pub connection_ids: Vec<String>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<String>,
+}
+
+/// Which connections are in which rooms. A connection's record lists its rooms, so removing
+/// the connection ([`ConnectionStore::remove`], [`ConnectionStore::remove_if_opened_by`])
+/// removes its memberships too; each membership expires with its connection's record.
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Makes a connection a member of a room, at most
+    /// [`MAX_ROOMS_PER_CONNECTION`](crate::limits::MAX_ROOMS_PER_CONNECTION) at once. Joining
+    /// a room again changes nothing.
+    async fn join(&self, connection_id: &str, room: &RoomId) -> Result<Joined, StoreError>;
+
+    /// Ends a membership. Leaving a room one is not in succeeds.
+    async fn leave(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError>;
+
+    /// One page of a room's members: the first when `after` is `None`, else the one after it.
+    async fn members(&self, room: &RoomId, after: Option<&str>) -> Result<MembersPage, StoreError>;
 }
