@@ -135,19 +135,53 @@ impl std::fmt::Display for RoomId {
     }
 }
 
+/// Who a `sendMessage` is for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Addressee {
+    /// Every open connection of a user (`destinationUserId`).
+    User(UserId),
+    /// Every other connection that is a member of a room (`roomId`).
+    Room(RoomId),
+}
+
 /// A valid `sendMessage` frame.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SendMessage {
-    /// Whose connections receive the message.
-    pub destination_user_id: UserId,
+    /// Who receives the message.
+    pub to: Addressee,
     /// The text delivered, unchanged.
     pub body: String,
+}
+
+/// A valid `joinRoom` or `leaveRoom` frame: the room it names.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RoomRequest {
+    /// The room.
+    pub room_id: RoomId,
+}
+
+impl RoomRequest {
+    /// Parses and validates a `joinRoom` or `leaveRoom` frame's body.
+    pub fn parse(body: Option<&str>) -> Result<Self, FrameError> {
+        let object = parse_object(body)?;
+        Ok(Self { room_id: room_field(&object)? })
+    }
+}
+
+fn room_field(object: &Map<String, Value>) -> Result<RoomId, FrameError> {
+    let room = required_string(object, fields::ROOM_ID)?;
+    RoomId::parse(room).map_err(|problem| FrameError::InvalidField {
+        field: fields::ROOM_ID,
+        problem: format!("is not a valid room id: it {problem}"),
+    })
 }
 
 /// Field names of the `sendMessage` frame.
 pub mod fields {
     /// The recipient's user id.
     pub const DESTINATION_USER_ID: &str = "destinationUserId";
+    /// The room: of `joinRoom`, `leaveRoom`, and a `sendMessage` to a room.
+    pub const ROOM_ID: &str = "roomId";
     /// The message text.
     pub const BODY: &str = "body";
     /// The text `{"action":"send"}` echoes.
@@ -228,13 +262,26 @@ impl SendMessage {
     /// Parses and validates a `sendMessage` frame's body.
     pub fn parse(body: Option<&str>) -> Result<Self, FrameError> {
         let object = parse_object(body)?;
-        let destination = required_string(&object, fields::DESTINATION_USER_ID)?;
-        let destination_user_id = UserId::parse(destination).map_err(|problem| FrameError::InvalidField {
-            field: fields::DESTINATION_USER_ID,
-            problem: format!("is not a valid user id: it {problem}"),
-        })?;
+        let has = |field| !matches!(object.get(field), None | Some(Value::Null));
+        let to = match (has(fields::DESTINATION_USER_ID), has(fields::ROOM_ID)) {
+            (true, true) => {
+                return Err(FrameError::InvalidField {
+                    field: fields::ROOM_ID,
+                    problem: "cannot be given with destinationUserId: send to a user or to a room".into(),
+                });
+            }
+            (false, false) => return Err(FrameError::MissingField("destinationUserId\" or \"roomId")),
+            (false, true) => Addressee::Room(room_field(&object)?),
+            (true, false) => {
+                let destination = required_string(&object, fields::DESTINATION_USER_ID)?;
+                Addressee::User(UserId::parse(destination).map_err(|problem| FrameError::InvalidField {
+                    field: fields::DESTINATION_USER_ID,
+                    problem: format!("is not a valid user id: it {problem}"),
+                })?)
+            }
+        };
         let body = required_string(&object, fields::BODY)?.to_owned();
-        Ok(Self { destination_user_id, body })
+        Ok(Self { to, body })
     }
 }
 
@@ -273,6 +320,38 @@ pub struct Delivery<'a> {
     pub body: &'a str,
 }
 
+/// The frame every other member of a room receives.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomDelivery<'a> {
+    /// The sender's user id, from the server's own record of the sending connection.
+    pub sender_id: &'a str,
+    /// The room.
+    pub room_id: &'a str,
+    /// The message text, unchanged.
+    pub body: &'a str,
+}
+
+/// `joinRoom`'s answer: `{"roomId":"lobby","joined":true}`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Joined<'a> {
+    /// The room.
+    pub room_id: &'a str,
+    /// Always true.
+    pub joined: bool,
+}
+
+/// `leaveRoom`'s answer: `{"roomId":"lobby","left":true}`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Left<'a> {
+    /// The room.
+    pub room_id: &'a str,
+    /// Always true.
+    pub left: bool,
+}
+
 /// The frame `$default` answers `{"action":"send"}` with.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Echo<'a> {
@@ -304,6 +383,10 @@ pub enum ErrorCode {
     TooManyConnections,
     /// `$connect` only, token mode: the connection carries no verified identity.
     Unauthorized,
+    /// A message to a room the sending connection has not joined.
+    NotInRoom,
+    /// `joinRoom` past the most rooms one connection may be in.
+    TooManyRooms,
 }
 
 /// `{"error": code, "message": sentence}`, plus the list of actions for `unknownAction`.

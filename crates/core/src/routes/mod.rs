@@ -23,7 +23,7 @@ use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
 pub use crate::protocol::Route;
 use crate::protocol::{self, ErrorCode, ErrorFrame};
-use crate::store::ConnectionStore;
+use crate::store::{ConnectionStore, Store};
 
 /// What a handler did: the answer for API Gateway and what the invocation counted.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ impl Handled {
 pub async fn handle(
     route: Route,
     request: &ApiGatewayWebsocketProxyRequest,
-    store: &dyn ConnectionStore,
+    store: &dyn Store,
     messenger: &dyn Messenger,
     mode: Mode,
 ) -> Handled {

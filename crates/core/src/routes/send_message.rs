@@ -1,4 +1,5 @@
-//! `sendMessage`: deliver a message to every open connection of the destination user.
+//! `sendMessage`: deliver a message to every open connection of a user, or to every other
+//! member of a room.
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use futures::StreamExt;
@@ -8,8 +9,10 @@ use crate::error::{Chain, PostError};
 use crate::limits::{GONE_AFTER, MAX_MESSAGE_BYTES, MAX_POSTS_IN_FLIGHT};
 use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
-use crate::protocol::{self, Delivery, ErrorCode, ErrorFrame, FrameError, Route, SendMessage, UserId};
-use crate::store::ConnectionStore;
+use crate::protocol::{
+    self, Addressee, Delivery, ErrorCode, ErrorFrame, FrameError, RoomDelivery, Route, SendMessage, UserId,
+};
+use crate::store::{ConnectionStore, Store};
 
 /// What happened to the delivery to one recipient connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,17 +25,16 @@ enum Outcome {
     Failed,
 }
 
-/// Delivers `{"senderId","body"}` to every connection of `destinationUserId`, at most
-/// [`MAX_POSTS_IN_FLIGHT`] at a time.
+/// Delivers a message: to a user (`destinationUserId`), `{"senderId","body"}` reaches every
+/// connection of theirs; to a room (`roomId`), `{"senderId","roomId","body"}` reaches every
+/// other member connection, read a page at a time. At most [`MAX_POSTS_IN_FLIGHT`] posts are in
+/// flight at once.
 ///
 /// The sender's id comes from the store's record of the sending connection, never from the
-/// frame. Refused frames, an offline recipient and backend failures are reported to the sender
-/// alone as error frames; nothing reaches anyone else.
-pub async fn send_message(
-    request: &ApiGatewayWebsocketProxyRequest,
-    store: &dyn ConnectionStore,
-    messenger: &dyn Messenger,
-) -> Handled {
+/// frame. Refused frames, an offline recipient, a room the connection has not joined and
+/// backend failures are reported to the sender alone as error frames; nothing reaches anyone
+/// else.
+pub async fn send_message(request: &ApiGatewayWebsocketProxyRequest, store: &dyn Store, messenger: &dyn Messenger) -> Handled {
     let mut metrics = Metrics::new(Route::SendMessage);
     let sender = match Sender::of(request, messenger) {
         Ok(sender) => sender,
@@ -42,47 +44,78 @@ pub async fn send_message(
         Ok(message) => message,
         Err(error) => return sender.refuse(error.to_frame(), 400, metrics).await,
     };
-
-    let (record, recipients) =
-        futures::join!(store.find(sender.connection_id), store.connections_of(&message.destination_user_id));
-    let (record, recipients) = match (record, recipients) {
-        (Ok(record), Ok(recipients)) => (record, recipients),
-        (Err(error), _) | (_, Err(error)) => return sender.unavailable(&error, metrics).await,
-    };
-    let Some(record) = record else {
-        let frame = ErrorFrame::new(
-            ErrorCode::UnknownConnection,
-            "this connection has no user on record; reconnect with ?userId=<your id>",
-        );
-        return sender.refuse(frame, 403, metrics).await;
+    let record = match store.find(sender.connection_id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            let frame = ErrorFrame::new(
+                ErrorCode::UnknownConnection,
+                "this connection has no user on record; reconnect with ?userId=<your id>",
+            );
+            return sender.refuse(frame, 403, metrics).await;
+        }
+        Err(error) => return sender.unavailable(&error, metrics).await,
     };
 
-    let frame = protocol::to_bytes(&Delivery { sender_id: record.user_id.as_str(), body: &message.body });
+    let frame = match &message.to {
+        Addressee::User(_) => protocol::to_bytes(&Delivery { sender_id: record.user_id.as_str(), body: &message.body }),
+        Addressee::Room(room) => protocol::to_bytes(&RoomDelivery {
+            sender_id: record.user_id.as_str(),
+            room_id: room.as_str(),
+            body: &message.body,
+        }),
+    };
     if frame.len() > MAX_MESSAGE_BYTES {
         return sender.refuse(FrameError::BodyTooLarge { size: frame.len() }.to_frame(), 413, metrics).await;
     }
-
     // A record younger than this may belong to a connection whose handshake is still completing.
     let opened_by = request.request_context.request_time_epoch - GONE_AFTER.as_millis() as i64;
-    // Collected first: a lazy map over borrowed ids trips the compiler's higher-ranked lifetime
-    // check once the future is boxed (async_trait). Each future is a few words until polled.
-    let deliveries: Vec<_> =
-        recipients.iter().map(|id| deliver(store, messenger, &sender.endpoint, id, &frame, opened_by)).collect();
-    let outcomes: Vec<Outcome> =
-        futures::stream::iter(deliveries).buffer_unordered(MAX_POSTS_IN_FLIGHT).collect().await;
+    let deliver_all = |recipients: Vec<String>| {
+        let frame = &frame;
+        let endpoint = &sender.endpoint;
+        async move {
+            // Collected first: a lazy map over borrowed ids trips the compiler's higher-ranked
+            // lifetime check once the future is boxed (async_trait).
+            let deliveries: Vec<_> =
+                recipients.iter().map(|id| deliver(store, messenger, endpoint, id, frame, opened_by)).collect();
+            futures::stream::iter(deliveries).buffer_unordered(MAX_POSTS_IN_FLIGHT).collect::<Vec<Outcome>>().await
+        }
+    };
+
+    let mut outcomes = Vec::new();
+    match &message.to {
+        Addressee::User(user) => match store.connections_of(user).await {
+            Ok(recipients) => outcomes = deliver_all(recipients).await,
+            Err(error) => return sender.unavailable(&error, metrics).await,
+        },
+        Addressee::Room(room) => {
+            if !record.rooms.contains(room) {
+                let frame = ErrorFrame::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it"));
+                return sender.refuse(frame, 403, metrics).await;
+            }
+            // One page of members at a time: a room of any size holds one page of ids in memory.
+            let mut after: Option<String> = None;
+            loop {
+                let page = match store.members(room, after.as_deref()).await {
+                    Ok(page) => page,
+                    Err(error) => return sender.unavailable(&error, metrics).await,
+                };
+                let others = page.connection_ids.into_iter().filter(|id| id != sender.connection_id).collect();
+                outcomes.extend(deliver_all(others).await);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+    }
+
     let count = |wanted: &[Outcome]| outcomes.iter().filter(|outcome| wanted.contains(outcome)).count();
     let (delivered, failed) = (count(&[Outcome::Delivered]), count(&[Outcome::Failed]));
     metrics.messages_delivered = delivered as u64;
     metrics.connections_gone = count(&[Outcome::Gone, Outcome::GoneRecordKept]) as u64;
     metrics.posts_failed = failed as u64;
     metrics.backend_failures = count(&[Outcome::GoneRecordKept]) as u64;
-    tracing::info!(
-        connection_id = sender.connection_id,
-        connections = recipients.len(),
-        delivered,
-        failed,
-        "sendMessage"
-    );
+    tracing::info!(connection_id = sender.connection_id, connections = outcomes.len(), delivered, failed, "sendMessage");
 
     if failed > 0 {
         let frame = ErrorFrame::new(
@@ -91,10 +124,11 @@ pub async fn send_message(
         );
         return sender.refuse(frame, 500, metrics).await;
     }
-    if delivered == 0 {
-        return sender.refuse(not_connected(&message.destination_user_id), 404, metrics).await;
+    match &message.to {
+        Addressee::User(user) if delivered == 0 => sender.refuse(not_connected(user), 404, metrics).await,
+        // A room whose only member is the sender: nothing delivered, and nothing to answer.
+        _ => respond(200, "delivered", metrics),
     }
-    respond(200, "delivered", metrics)
 }
 
 fn not_connected(user_id: &UserId) -> ErrorFrame {

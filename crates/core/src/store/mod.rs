@@ -128,3 +128,8 @@ pub trait RoomStore: Send + Sync {
     /// One page of a room's members: the first when `after` is `None`, else the one after it.
     async fn members(&self, room: &RoomId, after: Option<&str>) -> Result<MembersPage, StoreError>;
 }
+
+/// Both stores in one, as the handlers that touch connections and rooms need them.
+pub trait Store: ConnectionStore + RoomStore {}
+
+impl<T: ConnectionStore + RoomStore> Store for T {}
