@@ -10,7 +10,7 @@ DYNAMODB_PORT ?= 4567
 ISSUER_PORT ?= 9001
 ISSUER := http://127.0.0.1:$(ISSUER_PORT)
 TABLE ?= chat-connections
-FUNCTIONS := connect disconnect default send-message authorizer
+FUNCTIONS := connect disconnect default send-message join-room leave-room authorizer
 
 TOOLS := $(CURDIR)/.tools
 VENV := $(TOOLS)/venv
@@ -107,9 +107,11 @@ EVENT_connect := connect
 EVENT_disconnect := disconnect
 EVENT_default := default
 EVENT_send-message := sendMessage
+EVENT_join-room := joinRoom
+EVENT_leave-room := leaveRoom
 EVENT_authorizer := authorizer
 
-invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message, authorizer) on `make watch` with its sample event
+invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message, join-room, leave-room, authorizer) on `make watch` with its sample event
 	@test -n "$(EVENT_$*)" || { echo "no function $*; try one of: $(FUNCTIONS)"; exit 2; }
 	cargo lambda invoke $* --data-file events/$(EVENT_$*).json
 

@@ -18,13 +18,18 @@ pub enum Route {
     Disconnect,
     /// `$default`: the `send` echo, and help for unknown actions.
     Default,
-    /// `sendMessage`: delivers a message to every connection of a user.
+    /// `sendMessage`: delivers a message to every connection of a user, or to a room.
     SendMessage,
+    /// `joinRoom`: makes the connection a member of a room.
+    JoinRoom,
+    /// `leaveRoom`: ends the connection's membership of a room.
+    LeaveRoom,
 }
 
 impl Route {
     /// Every route, in the order the README lists them.
-    pub const ALL: [Route; 4] = [Route::Connect, Route::Disconnect, Route::Default, Route::SendMessage];
+    pub const ALL: [Route; 6] =
+        [Route::Connect, Route::Disconnect, Route::Default, Route::SendMessage, Route::JoinRoom, Route::LeaveRoom];
 
     /// The route key API Gateway selects it by.
     pub const fn key(self) -> &'static str {
@@ -33,6 +38,8 @@ impl Route {
             Route::Disconnect => "$disconnect",
             Route::Default => "$default",
             Route::SendMessage => "sendMessage",
+            Route::JoinRoom => "joinRoom",
+            Route::LeaveRoom => "leaveRoom",
         }
     }
 
@@ -43,6 +50,8 @@ impl Route {
             Route::Disconnect => "disconnect",
             Route::Default => "default",
             Route::SendMessage => "send-message",
+            Route::JoinRoom => "join-room",
+            Route::LeaveRoom => "leave-room",
         }
     }
 
@@ -67,7 +76,7 @@ pub const ACTION_FIELD: &str = "action";
 pub const SEND_ACTION: &str = "send";
 
 /// Every action a client can send, as listed in `unknownAction` error frames.
-pub const ACTIONS: [&str; 2] = [Route::SendMessage.key(), SEND_ACTION];
+pub const ACTIONS: [&str; 4] = [Route::SendMessage.key(), Route::JoinRoom.key(), Route::LeaveRoom.key(), SEND_ACTION];
 
 /// What `{"action":"send"}` without a message answers.
 pub const PONG: &str = "🏓 pong";

@@ -26,11 +26,20 @@ fn function_of(template: &Template, route: Route) -> FunctionSpec {
 fn actions_needed(route: Route) -> BTreeSet<&'static str> {
     match route {
         Route::Connect => ["dynamodb:PutItem", "dynamodb:Query"].into(),
-        Route::Disconnect => ["dynamodb:DeleteItem"].into(),
+        Route::Disconnect => ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"].into(),
         Route::Default => ["execute-api:ManageConnections"].into(),
-        Route::SendMessage => {
-            ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem", "execute-api:ManageConnections"].into()
+        Route::SendMessage => [
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem",
+            "execute-api:ManageConnections",
+        ]
+        .into(),
+        Route::JoinRoom => {
+            ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem", "execute-api:ManageConnections"].into()
         }
+        Route::LeaveRoom => ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "execute-api:ManageConnections"].into(),
     }
 }
 

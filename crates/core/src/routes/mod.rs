@@ -7,6 +7,7 @@
 mod connect;
 mod default;
 mod disconnect;
+mod rooms;
 mod send_message;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -15,6 +16,7 @@ use aws_lambda_events::encodings::Body;
 pub use connect::connect;
 pub use default::default;
 pub use disconnect::disconnect;
+pub use rooms::{join_room, leave_room};
 pub use send_message::send_message;
 
 use crate::error::Chain;
@@ -23,7 +25,7 @@ use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
 pub use crate::protocol::Route;
 use crate::protocol::{self, ErrorCode, ErrorFrame};
-use crate::store::{ConnectionStore, Store};
+use crate::store::Store;
 
 /// What a handler did: the answer for API Gateway and what the invocation counted.
 #[derive(Debug)]
@@ -62,6 +64,8 @@ pub async fn handle(
         Route::Disconnect => disconnect(request, store).await,
         Route::Default => default(request, messenger).await,
         Route::SendMessage => send_message(request, store, messenger).await,
+        Route::JoinRoom => join_room(request, store, messenger).await,
+        Route::LeaveRoom => leave_room(request, store, messenger).await,
     }
 }
 

@@ -34,7 +34,11 @@ enum Outcome {
 /// frame. Refused frames, an offline recipient, a room the connection has not joined and
 /// backend failures are reported to the sender alone as error frames; nothing reaches anyone
 /// else.
-pub async fn send_message(request: &ApiGatewayWebsocketProxyRequest, store: &dyn Store, messenger: &dyn Messenger) -> Handled {
+pub async fn send_message(
+    request: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+) -> Handled {
     let mut metrics = Metrics::new(Route::SendMessage);
     let sender = match Sender::of(request, messenger) {
         Ok(sender) => sender,
@@ -115,7 +119,13 @@ pub async fn send_message(request: &ApiGatewayWebsocketProxyRequest, store: &dyn
     metrics.connections_gone = count(&[Outcome::Gone, Outcome::GoneRecordKept]) as u64;
     metrics.posts_failed = failed as u64;
     metrics.backend_failures = count(&[Outcome::GoneRecordKept]) as u64;
-    tracing::info!(connection_id = sender.connection_id, connections = outcomes.len(), delivered, failed, "sendMessage");
+    tracing::info!(
+        connection_id = sender.connection_id,
+        connections = outcomes.len(),
+        delivered,
+        failed,
+        "sendMessage"
+    );
 
     if failed > 0 {
         let frame = ErrorFrame::new(

@@ -1,0 +1,72 @@
+//! `joinRoom` and `leaveRoom`: a connection enters or leaves a room, and hears that it did.
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+
+use super::{Handled, Sender, malformed_event, respond};
+use crate::limits::MAX_ROOMS_PER_CONNECTION;
+use crate::messenger::Messenger;
+use crate::metrics::Metrics;
+use crate::protocol::{ErrorCode, ErrorFrame, Joined, Left, RoomRequest, Route};
+use crate::store::{self, Store};
+
+/// Makes the connection a member of `roomId` and answers `{"roomId":…,"joined":true}`; joining
+/// again answers the same. Past [`MAX_ROOMS_PER_CONNECTION`] rooms it answers `tooManyRooms`.
+pub async fn join_room(
+    request: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+) -> Handled {
+    let mut metrics = Metrics::new(Route::JoinRoom);
+    let sender = match Sender::of(request, messenger) {
+        Ok(sender) => sender,
+        Err(field) => return malformed_event(field, metrics),
+    };
+    let room = match RoomRequest::parse(request.body.as_deref()) {
+        Ok(request) => request.room_id,
+        Err(error) => return sender.refuse(error.to_frame(), 400, metrics).await,
+    };
+    match store.join(sender.connection_id, &room).await {
+        Ok(store::Joined::Member) => {
+            tracing::info!(connection_id = sender.connection_id, "joined a room");
+            let answered = sender.reply(&Joined { room_id: room.as_str(), joined: true }, &mut metrics).await;
+            if answered {
+                respond(200, "joined", metrics)
+            } else {
+                respond(500, "could not answer the sender", metrics)
+            }
+        }
+        Ok(store::Joined::TooManyRooms) => {
+            let text = format!("a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms; leave one first");
+            sender.refuse(ErrorFrame::new(ErrorCode::TooManyRooms, text), 429, metrics).await
+        }
+        Ok(store::Joined::UnknownConnection) => {
+            let frame = ErrorFrame::new(ErrorCode::UnknownConnection, "this connection has no record; reconnect");
+            sender.refuse(frame, 403, metrics).await
+        }
+        Err(error) => sender.unavailable(&error, metrics).await,
+    }
+}
+
+/// Ends the connection's membership of `roomId` and answers `{"roomId":…,"left":true}`, also
+/// when it was not a member.
+pub async fn leave_room(
+    request: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+) -> Handled {
+    let mut metrics = Metrics::new(Route::LeaveRoom);
+    let sender = match Sender::of(request, messenger) {
+        Ok(sender) => sender,
+        Err(field) => return malformed_event(field, metrics),
+    };
+    let room = match RoomRequest::parse(request.body.as_deref()) {
+        Ok(request) => request.room_id,
+        Err(error) => return sender.refuse(error.to_frame(), 400, metrics).await,
+    };
+    if let Err(error) = store.leave(sender.connection_id, &room).await {
+        return sender.unavailable(&error, metrics).await;
+    }
+    tracing::info!(connection_id = sender.connection_id, "left a room");
+    let answered = sender.reply(&Left { room_id: room.as_str(), left: true }, &mut metrics).await;
+    if answered { respond(200, "left", metrics) } else { respond(500, "could not answer the sender", metrics) }
+}

@@ -1,0 +1,15 @@
+//! Lambda for `leaveRoom`: ends the connection's membership of a room.
+
+use chat_core::{ApiGatewayMessenger, ApiGatewayWebsocketProxyRequest, DynamoDbStore, routes};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let aws = chat_core::aws_config().await;
+    let (store, messenger) = (&DynamoDbStore::from_env(&aws)?, &ApiGatewayMessenger::from_env(&aws)?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+        Ok::<_, Error>(routes::leave_room(&event.payload, store, messenger).await.emit())
+    }))
+    .await
+}
