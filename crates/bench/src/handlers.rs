@@ -44,13 +44,19 @@ fn events_for(route: Route, count: usize) -> Vec<ApiGatewayWebsocketProxyRequest
             Route::Disconnect => events::disconnect(&format!("conn-{n}")),
             Route::Default => events::load(Route::Default),
             Route::SendMessage => send_message("conn-0", "user-1"),
+            Route::JoinRoom | Route::LeaveRoom => {
+                let body = json!({"action": route.key(), "roomId": format!("room-{}", n % 40)}).to_string();
+                events::message(route, &format!("conn-{n}"), &body)
+            }
         })
         .collect()
 }
 
 /// Warm handler cost per route, single-threaded.
 pub async fn warm(iterations: usize, figures: &mut Vec<Figure>) {
-    for route in [Route::Connect, Route::SendMessage, Route::Default, Route::Disconnect] {
+    for route in
+        [Route::Connect, Route::SendMessage, Route::JoinRoom, Route::LeaveRoom, Route::Default, Route::Disconnect]
+    {
         let store = MemoryStore::new();
         for n in 0..iterations {
             store.save(&events::connection(&format!("conn-{n}"), &format!("user-{n}"))).await.expect("memory store");

@@ -450,7 +450,8 @@ mod tests {
     #[test]
     fn a_send_message_frame_names_the_first_missing_field() {
         let error = SendMessage::parse(Some(r#"{"action":"sendMessage","body":"hi"}"#)).unwrap_err();
-        assert_eq!(error, FrameError::MissingField("destinationUserId"));
+        assert_eq!(error, FrameError::MissingField("destinationUserId\" or \"roomId"));
+        assert_eq!(error.to_string(), r#"the frame has no "destinationUserId" or "roomId" field"#);
         let error = SendMessage::parse(Some(r#"{"action":"sendMessage","destinationUserId":"2"}"#)).unwrap_err();
         assert_eq!(error, FrameError::MissingField("body"));
     }
@@ -459,6 +460,30 @@ mod tests {
     fn unknown_action_frames_list_every_action() {
         let frame = serde_json::to_value(ErrorFrame::unknown_action()).unwrap();
         assert_eq!(frame["error"], "unknownAction");
-        assert_eq!(frame["actions"], serde_json::json!(["sendMessage", "send"]));
+        assert_eq!(frame["actions"], serde_json::json!(["sendMessage", "joinRoom", "leaveRoom", "send"]));
+    }
+
+    #[test]
+    fn a_send_message_is_for_a_user_or_a_room_never_both() {
+        let to_room = SendMessage::parse(Some(r#"{"action":"sendMessage","roomId":"lobby","body":"hi"}"#)).unwrap();
+        assert_eq!(to_room.to, Addressee::Room(RoomId::parse("lobby").unwrap()));
+        let both = r#"{"action":"sendMessage","roomId":"lobby","destinationUserId":"bob","body":"hi"}"#;
+        assert!(matches!(SendMessage::parse(Some(both)), Err(FrameError::InvalidField { field: "roomId", .. })));
+        let bad_room = r#"{"action":"sendMessage","roomId":"no spaces","body":"hi"}"#;
+        assert!(matches!(SendMessage::parse(Some(bad_room)), Err(FrameError::InvalidField { field: "roomId", .. })));
+    }
+
+    #[test]
+    fn room_frames_are_exactly_as_documented() {
+        let joined = String::from_utf8(to_bytes(&Joined { room_id: "lobby", joined: true })).unwrap();
+        assert_eq!(joined, r#"{"roomId":"lobby","joined":true}"#);
+        let left = String::from_utf8(to_bytes(&Left { room_id: "lobby", left: true })).unwrap();
+        assert_eq!(left, r#"{"roomId":"lobby","left":true}"#);
+        let delivery = RoomDelivery { sender_id: "alice", room_id: "lobby", body: "hi" };
+        assert_eq!(
+            String::from_utf8(to_bytes(&delivery)).unwrap(),
+            r#"{"senderId":"alice","roomId":"lobby","body":"hi"}"#
+        );
+        assert_eq!(RoomRequest::parse(Some(r#"{"action":"joinRoom"}"#)), Err(FrameError::MissingField("roomId")));
     }
 }

@@ -403,7 +403,7 @@ async fn anything_else_at_default_answers_unknown_action_with_the_list_of_action
         let frames = chat.messenger.frames_to("c1");
         assert_eq!(frames.len(), 1, "{body}");
         assert_eq!(frames[0]["error"], "unknownAction", "{body}");
-        assert_eq!(frames[0]["actions"], json!(["sendMessage", "send"]), "{body}");
+        assert_eq!(frames[0]["actions"], json!(["sendMessage", "joinRoom", "leaveRoom", "send"]), "{body}");
     }
 }
 
