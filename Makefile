@@ -75,7 +75,7 @@ lint: tools ## rustfmt, clippy -D warnings, cfn-lint and sam validate --lint on 
 	sam validate --lint
 	sam validate --lint --region us-east-1 -t crates/local-gateway/tests/fixtures/sam-websocket-api.yaml
 
-build: tools ## Build the Lambda binaries (four routes, the authorizer) for arm64 (target/lambda/<name>/bootstrap)
+build: tools ## Build the Lambda binaries (six routes, the authorizer) for arm64 (target/lambda/<name>/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 

@@ -44,6 +44,7 @@ pub fn function_env(dynalite: &Dynalite, gateway: &Running) -> Vec<(String, Stri
         ("AWS_ACCESS_KEY_ID", "bench"),
         ("AWS_SECRET_ACCESS_KEY", "bench"),
         ("TABLE_NAME", "chat-connections"),
+        ("MEMBERSHIPS_TABLE_NAME", "chat-connections-memberships"),
         ("AWS_ENDPOINT_URL_DYNAMODB", dynalite.endpoint()),
         ("APIGW_MANAGEMENT_ENDPOINT", &gateway.management_url()),
     ]

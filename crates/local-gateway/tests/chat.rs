@@ -189,3 +189,22 @@ async fn shutting_down_closes_every_socket_with_1001_and_forgets_them() {
     stopping.await.unwrap().unwrap();
     assert!(store.is_empty());
 }
+
+#[tokio::test]
+async fn three_clients_in_a_room_talk_through_the_gateway_with_routes_from_the_template() {
+    let gateway = gateway().await;
+    let mut clients = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        let mut client = Client::connect(&gateway, user).await;
+        client.send_json(json!({"action": "joinRoom", "roomId": "lobby"})).await;
+        assert_eq!(client.receive().await, json!({"roomId": "lobby", "joined": true}));
+        clients.push(client);
+    }
+    clients[0].send_json(json!({"action": "sendMessage", "roomId": "lobby", "body": "hi all"})).await;
+    for client in &mut clients[1..] {
+        assert_eq!(client.receive().await, json!({"senderId": "alice", "roomId": "lobby", "body": "hi all"}));
+    }
+    clients[0].expect_nothing_before_echo().await;
+    clients[2].send_json(json!({"action": "leaveRoom", "roomId": "lobby"})).await;
+    assert_eq!(clients[2].receive().await, json!({"roomId": "lobby", "left": true}));
+}
