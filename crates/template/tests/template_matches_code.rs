@@ -316,3 +316,48 @@ fn the_memberships_table_is_keyed_by_room_then_connection_and_expires_with_it() 
     assert_eq!(table.ttl_attribute.as_deref(), Some(schema::EXPIRES_AT));
     assert_eq!(table.billing_mode.as_deref(), Some("PAY_PER_REQUEST"));
 }
+
+/// Where each DynamoDB action of each route is used: the table (or index) it touches.
+fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)> {
+    const CONNECTIONS: &str = "${ConnectionsTable.Arn}";
+    const USER_INDEX: &str = "${ConnectionsTable.Arn}/index/userId-index";
+    const MEMBERSHIPS: &str = "${MembershipsTable.Arn}";
+    match route {
+        Route::Connect => [("dynamodb:PutItem", CONNECTIONS), ("dynamodb:Query", USER_INDEX)].into(),
+        Route::Disconnect => [("dynamodb:DeleteItem", CONNECTIONS), ("dynamodb:BatchWriteItem", MEMBERSHIPS)].into(),
+        Route::Default => BTreeSet::new(),
+        Route::SendMessage => [
+            ("dynamodb:GetItem", CONNECTIONS),
+            ("dynamodb:DeleteItem", CONNECTIONS),
+            ("dynamodb:Query", USER_INDEX),
+            ("dynamodb:Query", MEMBERSHIPS),
+            ("dynamodb:BatchWriteItem", MEMBERSHIPS),
+        ]
+        .into(),
+        Route::JoinRoom => {
+            [("dynamodb:UpdateItem", CONNECTIONS), ("dynamodb:GetItem", CONNECTIONS), ("dynamodb:PutItem", MEMBERSHIPS)]
+                .into()
+        }
+        Route::LeaveRoom => [("dynamodb:UpdateItem", CONNECTIONS), ("dynamodb:DeleteItem", MEMBERSHIPS)].into(),
+    }
+}
+
+#[test]
+fn each_dynamodb_action_is_granted_on_only_the_table_or_index_it_uses() {
+    let template = template();
+    for route in Route::ALL {
+        let function = function_of(&template, route);
+        let granted: BTreeSet<(String, String)> = function
+            .statements
+            .iter()
+            .flat_map(|statement| {
+                statement.actions.iter().filter(|action| action.starts_with("dynamodb:")).flat_map(move |action| {
+                    statement.resources.iter().map(move |resource| (action.clone(), resource.clone()))
+                })
+            })
+            .collect();
+        let needed: BTreeSet<(String, String)> =
+            dynamodb_grants_needed(route).into_iter().map(|(a, r)| (a.to_owned(), r.to_owned())).collect();
+        assert_eq!(granted, needed, "{}", function.logical_id);
+    }
+}
