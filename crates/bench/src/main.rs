@@ -8,6 +8,7 @@ mod fan_out;
 mod gateway_load;
 mod handlers;
 mod report;
+mod rooms;
 mod runtime_api;
 mod size;
 
@@ -48,6 +49,7 @@ enum Section {
     Size,
     ColdStart,
     FanOut,
+    Rooms,
     Handlers,
     Authorizer,
     Calls,
@@ -78,10 +80,13 @@ async fn main() -> ExitCode {
         }
     }
     // The functions post to real WebSocket clients of an in-process gateway.
-    let gateway = if run(Section::ColdStart) || run(Section::FanOut) {
+    let gateway = if run(Section::ColdStart) || run(Section::FanOut) || run(Section::Rooms) {
         let settings = chat_local_gateway::Settings {
             address: "127.0.0.1:0".parse().expect("address"),
             template: chat_testing::workspace_root().join("template.yaml"),
+            // Thousands of room members connect at once.
+            max_connects_per_second: 1_000_000,
+            max_pending_handshakes: 100_000,
             ..Default::default()
         };
         Some(chat_local_gateway::serve(settings).await.expect("the in-process gateway starts"))
@@ -96,6 +101,15 @@ async fn main() -> ExitCode {
         eprintln!("bench: fan-out ({invocations} warm invocations)");
         let title = "Fan-out, warm (send-message host release build; dynalite; real @connections posts)";
         fan_out::measure(&args.functions, invocations, gateway, report.section(title)).await;
+    }
+    if let (true, Some(gateway)) = (run(Section::Rooms), &gateway) {
+        let sizes: &[usize] = if args.smoke { &[20, 50] } else { &[1_000, 10_000] };
+        let title = "Rooms, warm (send-message host release build; dynalite; real @connections posts)";
+        let figures = report.section(title);
+        for (n, &members) in sizes.iter().enumerate() {
+            eprintln!("bench: a room of {members}");
+            rooms::measure(&args.functions, members, 3, n + 1 == sizes.len(), gateway, figures).await;
+        }
     }
     if run(Section::Handlers) {
         eprintln!("bench: warm handlers ({iterations} events per route)");
