@@ -48,7 +48,15 @@ pub async fn send_message(
         Ok(message) => message,
         Err(error) => return sender.refuse(error.to_frame(), 400, metrics).await,
     };
-    let record = match store.find(sender.connection_id).await {
+    // A direct message reads the sender's record and the recipient's connections at once.
+    let (record, user_recipients) = match &message.to {
+        Addressee::User(user) => {
+            let (record, recipients) = futures::join!(store.find(sender.connection_id), store.connections_of(user));
+            (record, Some(recipients))
+        }
+        Addressee::Room(_) => (store.find(sender.connection_id).await, None),
+    };
+    let record = match record {
         Ok(Some(record)) => record,
         Ok(None) => {
             let frame = ErrorFrame::new(
@@ -87,7 +95,7 @@ pub async fn send_message(
 
     let mut outcomes = Vec::new();
     match &message.to {
-        Addressee::User(user) => match store.connections_of(user).await {
+        Addressee::User(_) => match user_recipients.unwrap_or_else(|| Ok(Vec::new())) {
             Ok(recipients) => outcomes = deliver_all(recipients).await,
             Err(error) => return sender.unavailable(&error, metrics).await,
         },
