@@ -33,8 +33,8 @@ async fn start_once(binary: &Path, env: &[(String, String)], api: &mut RuntimeAp
 }
 
 /// The functions' environment as Lambda sets it, with DynamoDB and @connections pointed at
-/// `dynalite` and `gateway`.
-pub fn function_env(dynalite: &Dynalite, gateway: &Running) -> Vec<(String, String)> {
+/// `dynalite` and `management_url` (stage included).
+pub fn function_env(dynalite: &Dynalite, management_url: &str) -> Vec<(String, String)> {
     [
         ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
@@ -46,7 +46,7 @@ pub fn function_env(dynalite: &Dynalite, gateway: &Running) -> Vec<(String, Stri
         ("TABLE_NAME", "chat-connections"),
         ("MEMBERSHIPS_TABLE_NAME", "chat-connections-memberships"),
         ("AWS_ENDPOINT_URL_DYNAMODB", dynalite.endpoint()),
-        ("APIGW_MANAGEMENT_ENDPOINT", &gateway.management_url()),
+        ("APIGW_MANAGEMENT_ENDPOINT", management_url),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -64,7 +64,7 @@ pub async fn measure(dir: &Path, starts: usize, gateway: &Running, figures: &mut
     let recipient_id = gateway.store().expect("in-process").connections_of(&user).await.expect("memory")[0].clone();
     store.save(&events::connection(&recipient_id, "2")).await.expect("seed");
 
-    let env = function_env(&dynalite, gateway);
+    let env = function_env(&dynalite, &gateway.management_url());
 
     // The authorizer verifies a token from a local issuer, whose JWKS it fetches on its first event.
     let issuer = Issuer::start().await;

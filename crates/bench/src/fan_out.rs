@@ -17,8 +17,8 @@ use serde_json::json;
 
 use crate::cold_start::function_env;
 use crate::gateway_load::connect_client;
-use crate::report::{Figure, cpu_seconds, mb, ms, percentile, resident};
-use crate::runtime_api::RuntimeApi;
+use crate::report::{Figure, mb, ms, percentile};
+use crate::runtime_api::{RuntimeApi, Warm};
 
 /// `invocations` warm sendMessage events to a user with the most connections a user may hold.
 pub async fn measure(dir: &Path, invocations: usize, gateway: &Running, figures: &mut Vec<Figure>) {
@@ -53,23 +53,8 @@ pub async fn measure(dir: &Path, invocations: usize, gateway: &Running, figures:
         json!({"action": "sendMessage", "destinationUserId": "fan", "body": "hello there!"}).to_string().into();
     let event = serde_json::to_vec(&event).expect("event");
     let binary = dir.join(Route::SendMessage.binary());
-    let mut api = RuntimeApi::start().await;
-    // The first invocation is the cold one; the figures are the warm ones after it.
-    api.queue(std::iter::repeat_n(event, invocations + 1));
-    let mut child = api.spawn(&binary, &function_env(&dynalite, gateway));
-    let pid = child.id().expect("the function runs");
-    api.next_request(&binary).await;
-    api.answer(&binary).await;
-    let cpu = cpu_seconds(pid);
-    let mut times = Vec::with_capacity(invocations);
-    for _ in 0..invocations {
-        let asked = api.next_request(&binary).await;
-        times.push(api.answer(&binary).await.duration_since(asked).as_secs_f64() * 1e6);
-    }
-    let cpu = cpu_seconds(pid) - cpu;
-    api.next_request(&binary).await;
-    let peak = resident(pid, "VmHWM:").unwrap_or(0);
-    let _ = child.kill().await;
+    let env = function_env(&dynalite, &gateway.management_url());
+    let Warm { times, cpu, peak } = RuntimeApi::start().await.run_warm(&binary, &env, event, invocations).await;
 
     let expected = connections * (invocations + 1);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -79,7 +64,6 @@ pub async fn measure(dir: &Path, invocations: usize, gateway: &Running, figures:
     assert_eq!(received.load(Ordering::Relaxed), expected, "every tab receives every message");
     readers.iter().for_each(tokio::task::JoinHandle::abort);
 
-    times.sort_by(f64::total_cmp);
     let posts = (connections * invocations) as f64;
     figures.push(Figure {
         name: format!("sendMessage to a user with {connections} connections, per invocation, median / p90"),

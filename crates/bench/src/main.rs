@@ -80,13 +80,10 @@ async fn main() -> ExitCode {
         }
     }
     // The functions post to real WebSocket clients of an in-process gateway.
-    let gateway = if run(Section::ColdStart) || run(Section::FanOut) || run(Section::Rooms) {
+    let gateway = if run(Section::ColdStart) || run(Section::FanOut) {
         let settings = chat_local_gateway::Settings {
             address: "127.0.0.1:0".parse().expect("address"),
             template: chat_testing::workspace_root().join("template.yaml"),
-            // Thousands of room members connect at once.
-            max_connects_per_second: 1_000_000,
-            max_pending_handshakes: 100_000,
             ..Default::default()
         };
         Some(chat_local_gateway::serve(settings).await.expect("the in-process gateway starts"))
@@ -102,13 +99,13 @@ async fn main() -> ExitCode {
         let title = "Fan-out, warm (send-message host release build; dynalite; real @connections posts)";
         fan_out::measure(&args.functions, invocations, gateway, report.section(title)).await;
     }
-    if let (true, Some(gateway)) = (run(Section::Rooms), &gateway) {
+    if run(Section::Rooms) {
         let sizes: &[usize] = if args.smoke { &[20, 50] } else { &[1_000, 10_000] };
         let title = "Rooms, warm (send-message host release build; dynalite; real @connections posts)";
         let figures = report.section(title);
         for (n, &members) in sizes.iter().enumerate() {
             eprintln!("bench: a room of {members}");
-            rooms::measure(&args.functions, members, 3, n + 1 == sizes.len(), gateway, figures).await;
+            rooms::measure(&args.functions, members, 3, n + 1 == sizes.len(), figures).await;
         }
     }
     if run(Section::Handlers) {

@@ -38,14 +38,13 @@ impl ConnectionsSink {
         Self { url, counts }
     }
 }
-use chat_local_gateway::Running;
 use chat_testing::{Dynalite, events};
 use futures::{StreamExt, stream};
 use serde_json::json;
 
 use crate::cold_start::function_env;
-use crate::report::{Figure, Target, cpu_seconds, mb, ms, percentile, resident};
-use crate::runtime_api::RuntimeApi;
+use crate::report::{Figure, Target, mb, ms, percentile};
+use crate::runtime_api::{RuntimeApi, Warm};
 
 /// A post from a Lambda function to @connections in the same region, assumed for the largest
 /// room one invocation can serve: API Gateway's management API answers in tens of milliseconds.
@@ -61,14 +60,7 @@ const MB_PER_VCPU: f64 = 1769.0;
 /// One room of `members` connections; `invocations` warm messages to it.
 /// `largest` marks the largest room of the run, which is held to the memory target and gives
 /// the estimate of the largest room one invocation can serve.
-pub async fn measure(
-    dir: &Path,
-    members: usize,
-    invocations: usize,
-    largest: bool,
-    gateway: &Running,
-    figures: &mut Vec<Figure>,
-) {
+pub async fn measure(dir: &Path, members: usize, invocations: usize, largest: bool, figures: &mut Vec<Figure>) {
     let dynalite = Dynalite::start();
     let store = dynalite.create_table("chat-connections").await;
     let room = RoomId::parse("hall").expect("a valid room id");
@@ -98,32 +90,14 @@ pub async fn measure(
     event["body"] = json!({"action": "sendMessage", "roomId": "hall", "body": "hello, room"}).to_string().into();
     let event = serde_json::to_vec(&event).expect("event");
     let binary = dir.join(Route::SendMessage.binary());
-    let mut api = RuntimeApi::start().await;
-    api.queue(std::iter::repeat_n(event, invocations + 1));
-    let mut env = function_env(&dynalite, gateway);
-    env.retain(|(name, _)| name != "APIGW_MANAGEMENT_ENDPOINT");
-    env.push(("APIGW_MANAGEMENT_ENDPOINT".to_owned(), endpoint.url.clone()));
-    let mut child = api.spawn(&binary, &env);
-    let pid = child.id().expect("the function runs");
-    api.next_request(&binary).await;
-    api.answer(&binary).await;
-    let cpu = cpu_seconds(pid);
-    let mut times = Vec::with_capacity(invocations);
-    for _ in 0..invocations {
-        let asked = api.next_request(&binary).await;
-        times.push(api.answer(&binary).await.duration_since(asked).as_secs_f64() * 1e6);
-    }
-    let cpu = cpu_seconds(pid) - cpu;
-    api.next_request(&binary).await;
-    let peak = resident(pid, "VmHWM:").unwrap_or(0);
-    let _ = child.kill().await;
+    let env = function_env(&dynalite, &endpoint.url);
+    let Warm { times, cpu, peak } = RuntimeApi::start().await.run_warm(&binary, &env, event, invocations).await;
 
     let counts = endpoint.counts.lock().expect("counts").clone();
     assert_eq!(counts.len(), members, "every member was posted to");
     assert!(counts.values().all(|count| *count == invocations + 1), "every member got every message once");
     assert!(!counts.contains_key("L0SM9cOFvHcCIhw="), "the sender's own connection gets nothing");
 
-    times.sort_by(f64::total_cmp);
     let posts = (members * invocations) as f64;
     let cpu_per_post = cpu * 1e6 / posts;
     let median = percentile(&times, 50.0);

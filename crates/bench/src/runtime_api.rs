@@ -30,6 +30,16 @@ struct Shared {
     signals: mpsc::UnboundedSender<Signal>,
 }
 
+/// What warm invocations of a function cost: the first, cold one left out.
+pub struct Warm {
+    /// Each invocation's time from `/next` to `/response`, µs, sorted.
+    pub times: Vec<f64>,
+    /// CPU the process used across them, seconds.
+    pub cpu: f64,
+    /// The process's peak resident memory, bytes.
+    pub peak: u64,
+}
+
 /// The runtime API's address, its event queue and what it saw.
 pub struct RuntimeApi {
     shared: Shared,
@@ -123,6 +133,34 @@ impl RuntimeApi {
     /// The body of the last answer a function posted.
     pub fn last_answer(&self) -> serde_json::Value {
         serde_json::from_slice(&self.shared.last_answer.lock().expect("answer")).unwrap_or_default()
+    }
+
+    /// Starts `binary`, gives it `event` once cold and `invocations` times warm, and returns
+    /// the warm invocations' times (µs, sorted), their CPU (s) and the process's peak RSS.
+    pub async fn run_warm(
+        &mut self,
+        binary: &Path,
+        env: &[(String, String)],
+        event: Vec<u8>,
+        invocations: usize,
+    ) -> Warm {
+        self.queue(std::iter::repeat_n(event, invocations + 1));
+        let mut child = self.spawn(binary, env);
+        let pid = child.id().expect("the function runs");
+        self.next_request(binary).await;
+        self.answer(binary).await;
+        let cpu = crate::report::cpu_seconds(pid);
+        let mut times = Vec::with_capacity(invocations);
+        for _ in 0..invocations {
+            let asked = self.next_request(binary).await;
+            times.push(self.answer(binary).await.duration_since(asked).as_secs_f64() * 1e6);
+        }
+        let cpu = crate::report::cpu_seconds(pid) - cpu;
+        self.next_request(binary).await;
+        let peak = crate::report::resident(pid, "VmHWM:").unwrap_or(0);
+        let _ = child.kill().await;
+        times.sort_by(f64::total_cmp);
+        Warm { times, cpu, peak }
     }
 
     /// Starts a function binary pointed at this runtime API.

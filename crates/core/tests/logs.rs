@@ -14,6 +14,17 @@ use serde_json::json;
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// Captures every log line at `level` and above, as JSON, until the guard is dropped.
+    fn install(level: tracing::Level) -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_max_level(level).with_writer(move || writer.clone()).json().finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+}
+
 impl Write for Captured {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(bytes);
@@ -27,14 +38,7 @@ impl Write for Captured {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_whole_chat_logs_connection_ids_and_no_user_id_at_info_level() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .json()
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install(tracing::Level::INFO);
     let (store, messenger) = (MemoryStore::new(), RecordingMessenger::new());
     let (alice, bob) = ("alice@example.com", "bob.smith@example.org");
 
@@ -66,14 +70,7 @@ async fn a_whole_chat_logs_connection_ids_and_no_user_id_at_info_level() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_authorizer_logs_neither_tokens_nor_the_users_they_name_at_any_level() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .json()
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install(tracing::Level::TRACE);
     let issuer = chat_testing::Issuer::start().await;
     let config = chat_core::auth::AuthConfig {
         issuer: issuer.issuer().to_owned(),

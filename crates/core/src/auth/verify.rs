@@ -92,18 +92,11 @@ impl Verifier {
         Self { config, keys: KeyCache::new(source) }
     }
 
-    /// The configuration it verifies against.
-    pub fn config(&self) -> &AuthConfig {
-        &self.config
-    }
-
     /// The user a token speaks for, why it is refused, or why no decision is possible.
     pub async fn verify(&self, token: &str) -> Result<UserId, VerifyError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|error| match error.kind() {
+        let header = jsonwebtoken::decode_header(token).map_err(|error| match (error.kind(), header_alg(token)) {
             // An algorithm the library does not know (`none`, say) is refused as an algorithm.
-            ErrorKind::Json(_) if header_alg(token).is_some() => {
-                TokenError::Algorithm(header_alg(token).unwrap_or_default())
-            }
+            (ErrorKind::Json(_), Some(alg)) => TokenError::Algorithm(alg),
             _ => TokenError::Malformed,
         })?;
         let kind = match header.alg {

@@ -6,7 +6,7 @@ use super::{Handled, Sender, malformed_event, respond};
 use crate::limits::MAX_ROOMS_PER_CONNECTION;
 use crate::messenger::Messenger;
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorCode, ErrorFrame, Joined, Left, RoomRequest, Route};
+use crate::protocol::{ErrorCode, ErrorFrame, Joined, Left, RoomId, RoomRequest, Route};
 use crate::store::{self, Store};
 
 /// Makes the connection a member of `roomId` and answers `{"roomId":…,"joined":true}`; joining
@@ -16,14 +16,9 @@ pub async fn join_room(
     store: &dyn Store,
     messenger: &dyn Messenger,
 ) -> Handled {
-    let mut metrics = Metrics::new(Route::JoinRoom);
-    let sender = match Sender::of(request, messenger) {
-        Ok(sender) => sender,
-        Err(field) => return malformed_event(field, metrics),
-    };
-    let room = match RoomRequest::parse(request.body.as_deref()) {
-        Ok(request) => request.room_id,
-        Err(error) => return sender.refuse(error.to_frame(), 400, metrics).await,
+    let (sender, room, mut metrics) = match parse(request, messenger, Route::JoinRoom).await {
+        Ok(parsed) => parsed,
+        Err(handled) => return handled,
     };
     match store.join(sender.connection_id, &room).await {
         Ok(store::Joined::Member) => {
@@ -54,14 +49,9 @@ pub async fn leave_room(
     store: &dyn Store,
     messenger: &dyn Messenger,
 ) -> Handled {
-    let mut metrics = Metrics::new(Route::LeaveRoom);
-    let sender = match Sender::of(request, messenger) {
-        Ok(sender) => sender,
-        Err(field) => return malformed_event(field, metrics),
-    };
-    let room = match RoomRequest::parse(request.body.as_deref()) {
-        Ok(request) => request.room_id,
-        Err(error) => return sender.refuse(error.to_frame(), 400, metrics).await,
+    let (sender, room, mut metrics) = match parse(request, messenger, Route::LeaveRoom).await {
+        Ok(parsed) => parsed,
+        Err(handled) => return handled,
     };
     if let Err(error) = store.leave(sender.connection_id, &room).await {
         return sender.unavailable(&error, metrics).await;
@@ -69,4 +59,21 @@ pub async fn leave_room(
     tracing::info!(connection_id = sender.connection_id, "left a room");
     let answered = sender.reply(&Left { room_id: room.as_str(), left: true }, &mut metrics).await;
     if answered { respond(200, "left", metrics) } else { respond(500, "could not answer the sender", metrics) }
+}
+
+/// The sender and the room of a `joinRoom` or `leaveRoom` event, or the answer to a bad one.
+async fn parse<'a>(
+    request: &'a ApiGatewayWebsocketProxyRequest,
+    messenger: &'a dyn Messenger,
+    route: Route,
+) -> Result<(Sender<'a>, RoomId, Metrics), Handled> {
+    let metrics = Metrics::new(route);
+    let sender = match Sender::of(request, messenger) {
+        Ok(sender) => sender,
+        Err(field) => return Err(malformed_event(field, metrics)),
+    };
+    match RoomRequest::parse(request.body.as_deref()) {
+        Ok(parsed) => Ok((sender, parsed.room_id, metrics)),
+        Err(error) => Err(sender.refuse(error.to_frame(), 400, metrics).await),
+    }
 }

@@ -5,14 +5,22 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use futures::StreamExt;
 
 use super::{Handled, Sender, malformed_event, respond};
-use crate::error::{Chain, PostError};
+use crate::error::{Chain, PostError, StoreError};
 use crate::limits::{GONE_AFTER, MAX_MESSAGE_BYTES, MAX_POSTS_IN_FLIGHT};
 use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    self, Addressee, Delivery, ErrorCode, ErrorFrame, FrameError, RoomDelivery, Route, SendMessage, UserId,
+    self, Addressee, Delivery, ErrorCode, ErrorFrame, FrameError, RoomDelivery, RoomId, Route, SendMessage, UserId,
 };
 use crate::store::{ConnectionStore, Store};
+
+/// Who a message goes to, as far as it is known before the sender's record is checked.
+enum Recipients<'a> {
+    /// A user's connections, read alongside the sender's record.
+    User(Result<Vec<String>, StoreError>),
+    /// A room, whose members are read a page at a time.
+    Room(&'a RoomId),
+}
 
 /// What happened to the delivery to one recipient connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,13 +56,14 @@ pub async fn send_message(
         Ok(message) => message,
         Err(error) => return sender.refuse(error.to_frame(), 400, metrics).await,
     };
-    // A direct message reads the sender's record and the recipient's connections at once.
-    let (record, user_recipients) = match &message.to {
+    // A direct message reads the sender's record and the recipient's connections at once; a
+    // room's members are read after the sender's membership is checked.
+    let (record, recipients) = match &message.to {
         Addressee::User(user) => {
-            let (record, recipients) = futures::join!(store.find(sender.connection_id), store.connections_of(user));
-            (record, Some(recipients))
+            let (record, ids) = futures::join!(store.find(sender.connection_id), store.connections_of(user));
+            (record, Recipients::User(ids))
         }
-        Addressee::Room(_) => (store.find(sender.connection_id).await, None),
+        Addressee::Room(room) => (store.find(sender.connection_id).await, Recipients::Room(room)),
     };
     let record = match record {
         Ok(Some(record)) => record,
@@ -94,12 +103,10 @@ pub async fn send_message(
     };
 
     let mut outcomes = Vec::new();
-    match &message.to {
-        Addressee::User(_) => match user_recipients.unwrap_or_else(|| Ok(Vec::new())) {
-            Ok(recipients) => outcomes = deliver_all(recipients).await,
-            Err(error) => return sender.unavailable(&error, metrics).await,
-        },
-        Addressee::Room(room) => {
+    match recipients {
+        Recipients::User(Ok(ids)) => outcomes = deliver_all(ids).await,
+        Recipients::User(Err(error)) => return sender.unavailable(&error, metrics).await,
+        Recipients::Room(room) => {
             if !record.rooms.contains(room) {
                 let frame = ErrorFrame::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it"));
                 return sender.refuse(frame, 403, metrics).await;
