@@ -22,7 +22,8 @@ export SAM_CLI_TELEMETRY := 0
 
 # Local runs talk to dynalite and the local gateway with dummy credentials.
 LOCAL_ENV := AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
-	TABLE_NAME=$(TABLE) AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
+	TABLE_NAME=$(TABLE) MEMBERSHIPS_TABLE_NAME=$(TABLE)-memberships \
+	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
 	APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:$(PORT)/$(STAGE)
 # make watch AUTH=1: token mode, with make dev-auth's issuer (the authorizer needs it to start).
 ifeq ($(AUTH),1)
@@ -95,7 +96,7 @@ deploy: tools ## sam build, then sam deploy (guided the first time, until samcon
 	if [ -f samconfig.toml ]; then sam deploy; \
 	else sam deploy --guided --stack-name $(STACK) --parameter-overrides StageName=$(STAGE); fi
 
-dynalite: tools ## Run dynalite on DYNAMODB_PORT with the connections table, for `make watch`
+dynalite: tools ## Run dynalite on DYNAMODB_PORT with the connections and memberships tables, for `make watch`
 	$(LOCAL_ENV) cargo run --quiet -p chat-testing --bin dev-dynamodb -- --port $(DYNAMODB_PORT) --table $(TABLE)
 
 watch: tools ## Serve the functions on the Lambda Invoke API (port 9000) with cargo lambda watch

@@ -1,4 +1,4 @@
-//! Runs dynalite with the connections table, for running the real Lambda binaries on one
+//! Runs dynalite with the connections and memberships tables, for running the real Lambda binaries on one
 //! machine (`make dynalite`, then `make watch`).
 
 use chat_testing::Dynalite;
@@ -16,6 +16,6 @@ async fn main() {
     let dynalite = Dynalite::start_on(port);
     dynalite.create_table(&table).await;
 
-    println!("DynamoDB API (dynalite, in memory) at {} with table {table}; Ctrl-C stops it", dynalite.endpoint());
+    println!("DynamoDB API (dynalite, in memory) at {} with tables {table} and {table}-memberships; Ctrl-C stops it", dynalite.endpoint());
     let _ = tokio::signal::ctrl_c().await;
 }
