@@ -16,6 +16,9 @@ async fn main() {
     let dynalite = Dynalite::start_on(port);
     dynalite.create_table(&table).await;
 
-    println!("DynamoDB API (dynalite, in memory) at {} with tables {table} and {table}-memberships; Ctrl-C stops it", dynalite.endpoint());
+    println!(
+        "DynamoDB API (dynalite, in memory) at {} with tables {table} and {table}-memberships; Ctrl-C stops it",
+        dynalite.endpoint()
+    );
     let _ = tokio::signal::ctrl_c().await;
 }
