@@ -7,7 +7,7 @@ use chat_core::ConfigError;
 use chat_core::auth::{self, AuthConfig, AuthorizerRequest, HttpJwks, Verifier};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = AuthConfig::from_env()?.ok_or(ConfigError::Missing(auth::AUTH_ISSUER))?;

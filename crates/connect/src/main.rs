@@ -4,7 +4,7 @@ use chat_core::identity::Mode;
 use chat_core::{ApiGatewayWebsocketProxyRequest, DynamoDbStore, routes};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let store = &DynamoDbStore::from_env(&chat_core::aws_config().await)?;
