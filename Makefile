@@ -30,7 +30,7 @@ ifeq ($(AUTH),1)
 LOCAL_ENV += AUTH_ISSUER=$(ISSUER) AUTH_AUDIENCE=chat-local
 endif
 
-.PHONY: help tools dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
+.PHONY: help tools browser screenshot dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -66,8 +66,21 @@ dev-lambda: ## The local gateway in front of `make watch` (the real binaries, on
 	cargo run -p chat-local-gateway -- --port $(PORT) --stage $(STAGE) \
 		--lambda-endpoint http://127.0.0.1:9000 --function-names binary
 
-test: tools lint ## Lint everything, then run every test (dynalite is started by the tests)
+test: tools browser lint ## Lint everything, then run every test (dynalite and Chromium are started by the tests)
 	cargo test --workspace --all-targets
+
+# The web page's tests drive Debian's Chromium through chromedriver. System packages, so apt-get:
+# as root it installs them; otherwise it stops with the command to run.
+browser: ## Install Chromium and chromedriver for the browser tests (Debian: apt-get install chromium chromium-driver)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	else \
+		echo "The browser tests need Chromium and chromedriver: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; \
+	fi
+
+screenshot: browser ## Retake docs/chat.png: the browser test's screenshot of a real conversation
+	CHAT_SCREENSHOT=docs/chat.png cargo test -p chat-local-gateway --test browser alice_and_bob
 
 lint: tools ## rustfmt, clippy -D warnings, cfn-lint and sam validate --lint on template.yaml
 	cargo fmt --all --check

@@ -398,6 +398,24 @@ pub enum ErrorCode {
     TooManyRooms,
 }
 
+impl ErrorCode {
+    /// Every code, for clients that must know them all (the web page's plain words).
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::MissingField,
+        ErrorCode::InvalidField,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::RecipientNotConnected,
+        ErrorCode::UnknownAction,
+        ErrorCode::UnknownConnection,
+        ErrorCode::Unavailable,
+        ErrorCode::TooManyConnections,
+        ErrorCode::Unauthorized,
+        ErrorCode::NotInRoom,
+        ErrorCode::TooManyRooms,
+    ];
+}
+
 /// `{"error": code, "message": sentence}`, plus the list of actions for `unknownAction`.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorFrame {

@@ -5,6 +5,9 @@ use chat_template::TemplateError;
 /// The gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// `--web-root` names a folder without the page.
+    #[error("--web-root {}: no index.html there; point it at the chat's web/ folder", .0.display())]
+    WebRoot(std::path::PathBuf),
     /// The template could not be read or understood.
     #[error(transparent)]
     Template(#[from] TemplateError),

@@ -17,6 +17,7 @@ mod management;
 pub mod routing;
 mod server;
 mod socket;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,6 +85,8 @@ pub struct Settings {
     /// them): they decide the template's conditions, and with them whether `$connect` has an
     /// authorizer, and the functions' environment.
     pub parameter_overrides: Vec<(String, String)>,
+    /// The chat's web page to serve at `/` (a folder with `index.html`); none serves no page.
+    pub web_root: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -102,6 +105,7 @@ impl Default for Settings {
             max_url_chars: limits::MAX_URL_CHARS,
             backend: BackendChoice::InProcess,
             parameter_overrides: Vec::new(),
+            web_root: None,
         }
     }
 }
@@ -134,6 +138,7 @@ pub struct Running {
     address: SocketAddr,
     stage: String,
     store: Option<Arc<MemoryStore>>,
+    serves_page: bool,
     gateway: Arc<Gateway>,
     stop_connections: watch::Sender<bool>,
     stop_server: Option<tokio::sync::oneshot::Sender<()>>,
@@ -149,6 +154,11 @@ impl Running {
     /// `ws://{address}/{stage}`.
     pub fn url(&self) -> String {
         format!("ws://{}/{}", self.address, self.stage)
+    }
+
+    /// The chat page's address, when it serves one.
+    pub fn page_url(&self) -> Option<String> {
+        self.serves_page.then(|| format!("http://{}/", self.address))
     }
 
     /// The @connections endpoint, stage included: `http://{address}/{stage}`.
@@ -196,6 +206,16 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
     let context = chat_template::Context::new(&template, &settings.parameter_overrides)?;
     let routes = RouteTable::from_template(&template)?;
     let authorizer = ConnectAuthorizer::from_template(&template, &context)?;
+    let page = settings.web_root.clone().map(|root| web::Page {
+        root,
+        stage: settings.stage.clone(),
+        issuer: authorizer.as_ref().and_then(|authorizer| {
+            template.environment(&authorizer.function.logical_id, &context).remove(chat_core::auth::AUTH_ISSUER)
+        }),
+    });
+    if let Some(root) = settings.web_root.as_ref().filter(|root| !web::is_page(root)) {
+        return Err(StartError::WebRoot(root.clone()));
+    }
     let listener = TcpListener::bind(settings.address)
         .await
         .map_err(|source| StartError::Bind { address: settings.address.to_string(), source })?;
@@ -238,13 +258,16 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
         shutdown,
     });
 
-    let app = Router::new()
-        .route("/{stage}", get(socket::upgrade))
-        .route(
-            "/{stage}/@connections/{connection_id}",
-            get(management::get).post(management::post).delete(management::delete),
-        )
-        .fallback(any(|| async { socket::forbidden() }))
+    let api = Router::new().route("/{stage}", get(socket::upgrade)).route(
+        "/{stage}/@connections/{connection_id}",
+        get(management::get).post(management::post).delete(management::delete),
+    );
+    let serves_page = page.is_some();
+    let app = match page {
+        Some(page) => api.merge(web::router(page)),
+        None => api.fallback(any(|| async { socket::forbidden() })),
+    };
+    let app = app
         // The @connections POST reads its body itself, to answer any oversized post with API
         // Gateway's 413 rather than axum's.
         .layer(DefaultBodyLimit::disable())
@@ -259,6 +282,7 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
         address,
         stage: settings.stage,
         store,
+        serves_page,
         gateway,
         stop_connections,
         stop_server: Some(stop_server),

@@ -59,6 +59,9 @@ struct Args {
     /// or binary (cargo lambda watch).
     #[arg(long, value_enum, default_value_t = FunctionNaming::LogicalId)]
     function_names: FunctionNaming,
+    /// The chat's web page, served at `/`: default `web` when that folder exists.
+    #[arg(long)]
+    web_root: Option<PathBuf>,
     /// Log filter, e.g. info, warn, or chat_local_gateway=debug.
     #[arg(long, default_value = "info", env = "RUST_LOG")]
     log_level: String,
@@ -98,6 +101,7 @@ async fn main() -> ExitCode {
         max_url_chars: args.max_url_chars,
         backend,
         parameter_overrides: args.parameter_overrides,
+        web_root: args.web_root.or_else(|| Some(PathBuf::from("web")).filter(|root| root.is_dir())),
         ..Settings::default()
     };
     let gateway = match serve(settings).await {
@@ -121,6 +125,9 @@ async fn main() -> ExitCode {
         println!("WebSocket API:   {}?userId=1   (demo mode: ?userId= is trusted as is)", gateway.url());
     }
     println!("@connections:    {}/@connections/{{connectionId}}", gateway.management_url());
+    if let Some(page) = gateway.page_url() {
+        println!("Chat page:       {page}   (open it in a browser)");
+    }
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("stopping: closing every connection with 1001");
     match gateway.shutdown().await {

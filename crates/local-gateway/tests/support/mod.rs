@@ -20,6 +20,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod browser;
+
 pub const WAIT: Duration = Duration::from_secs(5);
 
 pub fn template_path() -> std::path::PathBuf {

@@ -1,0 +1,309 @@
+//! The web page (`web/`) in real headless Chromium, served by the local gateway: direct
+//! messages, rooms, error frames, reconnects and token mode, as people use them.
+
+mod support;
+
+use std::time::Duration;
+
+use chat_core::protocol::{ErrorCode, RoomId, UserId};
+use chat_core::store::{ConnectionStore, RoomStore};
+use chat_local_gateway::{Running, serve};
+use chat_testing::Issuer;
+use support::browser::{Browser, Page};
+use support::{Client, WAIT, connection_of, management, settings};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A gateway serving the page.
+async fn gateway_with_page() -> Running {
+    let mut settings = settings();
+    settings.web_root = Some(chat_testing::workspace_root().join("web"));
+    serve(settings).await.expect("the gateway starts with the page")
+}
+
+/// A browser window on the page `gateway` serves, signed in as `user` (demo mode).
+async fn signed_in(browser: &Browser, gateway: &Running, user: &str) -> Page {
+    let page = browser.open(&gateway.page_url().expect("serves the page")).await;
+    page.sign_in(user).await;
+    page
+}
+
+#[tokio::test]
+async fn the_gateway_redirects_to_the_page_with_its_own_websocket_url() {
+    let gateway = gateway_with_page().await;
+    let browser = Browser::start().await;
+    let page = browser.open(&gateway.page_url().unwrap()).await;
+
+    let url = page.url().await;
+    let field = page.element("#url").await.prop("value").await.unwrap().unwrap_or_default();
+    assert_eq!(field, gateway.url(), "the URL field holds the gateway's own WebSocket URL ({url})");
+    page.wait_for_state("closed").await;
+    page.close().await;
+}
+
+#[tokio::test]
+async fn alice_and_bob_exchange_direct_messages_in_two_browsers() {
+    let gateway = gateway_with_page().await;
+    let browser = Browser::start().await;
+    let alice = signed_in(&browser, &gateway, "alice").await;
+    let bob = signed_in(&browser, &gateway, "bob").await;
+
+    alice.message_user("bob").await;
+    alice.say("hello there!").await;
+    let badge = bob.wait_for_text("#conversations button[data-key=\"direct:alice\"] .unread", "1").await;
+    assert_eq!(badge, "1", "one unread message from alice");
+    bob.open_conversation("direct:alice").await;
+    let received = bob.wait_for_text("#messages", "hello there!").await;
+    assert!(received.contains("alice · received"), "who sent it and when it arrived: {received}");
+    bob.say("hi alice, bob here").await;
+
+    alice.wait_for_text("#messages", "hi alice, bob here").await;
+    alice.say("how is the weather?").await;
+    bob.wait_for_text("#messages", "how is the weather?").await;
+    let unread = bob.client.find_all(fantoccini::Locator::Css(".unread")).await.unwrap();
+    assert!(unread.is_empty(), "the open conversation has nothing unread");
+    screenshot(&alice).await;
+    alice.close().await;
+    bob.close().await;
+}
+
+/// Saves the page as `target/screenshots/chat.png` (and as `$CHAT_SCREENSHOT`, which
+/// `make screenshot` sets to docs/chat.png).
+async fn screenshot(page: &Page) {
+    let png = page.client.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let folder = chat_testing::workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("chat.png"), &png).unwrap();
+    if let Ok(path) = std::env::var("CHAT_SCREENSHOT") {
+        std::fs::write(chat_testing::workspace_root().join(path), &png).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn three_pages_in_a_room_hear_each_other_once() {
+    let gateway = gateway_with_page().await;
+    let browser = Browser::start().await;
+    let mut pages = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        let page = signed_in(&browser, &gateway, user).await;
+        page.join("lobby").await;
+        pages.push(page);
+    }
+
+    pages[0].say("morning, all").await;
+    for page in &pages[1..] {
+        page.wait_for_text("#messages", "morning, all").await;
+    }
+    pages[2].say("morning, alice").await;
+    for page in &pages[..2] {
+        page.wait_for_text("#messages", "morning, alice").await;
+    }
+    pages[1].say("the end").await;
+    for page in [&pages[0], &pages[2]] {
+        let text = page.wait_for_text("#messages", "the end").await;
+        assert_eq!(text.matches("morning, all").count(), 1, "each message once: {text}");
+        assert_eq!(text.matches("morning, alice").count(), 1, "each message once: {text}");
+    }
+    let own = pages[0].wait_for_text("#messages", "the end").await;
+    assert!(own.contains("You · sent"), "alice's own message is shown as sent: {own}");
+    for page in pages {
+        page.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_message_to_an_offline_user_shows_why_beside_it() {
+    let gateway = gateway_with_page().await;
+    let browser = Browser::start().await;
+    let alice = signed_in(&browser, &gateway, "alice").await;
+
+    alice.message_user("nobody").await;
+    alice.say("anyone there?").await;
+
+    let failed = alice.wait_for_text(".message.failed", "anyone there?").await;
+    assert!(failed.contains("Not delivered: that user is not connected."), "{failed}");
+    alice.element(".message.failed .error[data-code=\"recipientNotConnected\"]").await;
+    alice.close().await;
+}
+
+#[tokio::test]
+async fn the_page_reconnects_after_the_gateway_closes_it_and_rejoins_its_rooms() {
+    let gateway = gateway_with_page().await;
+    let browser = Browser::start().await;
+    let alice = signed_in(&browser, &gateway, "alice").await;
+    alice.join("lobby").await;
+    let first = connection_of(&gateway, "alice").await;
+
+    management(&gateway).delete_connection().connection_id(&first).send().await.expect("deleted");
+
+    alice.wait_for_state("reconnecting").await;
+    alice.wait_for_state("connected").await;
+    let store = gateway.store().unwrap();
+    let (alice_id, lobby) = (UserId::parse("alice").unwrap(), RoomId::parse("lobby").unwrap());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ids = store.connections_of(&alice_id).await.unwrap();
+        let members = store.members(&lobby, None).await.unwrap().connection_ids;
+        if ids.len() == 1 && ids[0] != first && members == ids {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice's new connection never rejoined lobby: {ids:?} {members:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut bob = Client::connect(&gateway, "bob").await;
+    bob.send_message("alice", "still there?").await;
+    alice.wait_for_text("#conversations", "bob").await;
+    bob.send_json(serde_json::json!({"action": "joinRoom", "roomId": "lobby"})).await;
+    bob.receive().await;
+    bob.send_json(serde_json::json!({"action": "sendMessage", "roomId": "lobby", "body": "lobby after the drop"}))
+        .await;
+    alice.wait_for_text("#messages", "lobby after the drop").await;
+    alice.close().await;
+}
+
+#[test]
+fn the_page_has_plain_words_for_every_error_code() {
+    let protocol = std::fs::read_to_string(chat_testing::workspace_root().join("web/app/protocol.js")).unwrap();
+    for code in ErrorCode::ALL {
+        let name = serde_json::to_value(code).unwrap();
+        let name = name.as_str().unwrap();
+        assert!(protocol.contains(&format!("  {name}: \"")), "web/app/protocol.js has no words for {name}");
+    }
+}
+
+/// The real gateway binary in token mode, as `make dev-auth` runs it, with its log captured.
+struct GatewayProcess {
+    child: tokio::process::Child,
+    page: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl GatewayProcess {
+    async fn start(issuer: &Issuer) -> Self {
+        let root = chat_testing::workspace_root();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_local-gateway"))
+            .current_dir(&root)
+            .args(["--port", "0", "--log-level", "debug", "--parameter-overrides"])
+            .arg(format!("AuthIssuer={}", issuer.issuer()))
+            .arg(format!("AuthAudience={}", chat_testing::issuer::CLIENT_ID))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the gateway binary starts");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (page_tx, page_rx) = tokio::sync::oneshot::channel();
+        let mut page_tx = Some(page_tx);
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let collected = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stdout.next_line().await {
+                if let Some(url) = line.strip_prefix("Chat page:").and_then(|rest| rest.split_whitespace().next()) {
+                    page_tx.take().map(|tx| tx.send(url.to_owned()));
+                }
+                collected.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let collected = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                collected.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let page = tokio::time::timeout(Duration::from_secs(30), page_rx)
+            .await
+            .expect("the gateway prints its page's address")
+            .unwrap();
+        Self { child, page, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn token_mode_end_to_end_keeps_the_token_out_of_the_url_and_the_log() {
+    let issuer = Issuer::start().await;
+    let gateway = GatewayProcess::start(&issuer).await;
+    let browser = Browser::start().await;
+    let alice = browser.open(&gateway.page).await;
+
+    // A token nobody signed is refused, and the page says so instead of retrying.
+    alice.click("input[name=mode][value=token]").await;
+    alice.type_into("#token", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJl").await;
+    alice.click("#connect").await;
+    let refused = alice.wait_for_state("refused").await;
+    assert!(refused.contains("refused"), "{refused}");
+
+    alice.type_into("#user-id", "alice").await;
+    alice.click("#fetch-token").await;
+    let token = loop {
+        let value = alice.element("#token").await.prop("value").await.unwrap().unwrap_or_default();
+        if value.split('.').count() == 3 && !value.contains("mallory") && value.len() > 100 {
+            break value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    alice.click("#connect").await;
+    let state = alice.wait_for_state("connected").await;
+    assert_eq!(state, "Connected as alice");
+
+    let url = gateway.page.replace("http://", "ws://") + "dev";
+    let mut bob = Client::try_connect(&format!("{url}?token={}", issuer.token("bob"))).await.expect("bob connects");
+    bob.send_message("alice", "token mode works").await;
+    alice.open_conversation("direct:bob").await;
+    alice.wait_for_text("#messages", "token mode works").await;
+    alice.say("it does").await;
+    assert_eq!(bob.receive().await["senderId"], "alice", "the verified user, not a claim");
+
+    assert!(!alice.url().await.contains(&token), "the token is not in the page's URL");
+    let log = gateway.log();
+    assert!(log.contains("connect"), "the log was captured: {log}");
+    assert!(!log.contains(&token), "the token is not in the gateway's log");
+    alice.close().await;
+    drop(gateway.child);
+}
+
+/// `GET path` over plain HTTP/1.0: the status line and headers, then the body.
+async fn http_get(gateway: &Running, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(gateway.address()).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: chat.test\r\n\r\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn the_page_is_served_beside_the_apis_without_changing_them() {
+    let gateway = gateway_with_page().await;
+
+    let root = http_get(&gateway, "/").await;
+    assert!(root.starts_with("HTTP/1.0 307"), "{root}");
+    assert!(root.to_lowercase().contains("location: /?url=ws%3a%2f%2fchat.test%2fdev\r\n"), "{root}");
+    let index = http_get(&gateway, "/?url=ws://chat.test/dev").await;
+    assert!(index.starts_with("HTTP/1.0 200") && index.contains("<title>Chat</title>"), "{index}");
+    let module = http_get(&gateway, "/app/chat.js").await;
+    assert!(module.to_lowercase().contains("content-type: text/javascript"), "{module}");
+
+    for path in ["/app/missing.js", "/some/other/path", "/../Cargo.toml"] {
+        let answer = http_get(&gateway, path).await;
+        assert!(answer.starts_with("HTTP/1.0 403"), "{path}: {answer}");
+    }
+    let management = http_get(&gateway, "/dev/@connections/L0SM9cOFvHcCIhw=").await;
+    assert!(management.starts_with("HTTP/1.0 403"), "unsigned @connections calls are still refused: {management}");
+}
+
+#[tokio::test]
+async fn a_web_root_without_a_page_is_refused_at_start() {
+    let mut settings = settings();
+    settings.web_root = Some(chat_testing::workspace_root().join("events"));
+    let error = serve(settings).await.err().expect("refused");
+    assert!(error.to_string().contains("no index.html"), "{error}");
+}

@@ -1,0 +1,160 @@
+//! Real headless Chromium for the web page's tests, driven over WebDriver (`chromedriver`) with
+//! fantoccini: each [`Page`] is its own browser, with its own storage, like two people's laptops.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use super::WAIT;
+
+/// How long the page may take to show something (a reconnect waits up to a second of backoff).
+pub const PAGE_WAIT: Duration = Duration::from_secs(10);
+
+const INSTALL: &str = "the browser tests need Debian's chromium and chromium-driver: run `make browser` \
+     (sudo apt-get install -y chromium chromium-driver)";
+
+/// A program on PATH.
+fn program(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|file| file.is_file()))
+        .unwrap_or_else(|| panic!("no {name} on PATH: {INSTALL}"))
+}
+
+/// A chromedriver on a free port.
+pub struct Browser {
+    _driver: Child,
+    url: String,
+}
+
+impl Browser {
+    pub async fn start() -> Self {
+        let chromium = program("chromium");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new(program("chromedriver"))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("chromedriver does not start ({error}): {INSTALL}"));
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "chromedriver did not listen within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(chromium.is_file());
+        Self { _driver: driver, url }
+    }
+
+    /// A new browser window (its own profile) on `url`.
+    pub async fn open(&self, url: &str) -> Page {
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": program("chromium"),
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                         "--window-size=1100,720", "--no-first-run"],
+            }
+        });
+        let Value::Object(capabilities) = capabilities else { unreachable!() };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|error| panic!("no Chromium session ({error}): {INSTALL}"));
+        client.goto(url).await.expect("the page loads");
+        Page { client }
+    }
+}
+
+/// One browser window on the chat page.
+pub struct Page {
+    pub client: Client,
+}
+
+impl Page {
+    pub async fn element(&self, css: &str) -> Element {
+        self.client.wait().at_most(PAGE_WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|error| {
+            panic!("no {css} on the page within {PAGE_WAIT:?}: {error}");
+        })
+    }
+
+    /// Types into a field (after clearing it); `\u{E007}` is Enter.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let field = self.element(css).await;
+        field.clear().await.expect("clear");
+        field.send_keys(text).await.expect("type");
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.element(css).await.click().await.unwrap_or_else(|error| panic!("click {css}: {error}"));
+    }
+
+    /// Waits until the element's text contains `text`; returns the whole text.
+    pub async fn wait_for_text(&self, css: &str, text: &str) -> String {
+        let deadline = tokio::time::Instant::now() + PAGE_WAIT;
+        loop {
+            let seen = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if seen.contains(text) {
+                return seen;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{css} never showed {text:?}; it shows {seen:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the connection state (`#state[data-state]`) is `state`; returns its words.
+    pub async fn wait_for_state(&self, state: &str) -> String {
+        let css = format!("#state[data-state=\"{state}\"]");
+        self.element(&css).await.text().await.expect("state text")
+    }
+
+    /// Signs in in demo mode and waits until connected.
+    pub async fn sign_in(&self, user: &str) {
+        self.type_into("#user-id", user).await;
+        self.click("#connect").await;
+        self.wait_for_state("connected").await;
+        let sign_in = self.element("#sign-in-view").await;
+        assert!(!sign_in.is_displayed().await.expect("displayed"), "the sign-in form is gone once connected");
+        assert!(self.element("#body").await.is_displayed().await.expect("displayed"), "the composer shows");
+    }
+
+    /// Opens a direct conversation with `user` (typed, Enter).
+    pub async fn message_user(&self, user: &str) {
+        self.type_into("#direct-user", &format!("{user}\u{E007}")).await;
+        self.wait_for_text("#conversation-title", user).await;
+    }
+
+    /// Joins a room (typed, Enter) and waits until the server says joined.
+    pub async fn join(&self, room: &str) {
+        self.type_into("#room-id", &format!("{room}\u{E007}")).await;
+        self.wait_for_text("#messages", &format!("You joined {room}.")).await;
+    }
+
+    /// Sends a message in the open conversation with the keyboard.
+    pub async fn say(&self, text: &str) {
+        self.type_into("#body", &format!("{text}\u{E007}")).await;
+        self.wait_for_text("#messages .own:last-child .body", text).await;
+    }
+
+    /// Opens a conversation from the list.
+    pub async fn open_conversation(&self, key: &str) {
+        self.click(&format!("#conversations button[data-key=\"{key}\"]")).await;
+    }
+
+    pub async fn url(&self) -> String {
+        self.client.current_url().await.expect("url").to_string()
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
