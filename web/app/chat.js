@@ -77,6 +77,7 @@ function signIn(event) {
   localStorage.setItem("chat.url", url);
   if (userId) localStorage.setItem("chat.userId", userId);
   signInError("");
+  chat.connection?.close();
   chat.connection = new Connection(url, identity);
   chat.connection.addEventListener("state", (event) => showState(event.detail));
   chat.connection.addEventListener("open", rejoinRooms);

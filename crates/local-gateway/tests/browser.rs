@@ -123,6 +123,16 @@ async fn a_message_to_an_offline_user_shows_why_beside_it() {
     let failed = alice.wait_for_text(".message.failed", "anyone there?").await;
     assert!(failed.contains("Not delivered: that user is not connected."), "{failed}");
     alice.element(".message.failed .error[data-code=\"recipientNotConnected\"]").await;
+
+    // On a phone-sized window the conversation list stacks above the conversation.
+    alice.client.set_window_size(390, 844).await.expect("resize");
+    let (_, list_top, _, list_height) = alice.element("nav").await.rectangle().await.unwrap();
+    let (_, conversation_top, conversation_width, _) = alice.element("#conversation").await.rectangle().await.unwrap();
+    assert!(
+        conversation_top + 1.0 >= list_top + list_height,
+        "stacked: the list ({list_top} + {list_height}) ends before the conversation ({conversation_top}) starts"
+    );
+    assert!(conversation_width <= 390.0, "nothing wider than the window");
     alice.close().await;
 }
 
@@ -255,7 +265,8 @@ async fn token_mode_end_to_end_keeps_the_token_out_of_the_url_and_the_log() {
     assert_eq!(state, "Connected as alice");
 
     let url = gateway.page.replace("http://", "ws://") + "dev";
-    let mut bob = Client::try_connect(&format!("{url}?token={}", issuer.token("bob"))).await.expect("bob connects");
+    let bob_token = issuer.token("bob");
+    let mut bob = Client::try_connect(&format!("{url}?token={bob_token}")).await.expect("bob connects");
     bob.send_message("alice", "token mode works").await;
     alice.open_conversation("direct:bob").await;
     alice.wait_for_text("#messages", "token mode works").await;
@@ -266,6 +277,7 @@ async fn token_mode_end_to_end_keeps_the_token_out_of_the_url_and_the_log() {
     let log = gateway.log();
     assert!(log.contains("connect"), "the log was captured: {log}");
     assert!(!log.contains(&token), "the token is not in the gateway's log");
+    assert!(!log.contains(&bob_token), "nor one sent in the query");
     alice.close().await;
     drop(gateway.child);
 }
