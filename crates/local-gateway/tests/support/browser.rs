@@ -25,10 +25,20 @@ fn program(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no {name} on PATH: {INSTALL}"))
 }
 
-/// A chromedriver on a free port.
+/// A chromedriver on a free port, in a process group of its own with the browsers it starts.
 pub struct Browser {
-    _driver: Child,
+    driver: Child,
     url: String,
+}
+
+impl Drop for Browser {
+    /// Kills chromedriver and every Chromium it started, also when a test fails mid-way (killing
+    /// chromedriver alone would leave its browsers running).
+    fn drop(&mut self) {
+        if let Some(group) = self.driver.id() {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
+        }
+    }
 }
 
 impl Browser {
@@ -39,6 +49,7 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|error| panic!("chromedriver does not start ({error}): {INSTALL}"));
@@ -49,7 +60,7 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(chromium.is_file());
-        Self { _driver: driver, url }
+        Self { driver, url }
     }
 
     /// A new browser window (its own profile) on `url`.
