@@ -175,6 +175,40 @@ async fn the_page_reconnects_after_the_gateway_closes_it_and_rejoins_its_rooms()
     alice.close().await;
 }
 
+#[tokio::test]
+async fn a_reconnect_the_gateway_refuses_stops_and_says_so_instead_of_retrying() {
+    let gateway = gateway_with_page().await;
+    let browser = Browser::start().await;
+    let alice = signed_in(&browser, &gateway, "alice").await;
+    let page_connection = connection_of(&gateway, "alice").await;
+    let mut tabs = Vec::new();
+    for _ in 1..chat_core::limits::MAX_CONNECTIONS_PER_USER {
+        tabs.push(Client::connect(&gateway, "alice").await);
+    }
+
+    // The page drops; before its first retry (at least half a second away) another tab takes
+    // its place, so the gateway refuses the reconnect (429, too many connections).
+    management(&gateway).delete_connection().connection_id(&page_connection).send().await.expect("deleted");
+    alice.wait_for_state("reconnecting").await;
+    tabs.push(Client::connect(&gateway, "alice").await);
+
+    let refused = alice.wait_for_state("refused").await;
+    assert!(refused.contains("refused this connection"), "{refused}");
+    assert!(alice.element("#reconnect").await.is_displayed().await.unwrap(), "Reconnect now is offered");
+
+    tabs.pop().unwrap().close(None).await;
+    let store = gateway.store().unwrap();
+    let alice_id = UserId::parse("alice").unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while store.connections_of(&alice_id).await.unwrap().len() >= chat_core::limits::MAX_CONNECTIONS_PER_USER {
+        assert!(tokio::time::Instant::now() < deadline, "the closed tab's record was never removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    alice.click("#reconnect").await;
+    alice.wait_for_state("connected").await;
+    alice.close().await;
+}
+
 #[test]
 fn the_page_has_plain_words_for_every_error_code() {
     let protocol = std::fs::read_to_string(chat_testing::workspace_root().join("web/app/protocol.js")).unwrap();
