@@ -49,7 +49,7 @@ $(NODE_STAMP): tools/package.json tools/package-lock.json
 	cd $(NODE) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-dev: ## Run the whole chat locally: API Gateway emulator on ws://127.0.0.1:PORT/STAGE, in-process handlers
+dev: ## Run the whole chat locally: API Gateway emulator on ws://127.0.0.1:PORT/STAGE, in-process handlers, the web page at http://127.0.0.1:PORT/
 	cargo run -p chat-local-gateway -- --port $(PORT) --stage $(STAGE)
 
 dev-auth: ## Token mode locally: a development OpenID issuer on ISSUER_PORT, and the gateway verifying its tokens
