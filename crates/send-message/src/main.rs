@@ -3,6 +3,11 @@
 use chat_core::{ApiGatewayMessenger, ApiGatewayWebsocketProxyRequest, DynamoDbStore, routes};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
+// Each post allocates and frees many small buffers in the SDK's pipeline: mimalloc spends less
+// CPU on that than glibc's allocator (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // One invocation at a time: one thread, so no CPU goes on handing work between threads.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
