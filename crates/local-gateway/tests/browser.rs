@@ -209,6 +209,28 @@ async fn a_reconnect_the_gateway_refuses_stops_and_says_so_instead_of_retrying()
     alice.close().await;
 }
 
+#[tokio::test]
+async fn reconnect_waits_double_with_jitter_up_to_thirty_seconds() {
+    let gateway = gateway_with_page().await;
+    let browser = Browser::start().await;
+    let page = browser.open(&gateway.page_url().unwrap()).await;
+
+    // The page's own module, in the browser: the wait before each retry, at both ends of the jitter.
+    let script = r#"
+        const [done] = arguments;
+        import("./app/connection.js").then(({ backoff }) =>
+            done([0, 1, 2, 3, 4, 5, 6, 10].map((n) => [backoff(n, () => 0), backoff(n, () => 0.999999)])));
+    "#;
+    let waits = page.client.execute_async(script, vec![]).await.expect("the module runs");
+    let waits: Vec<(u64, u64)> = serde_json::from_value(waits).unwrap();
+    let ceilings = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000];
+    for ((low, high), ceiling) in waits.iter().zip(ceilings) {
+        assert_eq!(*low, ceiling / 2, "at least half the doubled wait");
+        assert_eq!(*high, ceiling, "at most the doubled wait, capped at 30 s");
+    }
+    page.close().await;
+}
+
 #[test]
 fn the_page_has_plain_words_for_every_error_code() {
     let protocol = std::fs::read_to_string(chat_testing::workspace_root().join("web/app/protocol.js")).unwrap();
