@@ -11,8 +11,9 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use chat_core::identity::Mode;
 use chat_core::messenger::{Endpoint, Messenger};
+use chat_core::protocol::RoomId;
 use chat_core::routes::{self, Route};
-use chat_core::store::{ConnectionStore, MemoryStore};
+use chat_core::store::{ConnectionStore, MemoryStore, RoomStore};
 use chat_core::{ApiGatewayWebsocketProxyRequest, DynamoDbStore, PostError};
 use chat_testing::{Dynalite, events};
 use serde_json::json;
@@ -119,20 +120,37 @@ pub async fn calls(figures: &mut Vec<Figure>) {
     dynalite.create_table("chat-connections").await;
     let counter = CountRequests::default();
     let config = dynalite.client().config().to_builder().interceptor(counter.clone()).build();
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), "chat-connections");
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), "chat-connections")
+        .with_memberships("chat-connections-memberships");
     for (id, user) in
         [("alice-1", "alice"), ("bob-1", "bob"), ("carol-1", "carol"), ("carol-2", "carol"), ("carol-3", "carol")]
     {
         store.save(&events::connection(id, user)).await.expect("seeding dynalite");
     }
+    let lobby = RoomId::parse("lobby").expect("a valid room id");
+    for id in ["bob-1", "carol-1", "carol-2"] {
+        store.join(id, &lobby).await.expect("seeding dynalite");
+    }
     counter.take();
 
-    let cases: [(&str, Route, ApiGatewayWebsocketProxyRequest); 5] = [
+    let room = |action: &str, from: &str| {
+        let body = json!({"action": action, "roomId": "lobby", "body": "hello, room"}).to_string();
+        let route = Route::from_key(action).expect("a route key");
+        (route, events::message(route, from, &body))
+    };
+    let (join, join_event) = room("joinRoom", "alice-1");
+    let (to_room, to_room_event) = room("sendMessage", "alice-1");
+    let (leave, leave_event) = room("leaveRoom", "carol-2");
+    let cases: [(&str, Route, ApiGatewayWebsocketProxyRequest); 9] = [
         ("connect", Route::Connect, events::connect("dave-1", Some("dave"))),
         ("sendMessage to a user with 1 connection", Route::SendMessage, send_message("alice-1", "bob")),
         ("sendMessage to a user with 3 connections", Route::SendMessage, send_message("alice-1", "carol")),
         ("send (default route)", Route::Default, events::message(Route::Default, "alice-1", r#"{"action":"send"}"#)),
         ("disconnect", Route::Disconnect, events::disconnect("dave-1")),
+        ("joinRoom", join, join_event),
+        ("sendMessage to a room of 4 connections", to_room, to_room_event),
+        ("leaveRoom", leave, leave_event),
+        ("disconnect of a connection in 1 room", Route::Disconnect, events::disconnect("carol-1")),
     ];
     for (name, route, request) in cases {
         let messenger = CountingMessenger::default();
