@@ -206,11 +206,17 @@ function showError({ code, message }) {
 
 function request(conversation, frame, message) {
   chat.lastRequest = { conversation, message, at: Date.now() };
-  if (!chat.connection?.send(frame)) {
-    const words = "Not sent: not connected.";
-    if (message) message.error = { code: "notConnected", words };
-    else add(conversation, { notice: words, error: { code: "notConnected", words }, own: true });
+  // A bigger frame would make the gateway close the connection (1009) and lose the message.
+  if (new Blob([frame]).size > protocol.MAX_FRAME_BYTES) {
+    return failed(conversation, message, "frameTooLarge", "Not sent: a message must fit in 32 KB.");
   }
+  if (!chat.connection?.send(frame)) failed(conversation, message, "notConnected", "Not sent: not connected.");
+}
+
+/** Marks a request that never left the page. */
+function failed(conversation, message, code, words) {
+  if (message) message.error = { code, words };
+  else add(conversation, { notice: words, error: { code, words }, own: true });
 }
 
 function sendMessage(event) {

@@ -1,6 +1,9 @@
 //! The chat's frames, as the README documents them: what the page sends, how it reads what
 //! arrives, and every error code in plain words.
 
+/** The largest frame API Gateway takes from a client (`MAX_FRAME_BYTES` in crates/core). */
+export const MAX_FRAME_BYTES = 32 * 1024;
+
 /** Letters, digits and `_ . @ -`, 1 to 128 characters: user ids and room ids alike. */
 const ID = /^[A-Za-z0-9_.@-]{1,128}$/;
 

@@ -124,6 +124,14 @@ async fn a_message_to_an_offline_user_shows_why_beside_it() {
     assert!(failed.contains("Not delivered: that user is not connected."), "{failed}");
     alice.element(".message.failed .error[data-code=\"recipientNotConnected\"]").await;
 
+    // A message bigger than a frame may be is stopped in the page: sent, the gateway would close
+    // the connection (1009) and the message would be lost.
+    let long = "x".repeat(chat_core::limits::MAX_FRAME_BYTES);
+    alice.client.execute("document.getElementById('body').value = arguments[0]", vec![long.into()]).await.unwrap();
+    alice.element("#body").await.send_keys("\u{E007}").await.unwrap();
+    alice.element(".message.failed .error[data-code=\"frameTooLarge\"]").await;
+    alice.wait_for_state("connected").await;
+
     // On a phone-sized window the conversation list stacks above the conversation.
     alice.client.set_window_size(390, 844).await.expect("resize");
     let (_, list_top, _, list_height) = alice.element("nav").await.rectangle().await.unwrap();
