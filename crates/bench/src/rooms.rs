@@ -8,11 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
-
 use chat_core::limits::{MAX_CONNECTIONS_PER_USER, MAX_POSTS_IN_FLIGHT};
 use chat_core::protocol::RoomId;
 use chat_core::routes::Route;
 use chat_core::store::{ConnectionStore, RoomStore};
+use chat_testing::{Dynalite, events};
+use futures::{StreamExt, stream};
+use serde_json::json;
+
+use crate::cold_start::function_env;
+use crate::report::{Figure, Target, mb, ms, percentile};
+use crate::runtime_api::{RuntimeApi, Warm};
 
 /// A @connections endpoint that answers 200 to every post and counts them by connection.
 struct ConnectionsSink {
@@ -38,13 +44,6 @@ impl ConnectionsSink {
         Self { url, counts }
     }
 }
-use chat_testing::{Dynalite, events};
-use futures::{StreamExt, stream};
-use serde_json::json;
-
-use crate::cold_start::function_env;
-use crate::report::{Figure, Target, mb, ms, percentile};
-use crate::runtime_api::{RuntimeApi, Warm};
 
 /// A post from a Lambda function to @connections in the same region, assumed for the largest
 /// room one invocation can serve: API Gateway's management API answers in tens of milliseconds.

@@ -67,12 +67,12 @@ pub(crate) async fn run(
 fn decide(answer: &Value, method_arn: &str) -> Result<Option<Map<String, Value>>, &'static str> {
     let principal = answer["principalId"].as_str().ok_or("principalId is missing or not a string")?;
     let statements = match &answer["policyDocument"]["Statement"] {
-        Value::Array(statements) => statements.clone(),
-        statement @ Value::Object(_) => vec![statement.clone()],
+        Value::Array(statements) => statements.as_slice(),
+        statement @ Value::Object(_) => std::slice::from_ref(statement),
         _ => return Err("policyDocument.Statement is missing"),
     };
     let (mut allowed, mut denied) = (false, false);
-    for statement in &statements {
+    for statement in statements {
         let resources = match &statement["Resource"] {
             Value::String(resource) => vec![resource.as_str()],
             Value::Array(resources) => resources.iter().filter_map(Value::as_str).collect(),

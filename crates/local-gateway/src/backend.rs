@@ -112,17 +112,12 @@ impl InProcess {
         let verifier = match &config.authorizer {
             None => None,
             Some(function) => {
+                let failed = |cause: String| StartError::Authorizer { function: function.clone(), cause };
                 let env = environment(function);
                 let settings = AuthConfig::from_lookup(|name| env.get(name).cloned())
-                    .map_err(|source| StartError::Authorizer { function: function.clone(), cause: source.to_string() })?
-                    .ok_or_else(|| StartError::Authorizer {
-                        function: function.clone(),
-                        cause: format!("its environment sets no {}", auth::AUTH_ISSUER),
-                    })?;
-                let source = HttpJwks::new(&settings.jwks_url).map_err(|source| StartError::Authorizer {
-                    function: function.clone(),
-                    cause: source.to_string(),
-                })?;
+                    .map_err(|error| failed(error.to_string()))?
+                    .ok_or_else(|| failed(format!("its environment sets no {}", auth::AUTH_ISSUER)))?;
+                let source = HttpJwks::new(&settings.jwks_url).map_err(|error| failed(error.to_string()))?;
                 Some(Verifier::new(settings, Arc::new(source)))
             }
         };
@@ -152,18 +147,18 @@ impl Backend for InProcess {
     }
 
     async fn authorize(&self, function: &Function, event: Value) -> Result<Value, InvokeError> {
-        let verifier = self.verifier.as_ref().ok_or_else(|| InvokeError::FunctionError {
+        // As a Lambda that fails reports it: an unhandled error.
+        let failed = |payload: String| InvokeError::FunctionError {
             function: function.logical_id.clone(),
             kind: "Unhandled".into(),
-            payload: "no authorizer configured in-process".into(),
-        })?;
+            payload,
+        };
+        let verifier = self.verifier.as_ref().ok_or_else(|| failed("no authorizer configured in-process".into()))?;
         let request: AuthorizerRequest = serde_json::from_value(event)
             .map_err(|source| InvokeError::BadEvent { function: function.logical_id.clone(), source })?;
-        let answer = auth::authorize(&request, verifier).await.map_err(|error| InvokeError::FunctionError {
-            function: function.logical_id.clone(),
-            kind: "Unhandled".into(),
-            payload: chat_core::error::Chain(&error).to_string(),
-        })?;
+        let answer = auth::authorize(&request, verifier)
+            .await
+            .map_err(|error| failed(chat_core::error::Chain(&error).to_string()))?;
         Ok(serde_json::to_value(answer).unwrap_or_default())
     }
 }

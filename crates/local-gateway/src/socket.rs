@@ -103,7 +103,7 @@ pub(crate) async fn upgrade(
     let live = Arc::new(Live::new(peer));
     gateway.connections.insert(live.clone());
     let on_failure = (gateway.clone(), live.clone());
-    let response = upgrade
+    let mut response = upgrade
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_frame_size(MAX_FRAME_BYTES)
@@ -114,7 +114,6 @@ pub(crate) async fn upgrade(
             tokio::spawn(async move { gateway.disconnected(&live, 1006, "Connection closed abnormally").await });
         })
         .on_upgrade(move |socket| run(gateway, live, socket));
-    let mut response = response;
     response.headers_mut().extend(answer_headers);
     response
 }

@@ -20,6 +20,15 @@ async fn gateway_with_page() -> Running {
     serve(settings).await.expect("the gateway starts with the page")
 }
 
+/// Polls `check` (a look at the gateway's store) until it holds; fails saying `what` after [`WAIT`].
+async fn until<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never happened within {WAIT:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A browser window on the page `gateway` serves, signed in as `user` (demo mode).
 async fn signed_in(browser: &Browser, gateway: &Running, user: &str) -> Page {
     let page = browser.open(&gateway.page_url().expect("serves the page")).await;
@@ -156,21 +165,14 @@ async fn the_page_reconnects_after_the_gateway_closes_it_and_rejoins_its_rooms()
 
     alice.wait_for_state("reconnecting").await;
     alice.wait_for_state("connected").await;
-    let store = gateway.store().unwrap();
-    let (alice_id, lobby) = (UserId::parse("alice").unwrap(), RoomId::parse("lobby").unwrap());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let ids = store.connections_of(&alice_id).await.unwrap();
-        let members = store.members(&lobby, None).await.unwrap().connection_ids;
-        if ids.len() == 1 && ids[0] != first && members == ids {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "alice's new connection never rejoined lobby: {ids:?} {members:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (store, first) = (&gateway.store().unwrap(), &first);
+    let (alice_id, lobby) = (&UserId::parse("alice").unwrap(), &RoomId::parse("lobby").unwrap());
+    until("alice's new connection rejoins lobby", || async move {
+        let ids = store.connections_of(alice_id).await.unwrap();
+        let members = store.members(lobby, None).await.unwrap().connection_ids;
+        ids.len() == 1 && ids[0] != *first && members == ids
+    })
+    .await;
 
     let mut bob = Client::connect(&gateway, "bob").await;
     bob.send_message("alice", "still there?").await;
@@ -205,13 +207,11 @@ async fn a_reconnect_the_gateway_refuses_stops_and_says_so_instead_of_retrying()
     assert!(alice.element("#reconnect").await.is_displayed().await.unwrap(), "Reconnect now is offered");
 
     tabs.pop().unwrap().close(None).await;
-    let store = gateway.store().unwrap();
-    let alice_id = UserId::parse("alice").unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while store.connections_of(&alice_id).await.unwrap().len() >= chat_core::limits::MAX_CONNECTIONS_PER_USER {
-        assert!(tokio::time::Instant::now() < deadline, "the closed tab's record was never removed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (store, alice_id) = (&gateway.store().unwrap(), &UserId::parse("alice").unwrap());
+    until("the closed tab's record is removed", || async move {
+        store.connections_of(alice_id).await.unwrap().len() < chat_core::limits::MAX_CONNECTIONS_PER_USER
+    })
+    .await;
     alice.click("#reconnect").await;
     alice.wait_for_state("connected").await;
     alice.close().await;

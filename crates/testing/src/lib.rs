@@ -28,3 +28,10 @@ pub fn tool(relative: &str) -> PathBuf {
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace root exists")
 }
+
+/// The value after `--name` on the command line of a development binary (`dev-dynamodb`,
+/// `dev-issuer`), or `default`.
+pub fn flag(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|arg| arg == name).and_then(|at| args.get(at + 1)).cloned().unwrap_or_else(|| default.into())
+}

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
-use super::{Handled, Sender, malformed_event, respond};
+use super::{Handled, Sender, malformed_event};
 use crate::messenger::Messenger;
 use crate::metrics::Metrics;
 use crate::protocol::{DefaultRequest, Echo, ErrorFrame, PONG, Route};
@@ -10,16 +10,15 @@ use crate::protocol::{DefaultRequest, Echo, ErrorFrame, PONG, Route};
 /// Answers `{"action":"send"}` with a pong, `{"action":"send","message":m}` with `m`, and any
 /// other frame with `unknownAction` and the list of actions.
 pub async fn default(request: &ApiGatewayWebsocketProxyRequest, messenger: &dyn Messenger) -> Handled {
-    let mut metrics = Metrics::new(Route::Default);
+    let metrics = Metrics::new(Route::Default);
     let sender = match Sender::of(request, messenger) {
         Ok(sender) => sender,
         Err(field) => return malformed_event(field, metrics),
     };
-    let answered = match DefaultRequest::parse(request.body.as_deref()) {
-        Ok(DefaultRequest::Ping) => sender.reply(&Echo { message: PONG }, &mut metrics).await,
-        Ok(DefaultRequest::Echo(message)) => sender.reply(&Echo { message: &message }, &mut metrics).await,
-        Ok(DefaultRequest::Unknown) => return sender.refuse(ErrorFrame::unknown_action(), 400, metrics).await,
-        Err(error) => return sender.refuse(error.to_frame(), 400, metrics).await,
-    };
-    if answered { respond(200, "answered", metrics) } else { respond(500, "could not answer the sender", metrics) }
+    match DefaultRequest::parse(request.body.as_deref()) {
+        Ok(DefaultRequest::Ping) => sender.answer(&Echo { message: PONG }, "answered", metrics).await,
+        Ok(DefaultRequest::Echo(message)) => sender.answer(&Echo { message: &message }, "answered", metrics).await,
+        Ok(DefaultRequest::Unknown) => sender.refuse(ErrorFrame::unknown_action(), 400, metrics).await,
+        Err(error) => sender.refuse(error.to_frame(), 400, metrics).await,
+    }
 }

@@ -116,6 +116,15 @@ impl<'a> Sender<'a> {
         }
     }
 
+    /// Replies with `frame` and answers 200 with `text`, or 500 when the reply did not arrive.
+    pub async fn answer(&self, frame: &impl serde::Serialize, text: &str, mut metrics: Metrics) -> Handled {
+        if self.reply(frame, &mut metrics).await {
+            respond(200, text, metrics)
+        } else {
+            respond(500, "could not answer the sender", metrics)
+        }
+    }
+
     /// Tells the sender why its frame was refused and answers with `status`.
     pub async fn refuse(&self, frame: ErrorFrame, status: i64, mut metrics: Metrics) -> Handled {
         metrics.refused = Some(frame.error);

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
-use super::{Handled, Sender, malformed_event, respond};
+use super::{Handled, Sender, malformed_event};
 use crate::limits::MAX_ROOMS_PER_CONNECTION;
 use crate::messenger::Messenger;
 use crate::metrics::Metrics;
@@ -16,19 +16,14 @@ pub async fn join_room(
     store: &dyn Store,
     messenger: &dyn Messenger,
 ) -> Handled {
-    let (sender, room, mut metrics) = match parse(request, messenger, Route::JoinRoom).await {
+    let (sender, room, metrics) = match parse(request, messenger, Route::JoinRoom).await {
         Ok(parsed) => parsed,
         Err(handled) => return handled,
     };
     match store.join(sender.connection_id, &room).await {
         Ok(store::Joined::Member) => {
             tracing::info!(connection_id = sender.connection_id, "joined a room");
-            let answered = sender.reply(&Joined { room_id: room.as_str(), joined: true }, &mut metrics).await;
-            if answered {
-                respond(200, "joined", metrics)
-            } else {
-                respond(500, "could not answer the sender", metrics)
-            }
+            sender.answer(&Joined { room_id: room.as_str(), joined: true }, "joined", metrics).await
         }
         Ok(store::Joined::TooManyRooms) => {
             let text = format!("a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms; leave one first");
@@ -49,7 +44,7 @@ pub async fn leave_room(
     store: &dyn Store,
     messenger: &dyn Messenger,
 ) -> Handled {
-    let (sender, room, mut metrics) = match parse(request, messenger, Route::LeaveRoom).await {
+    let (sender, room, metrics) = match parse(request, messenger, Route::LeaveRoom).await {
         Ok(parsed) => parsed,
         Err(handled) => return handled,
     };
@@ -57,8 +52,7 @@ pub async fn leave_room(
         return sender.unavailable(&error, metrics).await;
     }
     tracing::info!(connection_id = sender.connection_id, "left a room");
-    let answered = sender.reply(&Left { room_id: room.as_str(), left: true }, &mut metrics).await;
-    if answered { respond(200, "left", metrics) } else { respond(500, "could not answer the sender", metrics) }
+    sender.answer(&Left { room_id: room.as_str(), left: true }, "left", metrics).await
 }
 
 /// The sender and the room of a `joinRoom` or `leaveRoom` event, or the answer to a bad one.

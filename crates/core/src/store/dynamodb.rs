@@ -7,17 +7,13 @@
 //! of 25. Rooms: an UpdateItem on the record and a PutItem (join), a DeleteItem and an UpdateItem
 //! (leave), and one strongly consistent Query per page of members. Nothing scans.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
-
-use std::collections::BTreeSet;
-
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{DeleteRequest, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 
 use super::schema::{CONNECTED_AT, CONNECTION_ID, EXPIRES_AT, ROOM_ID, ROOMS, USER_ID, USER_INDEX};
 use super::{Connection, ConnectionStore, Joined, MembersPage, RoomStore};
@@ -203,7 +199,7 @@ impl ConnectionStore for DynamoDbStore {
                 Ok(true)
             }
             Err(error)
-                if matches!(error.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) =>
+                if error.as_service_error().is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
             {
                 Ok(false)
             }
@@ -275,7 +271,7 @@ impl RoomStore for DynamoDbStore {
         let record = match result {
             Ok(output) => output.attributes.unwrap_or_default(),
             Err(error)
-                if matches!(error.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) =>
+                if error.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
             {
                 return Ok(match self.find(connection_id).await? {
                     None => Joined::UnknownConnection,
@@ -323,7 +319,7 @@ impl RoomStore for DynamoDbStore {
             Ok(_) => Ok(()),
             // The connection is gone already: nothing to update.
             Err(error)
-                if matches!(error.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) =>
+                if error.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
             {
                 Ok(())
             }

@@ -3,15 +3,10 @@
 
 use chat_testing::Dynalite;
 
-fn flag(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|arg| arg == name).and_then(|at| args.get(at + 1)).cloned().unwrap_or_else(|| default.into())
-}
-
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let port: u16 = flag(&args, "--port", "4567").parse().expect("--port takes a port number");
-    let table = flag(&args, "--table", "chat-connections");
+    let port: u16 = chat_testing::flag("--port", "4567").parse().expect("--port takes a port number");
+    let table = chat_testing::flag("--table", "chat-connections");
 
     let dynalite = Dynalite::start_on(port);
     dynalite.create_table(&table).await;

@@ -5,14 +5,9 @@
 use chat_testing::Issuer;
 use chat_testing::issuer::{CLIENT_ID, TOKEN_LIFETIME_SECS};
 
-fn flag(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|arg| arg == name).and_then(|at| args.get(at + 1)).cloned().unwrap_or_else(|| default.into())
-}
-
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let port: u16 = flag(&args, "--port", "9001").parse().expect("--port takes a port number");
+    let port: u16 = chat_testing::flag("--port", "9001").parse().expect("--port takes a port number");
     let issuer = Issuer::start_on(port).await;
     println!("OpenID issuer (development only) at {}", issuer.issuer());
     println!("  JWKS:   {}", issuer.jwks_url());
