@@ -10,7 +10,12 @@ DYNAMODB_PORT ?= 4567
 ISSUER_PORT ?= 9001
 ISSUER := http://127.0.0.1:$(ISSUER_PORT)
 TABLE ?= chat-connections
-FUNCTIONS := connect disconnect default send-message join-room leave-room authorizer
+# Each function's cargo binary and its sample event (events/<event>.json): the one list the
+# targets below use. A test checks it against template.yaml's functions and their routes.
+FUNCTION_EVENTS := connect:connect disconnect:disconnect default:default send-message:sendMessage \
+	join-room:joinRoom leave-room:leaveRoom authorizer:authorizer
+FUNCTIONS := $(foreach pair,$(FUNCTION_EVENTS),$(firstword $(subst :, ,$(pair))))
+event_of = $(word 2,$(subst :, ,$(filter $(1):%,$(FUNCTION_EVENTS))))
 
 TOOLS := $(CURDIR)/.tools
 VENV := $(TOOLS)/venv
@@ -116,18 +121,9 @@ watch: tools ## Serve the functions on the Lambda Invoke API (port 9000) with ca
 	cargo build $(addprefix --bin ,$(FUNCTIONS))
 	$(LOCAL_ENV) cargo lambda watch --invoke-port 9000
 
-# The sample event of each function.
-EVENT_connect := connect
-EVENT_disconnect := disconnect
-EVENT_default := default
-EVENT_send-message := sendMessage
-EVENT_join-room := joinRoom
-EVENT_leave-room := leaveRoom
-EVENT_authorizer := authorizer
-
 invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message, join-room, leave-room, authorizer) on `make watch` with its sample event
-	@test -n "$(EVENT_$*)" || { echo "no function $*; try one of: $(FUNCTIONS)"; exit 2; }
-	cargo lambda invoke $* --data-file events/$(EVENT_$*).json
+	@test -n "$(call event_of,$*)" || { echo "no function $*; try one of: $(FUNCTIONS)"; exit 2; }
+	cargo lambda invoke $* --data-file events/$(call event_of,$*).json
 
 clean: ## Remove build output and installed tools
 	cargo clean

@@ -1,5 +1,7 @@
-//! The chat page: sign-in, conversations (direct messages and rooms) with unread counts, the
-//! connection's state, and every error frame in plain words next to what caused it.
+/**
+ * The chat page: sign-in, conversations (direct messages and rooms) with unread counts, the
+ * connection's state, and every error frame in plain words next to what caused it.
+ */
 
 import { Connection, tokenClaims } from "./connection.js";
 import * as protocol from "./protocol.js";
@@ -14,6 +16,8 @@ const $ = (id) => document.getElementById(id);
 const chat = {
   connection: null,
   me: "",
+  /** The token claim that holds the user id (the server's `AUTH_USER_CLAIM`). */
+  userClaim: "sub",
   /** key (`direct:bob`, `room:lobby`) → {key, kind, id, messages, unread, joined} */
   conversations: new Map(),
   active: null,
@@ -29,6 +33,7 @@ function prefill() {
   $("url").value = params.get("url") ?? localStorage.getItem("chat.url") ?? "";
   $("user-id").value = localStorage.getItem("chat.userId") ?? "";
   if (params.get("issuer")) $("issuer").value = params.get("issuer");
+  chat.userClaim = params.get("claim") || "sub";
   if (params.get("mode") === "token") document.querySelector('input[name=mode][value=token]').checked = true;
   showModeFields();
 }
@@ -72,7 +77,8 @@ function signIn(event) {
     const token = $("token").value.trim();
     if (!token) return signInError("Paste a token, or get one from the local issuer.");
     identity = { token };
-    chat.me = tokenClaims(token).sub ?? "you";
+    // The claim the server takes the user id from (the gateway names it in `?claim=`).
+    chat.me = tokenClaims(token)[chat.userClaim] ?? "you";
   }
   localStorage.setItem("chat.url", url);
   if (userId) localStorage.setItem("chat.userId", userId);
@@ -183,6 +189,9 @@ function receive(text) {
     case "error":
       showError(frame);
       break;
+    case "gateway":
+      showError({ code: "gateway", message: frame.message, words: protocol.gatewayWords(frame.message) });
+      break;
     default:
       break;
   }
@@ -190,8 +199,7 @@ function receive(text) {
 }
 
 /** Puts an error frame next to the request that caused it: the last one, if recent. */
-function showError({ code, message }) {
-  const words = protocol.errorWords(code, message);
+function showError({ code, message, words = protocol.errorWords(code, message) }) {
   const last = chat.lastRequest;
   if (last && Date.now() - last.at < ERROR_WINDOW_MS && chat.conversations.has(last.conversation.key)) {
     if (last.message) last.message.error = { code, words };

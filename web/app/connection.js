@@ -1,12 +1,14 @@
-//! One WebSocket to the chat that reconnects by itself: exponential backoff with jitter after a
-//! drop, and no retry after a refusal.
-//!
-//! Browsers hide the HTTP status of a refused handshake: a 401, 403 or 400 from `$connect` and a
-//! gateway that cannot be reached both end as a close (1006) before `open`. So the page tells
-//! them apart itself: a failure right after sign-in is a refusal (someone is there to fix the
-//! user id or token); later, an expired token is a refusal, and otherwise it asks whether the
-//! gateway answers plain HTTP: if it does, the handshake was refused; if not, the network or the
-//! gateway is down and it keeps trying.
+/**
+ * One WebSocket to the chat that reconnects by itself: exponential backoff with jitter after a
+ * drop, and no retry after a refusal.
+ *
+ * Browsers hide the HTTP status of a refused handshake: a 401, 403 or 400 from `$connect` and a
+ * gateway that cannot be reached both end as a close (1006) before `open`. So the page tells
+ * them apart itself: a failure right after sign-in is a refusal (someone is there to fix the
+ * user id or token); later, an expired token is a refusal, and otherwise it asks whether the
+ * gateway answers plain HTTP: if it does, the handshake was refused; if not, the network or the
+ * gateway is down and it keeps trying.
+ */
 
 /** The first retry waits up to 1 s, doubling each time up to 30 s. */
 export const BACKOFF_FIRST_MS = 1000;

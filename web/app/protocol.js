@@ -1,5 +1,7 @@
-//! The chat's frames, as the README documents them: what the page sends, how it reads what
-//! arrives, and every error code in plain words.
+/**
+ * The chat's frames, as the README documents them: what the page sends, how it reads what
+ * arrives, and every error code in plain words.
+ */
 
 /** The largest frame API Gateway takes from a client (`MAX_FRAME_BYTES` in crates/core). */
 export const MAX_FRAME_BYTES = 32 * 1024;
@@ -34,7 +36,8 @@ export function leaveRoom(roomId) {
  * What an incoming frame is:
  * `{kind: "direct", senderId, body}`, `{kind: "room", senderId, roomId, body}`,
  * `{kind: "joined", roomId}`, `{kind: "left", roomId}`, `{kind: "error", code, message}`,
- * `{kind: "pong", message}`, or `{kind: "unknown", text}`.
+ * `{kind: "gateway", message}` (API Gateway's own error frames), `{kind: "pong", message}`,
+ * or `{kind: "unknown", text}`.
  */
 export function readFrame(text) {
   let frame;
@@ -53,6 +56,12 @@ export function readFrame(text) {
     return typeof frame.roomId === "string"
       ? { kind: "room", senderId: frame.senderId, roomId: frame.roomId, body: frame.body }
       : { kind: "direct", senderId: frame.senderId, body: frame.body };
+  }
+  // API Gateway's own frames, not the chat's: `{"message":"Internal server error",
+  // "connectionId":…,"requestId":…}` when a function fails, `{"message":"Forbidden",…}` when no
+  // route takes a frame. Only they carry `connectionId` and `requestId`.
+  if (typeof frame.message === "string" && typeof frame.connectionId === "string" && typeof frame.requestId === "string") {
+    return { kind: "gateway", message: frame.message };
   }
   if (typeof frame.message === "string") return { kind: "pong", message: frame.message };
   return { kind: "unknown", text };
@@ -73,6 +82,13 @@ export const ERROR_WORDS = {
   notInRoom: "Not delivered: join the room first.",
   tooManyRooms: "Not joined: a connection may be in at most 50 rooms.",
 };
+
+/** API Gateway's own error frames in plain words. */
+export function gatewayWords(message) {
+  if (message === "Internal server error") return "The server failed to handle that: try again in a moment.";
+  if (message === "Forbidden") return "The server has no route for that request.";
+  return `API Gateway: ${message}`;
+}
 
 /** An error frame in plain words; an unknown code falls back to the server's own sentence. */
 export function errorWords(code, message) {

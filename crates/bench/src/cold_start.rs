@@ -5,12 +5,13 @@
 use std::path::Path;
 use std::time::Instant;
 
-use chat_core::auth;
+use chat_core::config;
 use chat_core::routes::Route;
 use chat_core::store::ConnectionStore;
 use chat_local_gateway::Running;
+use chat_testing::dynalite::{MEMBERSHIPS_TABLE, TABLE};
 use chat_testing::issuer::CLIENT_ID;
-use chat_testing::{Dynalite, Issuer, events};
+use chat_testing::{Dynalite, Issuer, deployment, events};
 
 use crate::report::{Figure, Target, mb, ms, percentile, resident};
 use crate::runtime_api::RuntimeApi;
@@ -43,10 +44,10 @@ pub fn function_env(dynalite: &Dynalite, management_url: &str) -> Vec<(String, S
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "bench"),
         ("AWS_SECRET_ACCESS_KEY", "bench"),
-        ("TABLE_NAME", "chat-connections"),
-        ("MEMBERSHIPS_TABLE_NAME", "chat-connections-memberships"),
+        (config::TABLE_NAME, TABLE),
+        (config::MEMBERSHIPS_TABLE_NAME, MEMBERSHIPS_TABLE),
         ("AWS_ENDPOINT_URL_DYNAMODB", dynalite.endpoint()),
-        ("APIGW_MANAGEMENT_ENDPOINT", management_url),
+        (config::MANAGEMENT_ENDPOINT, management_url),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -58,7 +59,7 @@ pub async fn measure(dir: &Path, starts: usize, gateway: &Running, figures: &mut
     let mut api = RuntimeApi::start().await;
     // The functions' DynamoDB: dynalite with the sample sender (user 1) and a live user 2.
     let dynalite = Dynalite::start();
-    let store = dynalite.create_table("chat-connections").await;
+    let store = dynalite.create_table(TABLE).await;
     let recipient = crate::gateway_load::connect_client(&gateway.url(), "2").await;
     let user = chat_core::protocol::UserId::parse("2").expect("a valid user id");
     let recipient_id = gateway.store().expect("in-process").connections_of(&user).await.expect("memory")[0].clone();
@@ -69,15 +70,17 @@ pub async fn measure(dir: &Path, starts: usize, gateway: &Running, figures: &mut
     // The authorizer verifies a token from a local issuer, whose JWKS it fetches on its first event.
     let issuer = Issuer::start().await;
     let mut authorizer_env = env.clone();
-    authorizer_env.push((auth::AUTH_ISSUER.to_owned(), issuer.issuer().to_owned()));
-    authorizer_env.push((auth::AUTH_AUDIENCE.to_owned(), CLIENT_ID.to_owned()));
+    authorizer_env.push((config::AUTH_ISSUER.to_owned(), issuer.issuer().to_owned()));
+    authorizer_env.push((config::AUTH_AUDIENCE.to_owned(), CLIENT_ID.to_owned()));
     let token = issuer.token("1");
     let authorizer_event = serde_json::to_value(events::authorizer(Some(&token))).expect("the authorizer's event");
 
-    let mut functions: Vec<(&str, &Env, serde_json::Value)> =
-        Route::ALL.iter().map(|route| (route.binary(), env.as_slice(), events::json(*route))).collect();
-    functions.push((auth::AUTHORIZER_BINARY, authorizer_env.as_slice(), authorizer_event));
+    let authorizer = deployment::authorizer_binary();
+    let mut functions: Vec<(String, &Env, serde_json::Value)> =
+        Route::ALL.iter().map(|route| (deployment::binary_of(*route), env.as_slice(), events::json(*route))).collect();
+    functions.push((authorizer.clone(), authorizer_env.as_slice(), authorizer_event));
     for (name, env, event) in functions {
+        let name = name.as_str();
         let binary = dir.join(name);
         let event = serde_json::to_vec(&event).expect("sample event");
         let (mut inits, mut firsts, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
@@ -89,7 +92,7 @@ pub async fn measure(dir: &Path, starts: usize, gateway: &Running, figures: &mut
             firsts.push(first);
             peaks.push(peak);
         }
-        if name == auth::AUTHORIZER_BINARY {
+        if name == authorizer {
             let answer = api.last_answer();
             assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Allow", "the authorizer allows: {answer}");
         }
@@ -98,7 +101,7 @@ pub async fn measure(dir: &Path, starts: usize, gateway: &Running, figures: &mut
         }
         peaks.sort();
         let median_init = percentile(&inits, 50.0);
-        let first = if name == auth::AUTHORIZER_BINARY { " (the JWKS fetched from a local issuer)" } else { "" };
+        let first = if name == authorizer { " (the JWKS fetched from a local issuer)" } else { "" };
         figures.push(Figure {
             name: format!("{name} init (exec → first /next), median / p90"),
             value: format!("{} / {}", ms(median_init), ms(percentile(&inits, 90.0))),

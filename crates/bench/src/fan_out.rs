@@ -24,7 +24,7 @@ use crate::runtime_api::{RuntimeApi, Warm};
 pub async fn measure(dir: &Path, invocations: usize, gateway: &Running, figures: &mut Vec<Figure>) {
     let connections = MAX_CONNECTIONS_PER_USER;
     let dynalite = Dynalite::start();
-    let store = dynalite.create_table("chat-connections").await;
+    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
 
     // The recipient's tabs: real clients of the gateway, each counting what reaches it.
     let received = Arc::new(AtomicUsize::new(0));
@@ -52,7 +52,7 @@ pub async fn measure(dir: &Path, invocations: usize, gateway: &Running, figures:
     event["body"] =
         json!({"action": "sendMessage", "destinationUserId": "fan", "body": "hello there!"}).to_string().into();
     let event = serde_json::to_vec(&event).expect("event");
-    let binary = dir.join(Route::SendMessage.binary());
+    let binary = dir.join(chat_testing::deployment::binary_of(Route::SendMessage));
     let env = function_env(&dynalite, &gateway.management_url());
     let Warm { times, cpu, peak } = RuntimeApi::start().await.run_warm(&binary, &env, event, invocations).await;
 

@@ -117,11 +117,11 @@ impl CountRequests {
 /// DynamoDB requests and posts per event, against dynalite.
 pub async fn calls(figures: &mut Vec<Figure>) {
     let dynalite = Dynalite::start();
-    dynalite.create_table("chat-connections").await;
+    dynalite.create_table(chat_testing::dynalite::TABLE).await;
     let counter = CountRequests::default();
     let config = dynalite.client().config().to_builder().interceptor(counter.clone()).build();
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), "chat-connections")
-        .with_memberships("chat-connections-memberships");
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), chat_testing::dynalite::TABLE)
+        .with_memberships(chat_testing::dynalite::MEMBERSHIPS_TABLE);
     for (id, user) in
         [("alice-1", "alice"), ("bob-1", "bob"), ("carol-1", "carol"), ("carol-2", "carol"), ("carol-3", "carol")]
     {

@@ -61,7 +61,7 @@ const MB_PER_VCPU: f64 = 1769.0;
 /// the estimate of the largest room one invocation can serve.
 pub async fn measure(dir: &Path, members: usize, invocations: usize, largest: bool, figures: &mut Vec<Figure>) {
     let dynalite = Dynalite::start();
-    let store = dynalite.create_table("chat-connections").await;
+    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
     let room = RoomId::parse("hall").expect("a valid room id");
 
     // The members' connections: ids on a @connections endpoint that counts what each receives.
@@ -88,7 +88,7 @@ pub async fn measure(dir: &Path, members: usize, invocations: usize, largest: bo
     let mut event = events::json(Route::SendMessage);
     event["body"] = json!({"action": "sendMessage", "roomId": "hall", "body": "hello, room"}).to_string().into();
     let event = serde_json::to_vec(&event).expect("event");
-    let binary = dir.join(Route::SendMessage.binary());
+    let binary = dir.join(chat_testing::deployment::binary_of(Route::SendMessage));
     let env = function_env(&dynalite, &endpoint.url);
     let Warm { times, cpu, peak } = RuntimeApi::start().await.run_warm(&binary, &env, event, invocations).await;
 

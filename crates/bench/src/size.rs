@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use chat_core::routes::Route;
 use zip::write::SimpleFileOptions;
 
 use crate::report::{Figure, Target, mb};
@@ -20,8 +19,8 @@ fn zipped(bootstrap: &[u8], method: zip::CompressionMethod) -> std::io::Result<u
 
 /// Sizes of `{dir}/{binary}/bootstrap` (cargo lambda's layout) or `{dir}/{binary}`.
 pub fn measure(dir: &Path, method: zip::CompressionMethod, figures: &mut Vec<Figure>) -> std::io::Result<()> {
-    let binaries = Route::ALL.map(Route::binary).into_iter().chain([chat_core::auth::AUTHORIZER_BINARY]);
-    for binary in binaries {
+    for binary in chat_testing::deployment::binaries() {
+        let binary = binary.as_str();
         let nested = dir.join(binary).join("bootstrap");
         let path = if nested.exists() { nested } else { dir.join(binary) };
         let bootstrap = std::fs::read(&path)

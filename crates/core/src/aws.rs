@@ -29,6 +29,19 @@ pub async fn load() -> aws_config::SdkConfig {
     aws_config::defaults(behavior_version()).timeout_config(timeouts()).load().await
 }
 
+/// SDK configuration for local endpoints (dynalite, the local gateway, `cargo lambda watch`): a
+/// fixed region (`us-east-1`) and dummy credentials, with [`behavior_version`] and [`timeouts`].
+/// Clients built from it set their own `endpoint_url`.
+pub fn local() -> aws_config::SdkConfig {
+    use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(behavior_version())
+        .timeout_config(timeouts())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("local", "local", None, None, "local")))
+        .build()
+}
+
 /// The DNS suffix of the AWS partition a region belongs to, e.g. `amazonaws.com.cn` for
 /// `cn-north-1`. Endpoints built by hand (the @connections API has no regional default) need it.
 pub fn dns_suffix(region: &str) -> &'static str {

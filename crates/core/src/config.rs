@@ -1,12 +1,24 @@
-//! Configuration read from the environment once, at start-up.
+//! Configuration: every environment variable a function reads, named once and read at start-up,
+//! where a missing one stops the function with an error that names it.
+//!
+//! | variable | read by | required |
+//! |---|---|---|
+//! | `TABLE_NAME` | every function but `$default` and the authorizer | yes |
+//! | `MEMBERSHIPS_TABLE_NAME` | `$disconnect`, `sendMessage`, `joinRoom`, `leaveRoom` | yes |
+//! | `APIGW_MANAGEMENT_ENDPOINT` | functions that post | no: built from the event and `AWS_REGION` |
+//! | `AWS_REGION` | functions that post (Lambda sets it) | when no endpoint is set |
+//! | `AUTH_ISSUER` | `$connect` (turns token mode on), the authorizer | the authorizer |
+//! | `AUTH_AUDIENCE` | the authorizer | in token mode |
+//! | `AUTH_JWKS_URL`, `AUTH_USER_CLAIM` | the authorizer | no |
+
+use std::collections::BTreeMap;
 
 use crate::error::ConfigError;
 
-/// Names the DynamoDB table of connections. Required by every function that touches the store.
+/// Names the DynamoDB table of connections.
 pub const TABLE_NAME: &str = "TABLE_NAME";
 
-/// Names the DynamoDB table of room memberships. Required by every function that touches rooms
-/// (removing a connection that is in a room included).
+/// Names the DynamoDB table of room memberships.
 pub const MEMBERSHIPS_TABLE_NAME: &str = "MEMBERSHIPS_TABLE_NAME";
 
 /// Overrides the @connections endpoint built from each event, for local runs
@@ -16,15 +28,77 @@ pub const MANAGEMENT_ENDPOINT: &str = "APIGW_MANAGEMENT_ENDPOINT";
 /// The region the functions run in; Lambda sets it. The @connections endpoint is built in it.
 pub const REGION: &str = "AWS_REGION";
 
-/// Reads a required variable, failing with an error that names it.
-pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(ConfigError::Missing(name)),
+/// The issuer (`iss`) whose tokens are accepted. Set, it turns token mode on.
+pub const AUTH_ISSUER: &str = "AUTH_ISSUER";
+
+/// Accepted audiences, comma-separated: `aud` of ID tokens, `client_id` of Cognito access tokens.
+pub const AUTH_AUDIENCE: &str = "AUTH_AUDIENCE";
+
+/// Where the issuer's keys are; `{issuer}/.well-known/jwks.json` when unset.
+pub const AUTH_JWKS_URL: &str = "AUTH_JWKS_URL";
+
+/// The claim that holds the user id; `sub` when unset.
+pub const AUTH_USER_CLAIM: &str = "AUTH_USER_CLAIM";
+
+/// Where variables come from: the process's environment, or a function's environment as the
+/// template declares it (the local gateway runs functions in-process).
+pub struct Vars<'a> {
+    lookup: Box<Lookup<'a>>,
+}
+
+/// Reads one variable by name.
+type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+impl Vars<'static> {
+    /// The process's environment.
+    pub fn env() -> Self {
+        Self { lookup: Box::new(|name| std::env::var(name).ok()) }
     }
 }
 
-/// Reads an optional variable; empty counts as unset.
+impl<'a> Vars<'a> {
+    /// A function's environment, e.g. from `template.yaml`.
+    pub fn from_map(map: &'a BTreeMap<String, String>) -> Self {
+        Self { lookup: Box::new(|name| map.get(name).cloned()) }
+    }
+
+    /// A variable's value. Empty or blank counts as unset: a template that passes an empty
+    /// parameter through means "not set".
+    pub fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    /// A variable's value.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] naming the variable when it is unset or empty.
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+}
+
+/// Reads a required variable of the process's environment: see [`Vars::required`].
+pub fn required(name: &'static str) -> Result<String, ConfigError> {
+    Vars::env().required(name)
+}
+
+/// Reads an optional variable of the process's environment: see [`Vars::optional`].
 pub fn optional(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+    Vars::env().optional(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_blank_values_count_as_unset_and_required_ones_are_named() {
+        let map = BTreeMap::from([("A".to_owned(), " ".to_owned()), ("B".to_owned(), "x".to_owned())]);
+        let vars = Vars::from_map(&map);
+
+        assert_eq!(vars.optional("A"), None);
+        assert_eq!(vars.optional("B").as_deref(), Some("x"));
+        let error = vars.required(TABLE_NAME).unwrap_err();
+        assert!(error.to_string().contains("TABLE_NAME"), "{error}");
+    }
 }

@@ -5,11 +5,9 @@
 //! mode it is the `userId` query parameter, which anyone can set. Later routes never trust what a
 //! frame claims: they look the user up in the store by connection id.
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-
-use crate::auth;
-use crate::config;
+use crate::config::{AUTH_ISSUER, Vars};
 use crate::protocol::{ErrorCode, UserId};
+use crate::routes::Caller;
 
 /// The query parameter that names the user at connect time, in demo mode.
 pub const USER_ID_PARAM: &str = "userId";
@@ -27,12 +25,12 @@ pub enum Mode {
 impl Mode {
     /// Token mode when `AUTH_ISSUER` is set (the template sets it on `$connect` too).
     pub fn from_env() -> Self {
-        Self::from_issuer(config::optional(auth::AUTH_ISSUER).as_deref())
+        Self::from_vars(&Vars::env())
     }
 
-    /// Token mode when an issuer is set (non-empty).
-    pub fn from_issuer(issuer: Option<&str>) -> Self {
-        if issuer.is_some_and(|issuer| !issuer.trim().is_empty()) { Mode::Token } else { Mode::Demo }
+    /// Token mode when `vars` set `AUTH_ISSUER` (non-empty).
+    pub fn from_vars(vars: &Vars<'_>) -> Self {
+        if vars.optional(AUTH_ISSUER).is_some() { Mode::Token } else { Mode::Demo }
     }
 
     /// The mode's name, for logs and the stack's outputs.
@@ -68,27 +66,20 @@ impl IdentityError {
             IdentityError::Unverified => ErrorCode::Unauthorized,
         }
     }
-
-    /// The status `$connect` answers with: 400 for a bad request, 403 for no verified identity.
-    pub fn status(&self) -> i64 {
-        match self {
-            IdentityError::Unverified => 403,
-            _ => 400,
-        }
-    }
 }
 
-/// The user a connect request speaks for.
-pub fn user_of(request: &ApiGatewayWebsocketProxyRequest, mode: Mode) -> Result<UserId, IdentityError> {
+/// The user a connect request speaks for: in token mode the authorizer's verified user, in demo
+/// mode the `userId` the client claims.
+pub fn user_of(caller: &Caller, mode: Mode) -> Result<UserId, IdentityError> {
     match mode {
         Mode::Token => {
-            let user = auth::authorized_user(&request.request_context.authorizer.fields);
             // The authorizer already applied the user-id rules; a value that fails them here
             // came from somewhere else, and is refused the same way.
+            let user = caller.verified_user.as_deref();
             user.and_then(|user| UserId::parse(user).ok()).ok_or(IdentityError::Unverified)
         }
         Mode::Demo => {
-            let value = request.query_string_parameters.first(USER_ID_PARAM).ok_or(IdentityError::Missing)?;
+            let value = caller.claimed_user.as_deref().ok_or(IdentityError::Missing)?;
             UserId::parse(value).map_err(IdentityError::Invalid)
         }
     }

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::limits::MAX_MESSAGE_BYTES;
 
-/// A route of the WebSocket API: its key in API Gateway and the binary that serves it.
+/// A route of the WebSocket API, by its key in API Gateway. Which function serves it is the
+/// template's business (`template.yaml`), not the protocol's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Route {
     /// `$connect`: records who the connection belongs to.
@@ -43,26 +44,9 @@ impl Route {
         }
     }
 
-    /// The name of the Lambda binary (the workspace's `[[bin]]`) that serves the route.
-    pub const fn binary(self) -> &'static str {
-        match self {
-            Route::Connect => "connect",
-            Route::Disconnect => "disconnect",
-            Route::Default => "default",
-            Route::SendMessage => "send-message",
-            Route::JoinRoom => "join-room",
-            Route::LeaveRoom => "leave-room",
-        }
-    }
-
     /// The route with this key; keys are case-sensitive.
     pub fn from_key(key: &str) -> Option<Route> {
         Route::ALL.into_iter().find(|route| route.key() == key)
-    }
-
-    /// The route served by this binary.
-    pub fn from_binary(binary: &str) -> Option<Route> {
-        Route::ALL.into_iter().find(|route| route.binary() == binary)
     }
 }
 
@@ -85,8 +69,8 @@ pub const PONG: &str = "🏓 pong";
 pub const MAX_USER_ID_CHARS: usize = 128;
 
 /// A user's id: 1 to 128 characters of ASCII letters, digits and `_ . @ -`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
 
 /// The rules user ids and room ids share: 1 to 128 ASCII letters, digits and `_ . @ -`.
@@ -115,6 +99,20 @@ impl UserId {
     }
 }
 
+impl TryFrom<String> for UserId {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        check_id(&value).map(|()| Self(value))
+    }
+}
+
+impl From<UserId> for String {
+    fn from(id: UserId) -> String {
+        id.0
+    }
+}
+
 impl std::fmt::Display for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -122,8 +120,8 @@ impl std::fmt::Display for UserId {
 }
 
 /// A room's id: 1 to 128 characters of ASCII letters, digits and `_ . @ -`, as user ids.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct RoomId(String);
 
 impl RoomId {
@@ -135,6 +133,20 @@ impl RoomId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for RoomId {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        check_id(&value).map(|()| Self(value))
+    }
+}
+
+impl From<RoomId> for String {
+    fn from(id: RoomId) -> String {
+        id.0
     }
 }
 
@@ -344,9 +356,9 @@ pub struct RoomDelivery<'a> {
 /// `joinRoom`'s answer: `{"roomId":"lobby","joined":true}`.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Joined<'a> {
+pub struct Joined {
     /// The room.
-    pub room_id: &'a str,
+    pub room_id: RoomId,
     /// Always true.
     pub joined: bool,
 }
@@ -354,18 +366,36 @@ pub struct Joined<'a> {
 /// `leaveRoom`'s answer: `{"roomId":"lobby","left":true}`.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Left<'a> {
+pub struct Left {
     /// The room.
-    pub room_id: &'a str,
+    pub room_id: RoomId,
     /// Always true.
     pub left: bool,
 }
 
 /// The frame `$default` answers `{"action":"send"}` with.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Echo<'a> {
+pub struct Echo {
     /// The echoed text, or [`PONG`].
-    pub message: &'a str,
+    pub message: String,
+}
+
+/// A frame a request is answered with, to the sending connection alone.
+///
+/// Answers are built by handlers and serialized in one place
+/// ([`crate::routes`]'s outcome), so fields every answer carries (a client's request id, when
+/// the protocol gains one) are added there once.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Answer {
+    /// `$default`'s pong or echo.
+    Echo(Echo),
+    /// `joinRoom`'s confirmation.
+    Joined(Joined),
+    /// `leaveRoom`'s confirmation.
+    Left(Left),
+    /// Why the request was refused.
+    Error(ErrorFrame),
 }
 
 /// Stable error codes; clients may match on them.
@@ -399,6 +429,22 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The HTTP status a function answers API Gateway with when it refuses a request with this
+    /// code. On `$connect` it is the status of the refused upgrade (what wscat prints); on other
+    /// routes API Gateway only logs it, and the client learns the code from the error frame.
+    pub const fn status(self) -> i64 {
+        match self {
+            ErrorCode::InvalidJson | ErrorCode::MissingField | ErrorCode::InvalidField | ErrorCode::UnknownAction => {
+                400
+            }
+            ErrorCode::UnknownConnection | ErrorCode::Unauthorized | ErrorCode::NotInRoom => 403,
+            ErrorCode::RecipientNotConnected => 404,
+            ErrorCode::BodyTooLarge => 413,
+            ErrorCode::TooManyConnections | ErrorCode::TooManyRooms => 429,
+            ErrorCode::Unavailable => 500,
+        }
+    }
+
     /// Every code, for clients that must know them all (the web page's plain words).
     pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidJson,
@@ -417,7 +463,7 @@ impl ErrorCode {
 }
 
 /// `{"error": code, "message": sentence}`, plus the list of actions for `unknownAction`.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorFrame {
     /// The stable code.
     pub error: ErrorCode,
@@ -446,9 +492,40 @@ impl ErrorFrame {
     }
 }
 
-/// Serializes a frame. Frames are plain structs of strings, so this cannot fail.
-pub fn to_bytes<T: Serialize>(frame: &T) -> Vec<u8> {
-    serde_json::to_vec(frame).unwrap_or_default()
+/// A frame this protocol defines: only these can be serialized with [`to_bytes`].
+pub trait Frame: Serialize + sealed::Sealed {}
+
+mod sealed {
+    /// Keeps [`super::Frame`] to the protocol's own types.
+    pub trait Sealed {}
+}
+
+macro_rules! frames {
+    ($($frame:ty),* $(,)?) => {
+        $(impl sealed::Sealed for $frame {} impl Frame for $frame {})*
+    };
+}
+frames!(Delivery<'_>, RoomDelivery<'_>, Echo, Joined, Left, ErrorFrame, Answer);
+
+/// A frame could not be serialized.
+#[derive(Debug, thiserror::Error)]
+#[error("could not serialize a {frame} frame")]
+pub struct EncodeError {
+    /// The frame's type.
+    pub frame: &'static str,
+    /// What serde_json reported.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Serializes a frame to the bytes posted to a connection.
+///
+/// # Errors
+/// [`EncodeError`] if serde_json fails, which the protocol's frames (strings, numbers,
+/// booleans and lists of strings, no maps) cannot make it do; it is an error rather than an
+/// empty frame all the same, so a future frame type that could fail is never posted as nothing.
+pub fn to_bytes<T: Frame>(frame: &T) -> Result<Vec<u8>, EncodeError> {
+    serde_json::to_vec(frame).map_err(|source| EncodeError { frame: std::any::type_name::<T>(), source })
 }
 
 #[cfg(test)]
@@ -493,13 +570,14 @@ mod tests {
 
     #[test]
     fn room_frames_are_exactly_as_documented() {
-        let joined = String::from_utf8(to_bytes(&Joined { room_id: "lobby", joined: true })).unwrap();
+        let lobby = RoomId::parse("lobby").unwrap();
+        let joined = String::from_utf8(to_bytes(&Joined { room_id: lobby.clone(), joined: true }).unwrap()).unwrap();
         assert_eq!(joined, r#"{"roomId":"lobby","joined":true}"#);
-        let left = String::from_utf8(to_bytes(&Left { room_id: "lobby", left: true })).unwrap();
+        let left = String::from_utf8(to_bytes(&Left { room_id: lobby, left: true }).unwrap()).unwrap();
         assert_eq!(left, r#"{"roomId":"lobby","left":true}"#);
         let delivery = RoomDelivery { sender_id: "alice", room_id: "lobby", body: "hi" };
         assert_eq!(
-            String::from_utf8(to_bytes(&delivery)).unwrap(),
+            String::from_utf8(to_bytes(&delivery).unwrap()).unwrap(),
             r#"{"senderId":"alice","roomId":"lobby","body":"hi"}"#
         );
         assert_eq!(RoomRequest::parse(Some(r#"{"action":"joinRoom"}"#)), Err(FrameError::MissingField("roomId")));

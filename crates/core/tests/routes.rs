@@ -5,8 +5,11 @@ use chat_core::identity::Mode;
 use std::time::{Duration, Instant};
 
 use chat_core::limits::{BACKEND_CALL_TIMEOUT, MAX_CONNECTIONS_PER_USER, MAX_POSTS_IN_FLIGHT};
+use chat_core::messenger::Endpoint;
+use chat_core::metrics::Metrics;
+use chat_core::protocol::{Answer, Echo};
 use chat_core::protocol::{ErrorCode, UserId};
-use chat_core::routes::{self, Route};
+use chat_core::routes::{self, Caller, Refusal, Reply, Request, Route, handlers};
 use chat_core::store::{ConnectionStore, MemoryStore};
 use chat_testing::faults::{Stalled, Throttling};
 use chat_testing::recording::throttled;
@@ -338,6 +341,8 @@ async fn a_connection_without_a_record_is_told_to_reconnect() {
 
     assert_eq!(status, 403);
     assert_eq!(chat.error_code_to("stranger"), "unknownConnection");
+    let sentence = chat.messenger.frames_to("stranger")[0]["message"].as_str().unwrap().to_owned();
+    assert!(!sentence.contains("userId"), "the sentence holds in token mode too: {sentence}");
     assert!(chat.messenger.frames_to("bob-1").is_empty());
 }
 
@@ -420,7 +425,88 @@ async fn send_with_a_non_string_message_is_an_invalid_field() {
 async fn every_route_key_parses_back_to_its_route() {
     for route in Route::ALL {
         assert_eq!(Route::from_key(route.key()), Some(route));
-        assert_eq!(Route::from_binary(route.binary()), Some(route));
         assert_eq!(events::load(route).request_context.route_key.as_deref(), Some(route.key()));
     }
+}
+
+/// A request as the adapter reads it from an event, built by hand: no event JSON.
+fn request(route: Route, connection_id: &str, body: &str) -> Request {
+    Request {
+        route,
+        connection_id: connection_id.into(),
+        endpoint: Endpoint { api_id: "a1b2c3d4e5".into(), stage: "dev".into() },
+        request_time_ms: 1_795_255_205_000,
+        connected_at_ms: 1_795_255_200_000,
+        body: Some(body.into()),
+        caller: Caller::default(),
+    }
+}
+
+#[tokio::test]
+async fn handlers_run_on_plain_requests_and_return_typed_outcomes() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob")]).await;
+    let mut metrics = Metrics::new(Route::SendMessage);
+
+    let sent = handlers::send_message(
+        &request(Route::SendMessage, "alice-1", &message_to("bob", "hi").to_string()),
+        &chat.store,
+        &chat.messenger,
+        &mut metrics,
+    )
+    .await;
+    let offline = handlers::send_message(
+        &request(Route::SendMessage, "alice-1", &message_to("carol", "hi").to_string()),
+        &chat.store,
+        &chat.messenger,
+        &mut Metrics::new(Route::SendMessage),
+    )
+    .await;
+    let pong = handlers::default(&request(Route::Default, "alice-1", r#"{"action":"send"}"#));
+
+    assert_eq!(sent.unwrap(), Reply::Done("delivered"));
+    assert_eq!(metrics.messages_delivered, 1);
+    assert_eq!(chat.messenger.frames_to("bob-1"), vec![json!({"senderId": "alice", "body": "hi"})]);
+    let Err(Refusal::Refused(frame)) = offline else { panic!("refused, got {offline:?}") };
+    assert_eq!(frame.error, ErrorCode::RecipientNotConnected);
+    assert_eq!(pong.unwrap(), Reply::Answer(Answer::Echo(Echo { message: "🏓 pong".into() })));
+    assert!(chat.messenger.frames_to("alice-1").is_empty(), "handlers post no answers themselves");
+}
+
+#[tokio::test]
+async fn a_connect_in_token_mode_believes_the_authorizer_and_never_the_query() {
+    let store = MemoryStore::new();
+    let mut connect = request(Route::Connect, "c1", "");
+    connect.caller = Caller { verified_user: None, claimed_user: Some("mallory".into()), offers_subprotocol: false };
+
+    let unverified = handlers::connect(&connect, &store, Mode::Token).await;
+    connect.caller.verified_user = Some("alice".into());
+    let verified = handlers::connect(&connect, &store, Mode::Token).await;
+
+    let Err(Refusal::Refused(frame)) = unverified else { panic!("refused, got {unverified:?}") };
+    assert_eq!((frame.error, frame.error.status()), (ErrorCode::Unauthorized, 403));
+    assert_eq!(verified.unwrap(), Reply::Connected);
+    assert_eq!(store.find("c1").await.unwrap().unwrap().user_id.as_str(), "alice");
+}
+
+#[tokio::test]
+async fn an_event_without_a_connection_id_answers_500_and_posts_nothing() {
+    let chat = Chat::with(&[]).await;
+    let mut event = events::load(Route::Default);
+    event.request_context.connection_id = None;
+
+    let handled = routes::default(&event, &chat.messenger).await;
+
+    assert_eq!(handled.status(), 500);
+    assert_eq!(chat.messenger.posts().len(), 0);
+}
+
+#[test]
+fn each_error_code_has_one_status() {
+    let statuses: Vec<(ErrorCode, i64)> = ErrorCode::ALL.iter().map(|code| (*code, code.status())).collect();
+    for (code, status) in statuses {
+        assert!(matches!(status, 400 | 403 | 404 | 413 | 429 | 500), "{code:?} → {status}");
+    }
+    assert_eq!(ErrorCode::BodyTooLarge.status(), 413);
+    assert_eq!(ErrorCode::TooManyConnections.status(), 429);
+    assert_eq!(ErrorCode::Unavailable.status(), 500);
 }

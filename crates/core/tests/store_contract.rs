@@ -107,7 +107,7 @@ macro_rules! contract {
                     // Small Query pages, so every lookup of more than a few connections reads
                     // several pages, as a large room or a busy user does at DynamoDB's 1 MB.
                     use super::PAGE_SIZE;
-                    let store = dynalite.create_table("chat-connections").await.with_page_size(PAGE_SIZE);
+                    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await.with_page_size(PAGE_SIZE);
                     super::$case(&store).await;
                 }
             )*
@@ -232,14 +232,14 @@ contract!(
 #[tokio::test]
 async fn the_dynamodb_store_writes_the_attributes_the_template_declares() {
     let dynalite = Dynalite::start();
-    let store = dynalite.create_table("chat-connections").await;
+    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
 
     store.save(&events::connection("c1", "alice")).await.unwrap();
 
     let item = dynalite
         .client()
         .get_item()
-        .table_name("chat-connections")
+        .table_name(chat_testing::dynalite::TABLE)
         .key("connectionId", aws_sdk_dynamodb::types::AttributeValue::S("c1".into()))
         .send()
         .await

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use chat_core::auth::{self, AuthConfig, AuthorizerRequest, HttpJwks, Verifier};
+use chat_core::config::{self, Vars};
 use chat_core::identity::Mode;
 use chat_core::messenger::{Endpoint, Messenger};
 use chat_core::routes::{self, Route};
@@ -28,23 +29,6 @@ pub trait Backend: Send + Sync {
 
     /// Invokes a REQUEST authorizer with its event; its answer as the function wrote it.
     async fn authorize(&self, function: &Function, event: Value) -> Result<Value, InvokeError>;
-}
-
-/// AWS SDK configuration for local endpoints: a fixed region and dummy credentials.
-pub fn local_sdk_config() -> aws_config::SdkConfig {
-    use aws_sdk_lambda::config::{Credentials, Region, SharedCredentialsProvider};
-    aws_config::SdkConfig::builder()
-        .behavior_version(chat_core::aws::behavior_version())
-        .timeout_config(chat_core::aws::timeouts())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "local-gateway",
-        )))
-        .build()
 }
 
 /// Posts the in-process handlers may have in flight at once, across every connection.
@@ -75,7 +59,6 @@ impl Messenger for BoundedMessenger {
 pub struct InProcess {
     store: Arc<MemoryStore>,
     messenger: Arc<BoundedMessenger>,
-    routes: HashMap<String, Route>,
     mode: Mode,
     verifier: Option<Verifier>,
 }
@@ -92,36 +75,31 @@ pub struct InProcessConfig {
 impl InProcess {
     /// Handlers for every function of `table`, posting to `management_url` (stage included).
     pub fn new(table: &RouteTable, management_url: String, config: &InProcessConfig) -> Result<Self, StartError> {
-        let routes = table
-            .functions()
-            .map(|function| {
-                let route = function.binary.as_deref().and_then(Route::from_binary);
-                route.map(|route| (function.logical_id.clone(), route)).ok_or_else(|| StartError::UnknownBinary {
-                    function: function.logical_id.clone(),
-                    binary: function.binary.clone(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        // Each frame reaches its handler by the route key API Gateway selected, as in the
+        // cloud; a route the core crate has no handler for cannot run here.
+        if let Some((key, function)) = table.routes().find(|(key, _)| Route::from_key(key).is_none()) {
+            return Err(StartError::UnknownRoute { function: function.logical_id.clone(), key: key.to_owned() });
+        }
         let messenger = BoundedMessenger {
-            inner: ApiGatewayMessenger::with_endpoint(&local_sdk_config(), management_url),
+            inner: ApiGatewayMessenger::with_endpoint(&chat_core::aws::local(), management_url),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_PROCESS_POSTS),
         };
         let environment = |function: &str| config.environments.get(function).cloned().unwrap_or_default();
         let connect = table.function(Route::Connect.key()).map(|function| environment(&function.logical_id));
-        let mode = Mode::from_issuer(connect.as_ref().and_then(|env| env.get(auth::AUTH_ISSUER)).map(String::as_str));
+        let mode = connect.as_ref().map_or(Mode::Demo, |env| Mode::from_vars(&Vars::from_map(env)));
         let verifier = match &config.authorizer {
             None => None,
             Some(function) => {
                 let failed = |cause: String| StartError::Authorizer { function: function.clone(), cause };
                 let env = environment(function);
-                let settings = AuthConfig::from_lookup(|name| env.get(name).cloned())
+                let settings = AuthConfig::from_vars(&Vars::from_map(&env))
                     .map_err(|error| failed(error.to_string()))?
-                    .ok_or_else(|| failed(format!("its environment sets no {}", auth::AUTH_ISSUER)))?;
+                    .ok_or_else(|| failed(format!("its environment sets no {}", config::AUTH_ISSUER)))?;
                 let source = HttpJwks::new(&settings.jwks_url).map_err(|error| failed(error.to_string()))?;
                 Some(Verifier::new(settings, Arc::new(source)))
             }
         };
-        Ok(Self { store: Arc::new(MemoryStore::new()), messenger: Arc::new(messenger), routes, mode, verifier })
+        Ok(Self { store: Arc::new(MemoryStore::new()), messenger: Arc::new(messenger), mode, verifier })
     }
 
     /// The store the handlers use.
@@ -133,9 +111,14 @@ impl InProcess {
 #[async_trait]
 impl Backend for InProcess {
     async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError> {
-        let route = self.routes[&function.logical_id];
         let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(event)
             .map_err(|source| InvokeError::BadEvent { function: function.logical_id.clone(), source })?;
+        let key = request.request_context.route_key.as_deref().unwrap_or_default();
+        let route = Route::from_key(key).ok_or_else(|| InvokeError::FunctionError {
+            function: function.logical_id.clone(),
+            kind: "Unhandled".into(),
+            payload: format!("no handler for route {key:?}"),
+        })?;
         // A panicking handler fails its integration and nothing else, as a crashed Lambda would.
         AssertUnwindSafe(
             routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref(), self.mode)
@@ -181,7 +164,7 @@ pub struct LambdaInvoke {
 impl LambdaInvoke {
     /// Invokes functions at `endpoint`, e.g. `http://127.0.0.1:9000`.
     pub fn new(endpoint: &str, naming: FunctionNaming) -> Self {
-        let config = aws_sdk_lambda::config::Builder::from(&local_sdk_config())
+        let config = aws_sdk_lambda::config::Builder::from(&chat_core::aws::local())
             .endpoint_url(endpoint)
             .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
             // The integration timeout bounds each invocation, as in API Gateway; the functions'

@@ -21,15 +21,15 @@ pub enum StartError {
         /// The expression found.
         expression: String,
     },
-    /// A route's function has no binary this gateway can run in-process.
+    /// A route the core crate has no handler for, so it cannot run in-process.
     #[error(
-        "resource {function}: property Metadata.BuildProperties.Binary names no route handler of chat-core ({binary:?}); use --lambda-endpoint to run it as a Lambda"
+        "resource {function}: serves route {key:?}, which chat-core has no handler for; use --lambda-endpoint to run it as a Lambda"
     )]
-    UnknownBinary {
+    UnknownRoute {
         /// The function's logical id.
         function: String,
-        /// The binary named, if any.
-        binary: Option<String>,
+        /// The route key.
+        key: String,
     },
     /// The `$connect` authorizer cannot run in-process with the environment the template gives it.
     #[error(

@@ -33,7 +33,7 @@ use chat_template::Template;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use backend::{Backend, FunctionNaming, InProcess, InProcessConfig, LambdaInvoke, local_sdk_config};
+pub use backend::{Backend, FunctionNaming, InProcess, InProcessConfig, LambdaInvoke};
 use connections::Registry;
 pub use error::{InvokeError, StartError};
 use ids::IdGenerator;
@@ -206,12 +206,15 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
     let context = chat_template::Context::new(&template, &settings.parameter_overrides)?;
     let routes = RouteTable::from_template(&template)?;
     let authorizer = ConnectAuthorizer::from_template(&template, &context)?;
+    let mut authorizer_env = authorizer
+        .as_ref()
+        .map(|authorizer| template.environment(&authorizer.function.logical_id, &context))
+        .unwrap_or_default();
     let page = settings.web_root.clone().map(|root| web::Page {
         root,
         stage: settings.stage.clone(),
-        issuer: authorizer.as_ref().and_then(|authorizer| {
-            template.environment(&authorizer.function.logical_id, &context).remove(chat_core::auth::AUTH_ISSUER)
-        }),
+        issuer: authorizer_env.remove(chat_core::config::AUTH_ISSUER),
+        user_claim: authorizer_env.remove(chat_core::config::AUTH_USER_CLAIM).filter(|claim| !claim.is_empty()),
     });
     if let Some(root) = settings.web_root.as_ref().filter(|root| !web::is_page(root)) {
         return Err(StartError::WebRoot(root.clone()));

@@ -55,9 +55,9 @@ impl RouteTable {
         self.routes.get(key)
     }
 
-    /// Every function the routes invoke.
-    pub fn functions(&self) -> impl Iterator<Item = &Function> {
-        self.routes.values()
+    /// Every route key with the function it invokes.
+    pub fn routes(&self) -> impl Iterator<Item = (&str, &Function)> {
+        self.routes.iter().map(|(key, function)| (key.as_str(), function))
     }
 
     /// The route key a frame selects: its selection field when that names a custom route,

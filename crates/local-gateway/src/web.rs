@@ -1,7 +1,7 @@
 //! The chat's web page (`web/`), served at `/` beside the WebSocket and @connections APIs.
 //!
-//! `GET /` without `?url=` redirects to `/?url=ws://{host}/{stage}` (plus `mode=token` and the
-//! issuer in token mode), so the page learns its WebSocket URL the same way on any static host.
+//! `GET /` without `?url=` redirects to `/?url=ws://{host}/{stage}` (plus `mode=token`, the
+//! issuer and the user-id claim in token mode), so the page learns its WebSocket URL the same way on any static host.
 //! The page's files live one folder down (`app/…`): a one-segment path is a stage to the
 //! WebSocket API, and answers as API Gateway does.
 
@@ -25,6 +25,8 @@ pub(crate) struct Page {
     pub stage: String,
     /// Token mode's issuer, whose `/token` the page may ask for a token (make dev-auth's).
     pub issuer: Option<String>,
+    /// Token mode's user-id claim (`AUTH_USER_CLAIM`), which the page shows as the user's name.
+    pub user_claim: Option<String>,
 }
 
 /// `/` and the page's files; anything else answers 403 as the gateway always has.
@@ -45,6 +47,9 @@ async fn index(page: Arc<Page>, request: Request) -> Response {
     let mut query = vec![("url", format!("ws://{host}/{}", page.stage))];
     if let Some(issuer) = &page.issuer {
         query.extend([("mode", "token".to_owned()), ("issuer", issuer.clone())]);
+        if let Some(claim) = &page.user_claim {
+            query.push(("claim", claim.clone()));
+        }
     }
     let query = serde_urlencoded::to_string(&query).expect("strings encode");
     Redirect::temporary(&format!("/?{query}")).into_response()

@@ -249,6 +249,28 @@ fn the_page_has_plain_words_for_every_error_code() {
     }
 }
 
+#[tokio::test]
+async fn api_gateways_own_frames_are_errors_to_the_page_not_pongs() {
+    let gateway = gateway_with_page().await;
+    let browser = Browser::start().await;
+    let page = browser.open(&gateway.page_url().unwrap()).await;
+    let script = r#"
+        const done = arguments[arguments.length - 1];
+        import("/app/protocol.js").then((protocol) => done([
+            protocol.readFrame('{"message":"Internal server error","connectionId":"V-M0CclhjoECETA=","requestId":"abc="}'),
+            protocol.readFrame('{"message":"Forbidden","connectionId":"V-M0CclhjoECETA=","requestId":"abc="}'),
+            protocol.readFrame('{"message":"🏓 pong"}'),
+        ]));
+    "#;
+
+    let kinds = page.client.execute_async(script, Vec::new()).await.expect("the page's protocol module runs");
+
+    assert_eq!(kinds[0], serde_json::json!({"kind": "gateway", "message": "Internal server error"}));
+    assert_eq!(kinds[1], serde_json::json!({"kind": "gateway", "message": "Forbidden"}));
+    assert_eq!(kinds[2], serde_json::json!({"kind": "pong", "message": "🏓 pong"}));
+    page.close().await;
+}
+
 /// The real gateway binary in token mode, as `make dev-auth` runs it, with its log captured.
 struct GatewayProcess {
     child: tokio::process::Child,

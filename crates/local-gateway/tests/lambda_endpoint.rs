@@ -7,7 +7,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chat_core::protocol::UserId;
-use chat_core::routes::Route;
 use chat_core::store::ConnectionStore;
 use chat_local_gateway::{BackendChoice, FunctionNaming, serve};
 use chat_testing::Dynalite;
@@ -16,15 +15,15 @@ use serde_json::json;
 use support::Client;
 use tokio::process::{Child, Command};
 
-const TABLE: &str = "chat-connections";
+use chat_core::config;
+use chat_testing::dynalite::{MEMBERSHIPS_TABLE, TABLE};
 
 async fn build_functions() {
     let mut cargo = Command::new(env!("CARGO"));
     cargo.arg("build").current_dir(chat_testing::workspace_root());
-    for route in Route::ALL {
-        cargo.args(["--bin", route.binary()]);
+    for binary in chat_testing::deployment::binaries() {
+        cargo.args(["--bin", &binary]);
     }
-    cargo.args(["--bin", chat_core::auth::AUTHORIZER_BINARY]);
     assert!(cargo.status().await.expect("cargo runs").success(), "the functions build");
 }
 
@@ -36,9 +35,10 @@ fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str, env: 
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "local")
         .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("TABLE_NAME", TABLE)
+        .env(config::TABLE_NAME, TABLE)
+        .env(config::MEMBERSHIPS_TABLE_NAME, MEMBERSHIPS_TABLE)
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
-        .env("APIGW_MANAGEMENT_ENDPOINT", format!("http://127.0.0.1:{gateway_port}/dev"))
+        .env(config::MANAGEMENT_ENDPOINT, format!("http://127.0.0.1:{gateway_port}/dev"))
         .envs(env.iter().map(|(key, value)| (key, value)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -76,7 +76,7 @@ async fn start_chat_with(dynamodb: &str, parameters: Vec<(String, String)>) -> (
     let (gateway_port, invoke_port) = (free_port(), free_port());
     let value = |name: &str| parameters.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
     let env: Vec<(String, String)> =
-        [("AuthIssuer", chat_core::auth::AUTH_ISSUER), ("AuthAudience", chat_core::auth::AUTH_AUDIENCE)]
+        [("AuthIssuer", chat_core::config::AUTH_ISSUER), ("AuthAudience", chat_core::config::AUTH_AUDIENCE)]
             .iter()
             .filter_map(|(parameter, variable)| Some(((*variable).to_owned(), value(parameter)?)))
             .collect();

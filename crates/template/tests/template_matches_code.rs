@@ -58,14 +58,46 @@ fn every_route_the_code_knows_has_a_route_and_nothing_else_does() {
     assert_eq!(keys, expected);
 }
 
-#[test]
-fn every_route_invokes_the_function_built_from_its_binary() {
-    let template = template();
-
-    for route in Route::ALL {
-        let function = function_of(&template, route);
-        assert_eq!(function.binary.as_deref(), Some(route.binary()), "{}", route.key());
+/// The Makefile's `FUNCTION_EVENTS`: (binary, sample event) pairs.
+fn makefile_functions() -> Vec<(String, String)> {
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    let start = makefile.find("FUNCTION_EVENTS :=").expect("the Makefile lists FUNCTION_EVENTS");
+    let mut list = String::new();
+    for line in makefile[start + "FUNCTION_EVENTS :=".len()..].lines() {
+        list.push_str(line.trim_end_matches('\\'));
+        if !line.ends_with('\\') {
+            break;
+        }
     }
+    list.split_whitespace()
+        .map(|pair| {
+            let (binary, event) = pair.split_once(':').unwrap_or_else(|| panic!("{pair} is not binary:event"));
+            (binary.to_owned(), event.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_makefiles_functions_are_the_templates_each_with_the_sample_event_of_its_route() {
+    let template = template();
+    let listed = makefile_functions();
+
+    let binaries: BTreeSet<String> = listed.iter().map(|(binary, _)| binary.clone()).collect();
+    let declared: BTreeSet<String> = template.functions().into_iter().filter_map(|function| function.binary).collect();
+    assert_eq!(binaries, declared);
+    let event_of = |binary: &str| -> serde_json::Value {
+        let (_, event) = listed.iter().find(|(listed, _)| listed == binary).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(root().join(format!("events/{event}.json"))).unwrap()).unwrap()
+    };
+    let mut route_binaries = BTreeSet::new();
+    for route in Route::ALL {
+        let binary = function_of(&template, route).binary.unwrap();
+        assert_eq!(event_of(&binary)["requestContext"]["routeKey"], route.key(), "{binary}'s sample event");
+        route_binaries.insert(binary);
+    }
+    let authorizer = binaries.difference(&route_binaries).next().expect("the authorizer, serving no route");
+    let event = event_of(authorizer);
+    assert_eq!(event["type"], "REQUEST", "the authorizer's sample event is a REQUEST authorizer's");
 }
 
 #[test]
@@ -289,13 +321,13 @@ fn the_authorizer_function_has_no_aws_permissions_and_gets_its_settings_from_the
     assert!(template.resource_named("AuthorizerFunction").unwrap().properties.get("Policies").is_none());
     assert_eq!(function.binary.as_deref(), Some("authorizer"));
     let environment = template.environment("AuthorizerFunction", &context(TOKEN_MODE));
-    assert_eq!(environment.get(chat_core::auth::AUTH_ISSUER).map(String::as_str), Some(TOKEN_MODE[0].1));
-    assert_eq!(environment.get(chat_core::auth::AUTH_AUDIENCE).map(String::as_str), Some("app-client"));
-    assert_eq!(environment.get(chat_core::auth::AUTH_USER_CLAIM).map(String::as_str), Some("sub"));
-    assert!(environment.contains_key(chat_core::auth::AUTH_JWKS_URL));
+    assert_eq!(environment.get(chat_core::config::AUTH_ISSUER).map(String::as_str), Some(TOKEN_MODE[0].1));
+    assert_eq!(environment.get(chat_core::config::AUTH_AUDIENCE).map(String::as_str), Some("app-client"));
+    assert_eq!(environment.get(chat_core::config::AUTH_USER_CLAIM).map(String::as_str), Some("sub"));
+    assert!(environment.contains_key(chat_core::config::AUTH_JWKS_URL));
     let connect = template.environment("ConnectFunction", &context(TOKEN_MODE));
     assert_eq!(
-        connect.get(chat_core::auth::AUTH_ISSUER).map(String::as_str),
+        connect.get(chat_core::config::AUTH_ISSUER).map(String::as_str),
         Some(TOKEN_MODE[0].1),
         "$connect knows the mode"
     );

@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType,
@@ -38,14 +37,16 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// The connections table's name in local runs and tests (`make dynalite`'s `TABLE`).
+pub const TABLE: &str = "chat-connections";
+
+/// The memberships table's name beside [`TABLE`]: [`Dynalite::create_table`] names it so.
+pub const MEMBERSHIPS_TABLE: &str = "chat-connections-memberships";
+
 /// A DynamoDB client for `endpoint` with dummy credentials, as every local test uses, and the
 /// functions' own behaviour version and time limits.
 pub fn client_for(endpoint: &str, max_attempts: u32) -> Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(chat_core::aws::behavior_version())
-        .timeout_config(chat_core::aws::timeouts())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "chat-testing"))
+    let config = aws_sdk_dynamodb::config::Builder::from(&chat_core::aws::local())
         .endpoint_url(endpoint)
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(max_attempts))
         .build();
@@ -54,7 +55,7 @@ pub fn client_for(endpoint: &str, max_attempts: u32) -> Client {
 
 /// A store whose DynamoDB endpoint refuses every connection: a real backend failure.
 pub fn unreachable_store() -> DynamoDbStore {
-    DynamoDbStore::new(client_for(&format!("http://127.0.0.1:{}", free_port()), 1), "chat-connections")
+    DynamoDbStore::new(client_for(&format!("http://127.0.0.1:{}", free_port()), 1), TABLE)
 }
 
 impl Dynalite {

@@ -19,20 +19,9 @@ use serde_json::Value;
 pub use jwks::{HttpJwks, JwksError, JwksSource, KeyCache};
 pub use verify::{TokenError, Verifier, VerifyError};
 
+use crate::config::{AUTH_AUDIENCE, AUTH_ISSUER, AUTH_JWKS_URL, AUTH_USER_CLAIM, Vars};
 use crate::error::{Chain, ConfigError};
 use crate::protocol::UserId;
-
-/// The issuer (`iss`) whose tokens are accepted. Set, it turns token mode on.
-pub const AUTH_ISSUER: &str = "AUTH_ISSUER";
-/// Accepted audiences, comma-separated: `aud` of ID tokens, `client_id` of Cognito access tokens.
-pub const AUTH_AUDIENCE: &str = "AUTH_AUDIENCE";
-/// Where the issuer's keys are; `{issuer}/.well-known/jwks.json` when unset.
-pub const AUTH_JWKS_URL: &str = "AUTH_JWKS_URL";
-/// The claim that holds the user id; `sub` when unset.
-pub const AUTH_USER_CLAIM: &str = "AUTH_USER_CLAIM";
-
-/// The authorizer's cargo binary (and Lambda function's `Metadata.BuildProperties.Binary`).
-pub const AUTHORIZER_BINARY: &str = "authorizer";
 
 /// The query parameter a token may come in.
 pub const TOKEN_PARAM: &str = "token";
@@ -59,12 +48,12 @@ impl AuthConfig {
     /// Token mode without an audience is refused: any token the issuer minted for any other
     /// application would otherwise get in.
     pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_vars(&Vars::env())
     }
 
     /// The same, from any source of variables (the local gateway reads them from the template).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
-        let optional = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+    pub fn from_vars(vars: &Vars<'_>) -> Result<Option<Self>, ConfigError> {
+        let optional = |name: &str| vars.optional(name);
         let Some(issuer) = optional(AUTH_ISSUER) else { return Ok(None) };
         let audiences: Vec<String> = optional(AUTH_AUDIENCE)
             .ok_or(ConfigError::Missing(AUTH_AUDIENCE))?

@@ -1,146 +1,109 @@
-//! The four routes of the WebSocket API, each a plain async function of an event and its dependencies.
+//! The routes of the WebSocket API: one module per route, each a plain async function of a
+//! [`Request`] and the dependencies it uses, returning an [`Outcome`].
 //!
-//! Handlers answer with an HTTP status that API Gateway reads (only `$connect`'s reaches the
-//! client, as the status of the upgrade) and the invocation's [`Metrics`]; what clients see
-//! otherwise goes through the messenger.
+//! [`request`] is the adapter from API Gateway's event (the only code here that reads it) and
+//! [`outcome`] the one place an outcome becomes the sender's frame, metrics, log line and status.
+//! The functions named after the routes below take the event itself: what each Lambda binary,
+//! the local gateway and the benchmarks call.
 
 mod connect;
 mod default;
 mod disconnect;
+pub mod outcome;
+pub mod request;
 mod rooms;
 mod send_message;
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::encodings::Body;
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
-pub use connect::connect;
-pub use default::default;
-pub use disconnect::disconnect;
-pub use rooms::{join_room, leave_room};
-pub use send_message::send_message;
+pub use outcome::{Handled, Outcome, Refusal, Reply};
+pub use request::{Caller, MalformedEvent, Request};
 
-use crate::error::Chain;
 use crate::identity::Mode;
-use crate::messenger::{Endpoint, Messenger};
-use crate::metrics::Metrics;
+use crate::messenger::Messenger;
 pub use crate::protocol::Route;
-use crate::protocol::{self, ErrorCode, ErrorFrame};
-use crate::store::Store;
+use crate::store::{ConnectionStore, Store};
 
-/// What a handler did: the answer for API Gateway and what the invocation counted.
-#[derive(Debug)]
-pub struct Handled {
-    /// The answer API Gateway reads.
-    pub response: ApiGatewayProxyResponse,
-    /// The invocation's counters, for CloudWatch.
-    pub metrics: Metrics,
+/// The handlers themselves, for tests and other callers that have a [`Request`] rather than an
+/// event. Each records what it delivered in the [`crate::metrics::Metrics`] it is given.
+pub mod handlers {
+    pub use super::connect::connect;
+    pub use super::default::default;
+    pub use super::disconnect::disconnect;
+    pub use super::rooms::{join_room, leave_room};
+    pub use super::send_message::send_message;
 }
 
-impl Handled {
-    /// Writes the metrics as one EMF log line and gives the answer for API Gateway: what each
-    /// Lambda binary returns.
-    pub fn emit(self) -> ApiGatewayProxyResponse {
-        self.metrics.emit();
-        self.response
-    }
+/// `$connect`: see [`handlers::connect`].
+pub async fn connect(event: &ApiGatewayWebsocketProxyRequest, store: &dyn ConnectionStore, mode: Mode) -> Handled {
+    request::run(Route::Connect, event, None, async |request, _| connect::connect(request, store, mode).await).await
+}
 
-    /// The answer's HTTP status.
-    pub fn status(&self) -> i64 {
-        self.response.status_code
-    }
+/// `$disconnect`: see [`handlers::disconnect`].
+pub async fn disconnect(event: &ApiGatewayWebsocketProxyRequest, store: &dyn ConnectionStore) -> Handled {
+    request::run(Route::Disconnect, event, None, async |request, _| disconnect::disconnect(request, store).await).await
+}
+
+/// `$default`: see [`handlers::default`].
+pub async fn default(event: &ApiGatewayWebsocketProxyRequest, messenger: &dyn Messenger) -> Handled {
+    request::run(Route::Default, event, Some(messenger), async |request, _| default::default(request)).await
+}
+
+/// `sendMessage`: see [`handlers::send_message`].
+pub async fn send_message(
+    event: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+) -> Handled {
+    let handler =
+        async |request: &Request, metrics: &mut _| send_message::send_message(request, store, messenger, metrics).await;
+    request::run(Route::SendMessage, event, Some(messenger), handler).await
+}
+
+/// `joinRoom`: see [`handlers::join_room`].
+pub async fn join_room(
+    event: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+) -> Handled {
+    request::run(Route::JoinRoom, event, Some(messenger), async |request, _| rooms::join_room(request, store).await)
+        .await
+}
+
+/// `leaveRoom`: see [`handlers::leave_room`].
+pub async fn leave_room(
+    event: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+) -> Handled {
+    request::run(Route::LeaveRoom, event, Some(messenger), async |request, _| rooms::leave_room(request, store).await)
+        .await
 }
 
 /// Runs a route's handler with every dependency at hand (the local gateway and benchmarks do;
-/// each Lambda binary calls its own handler with only what it needs).
+/// each Lambda binary calls its own route with only what it needs).
 pub async fn handle(
     route: Route,
-    request: &ApiGatewayWebsocketProxyRequest,
+    event: &ApiGatewayWebsocketProxyRequest,
     store: &dyn Store,
     messenger: &dyn Messenger,
     mode: Mode,
 ) -> Handled {
     match route {
-        Route::Connect => connect(request, store, mode).await,
-        Route::Disconnect => disconnect(request, store).await,
-        Route::Default => default(request, messenger).await,
-        Route::SendMessage => send_message(request, store, messenger).await,
-        Route::JoinRoom => join_room(request, store, messenger).await,
-        Route::LeaveRoom => leave_room(request, store, messenger).await,
+        Route::Connect => connect(event, store, mode).await,
+        Route::Disconnect => disconnect(event, store).await,
+        Route::Default => default(event, messenger).await,
+        Route::SendMessage => send_message(event, store, messenger).await,
+        Route::JoinRoom => join_room(event, store, messenger).await,
+        Route::LeaveRoom => leave_room(event, store, messenger).await,
     }
 }
 
-/// A handler's answer: a status and a short text for logs and refused upgrades.
-pub(crate) fn respond(status: i64, text: impl Into<String>, metrics: Metrics) -> Handled {
-    let mut response = ApiGatewayProxyResponse::default();
-    response.status_code = status;
-    response.body = Some(Body::Text(text.into()));
-    Handled { response, metrics }
-}
-
-/// An event without a field API Gateway always sends: a bad test event or a misconfigured route.
-pub(crate) fn malformed_event(field: &str, metrics: Metrics) -> Handled {
-    tracing::error!(field, "event has no requestContext.{field}; is this an API Gateway WebSocket event?");
-    respond(500, format!("event has no requestContext.{field}"), metrics)
-}
-
-/// The connection a MESSAGE event came from, able to receive frames in reply.
-pub(crate) struct Sender<'a> {
-    pub connection_id: &'a str,
-    pub endpoint: Endpoint,
-    pub messenger: &'a dyn Messenger,
-}
-
-impl<'a> Sender<'a> {
-    /// The sender of `request`, or the name of the field the event lacks.
-    pub fn of(
-        request: &'a ApiGatewayWebsocketProxyRequest,
-        messenger: &'a dyn Messenger,
-    ) -> Result<Self, &'static str> {
-        let context = &request.request_context;
-        let connection_id = context.connection_id.as_deref().ok_or("connectionId")?;
-        let endpoint = Endpoint::of(context).ok_or("apiId and stage")?;
-        Ok(Self { connection_id, endpoint, messenger })
-    }
-
-    /// Sends a frame to the sender; whether it arrived. A failure is logged, as there is
-    /// nobody else to tell, and counted as a failed post.
-    pub async fn reply(&self, frame: &impl serde::Serialize, metrics: &mut Metrics) -> bool {
-        let data = protocol::to_bytes(frame);
-        match self.messenger.post(&self.endpoint, self.connection_id, &data).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(connection_id = self.connection_id, error = %Chain(&error), "could not reply to the sender");
-                metrics.posts_failed += 1;
-                false
-            }
-        }
-    }
-
-    /// Replies with `frame` and answers 200 with `text`, or 500 when the reply did not arrive.
-    pub async fn answer(&self, frame: &impl serde::Serialize, text: &str, mut metrics: Metrics) -> Handled {
-        if self.reply(frame, &mut metrics).await {
-            respond(200, text, metrics)
-        } else {
-            respond(500, "could not answer the sender", metrics)
-        }
-    }
-
-    /// Tells the sender why its frame was refused and answers with `status`.
-    pub async fn refuse(&self, frame: ErrorFrame, status: i64, mut metrics: Metrics) -> Handled {
-        metrics.refused = Some(frame.error);
-        self.reply(&frame, &mut metrics).await;
-        respond(status, frame.message, metrics)
-    }
-
-    /// Logs a backend failure with its cause chain, tells the sender it is unavailable, answers 500.
-    pub async fn unavailable(
-        &self,
-        error: &(dyn std::error::Error + Send + Sync + 'static),
-        mut metrics: Metrics,
-    ) -> Handled {
-        tracing::error!(connection_id = self.connection_id, error = %Chain(error), "backend call failed");
-        metrics.backend_failures += 1;
-        let frame = ErrorFrame::new(ErrorCode::Unavailable, "the chat is unavailable right now; try again in a moment");
-        self.refuse(frame, 500, metrics).await
-    }
+/// The refusal of a frame from a connection the store has no record of: it expired, or its
+/// `$connect` never completed. Right in both modes: a new connection gets a new record.
+pub(crate) fn unknown_connection() -> Refusal {
+    Refusal::new(
+        crate::protocol::ErrorCode::UnknownConnection,
+        "this connection is not on record (it may have expired); open a new connection",
+    )
 }

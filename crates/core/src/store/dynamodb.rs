@@ -50,15 +50,24 @@ impl DynamoDbStore {
         self
     }
 
-    /// A store over the table named by `TABLE_NAME`. The endpoint honours the SDK's
-    /// `AWS_ENDPOINT_URL_DYNAMODB`, for dynalite or DynamoDB Local.
-    /// `MEMBERSHIPS_TABLE_NAME`, when set, names the memberships table.
+    /// A store over the tables named by `TABLE_NAME` and `MEMBERSHIPS_TABLE_NAME`. The endpoint
+    /// honours the SDK's `AWS_ENDPOINT_URL_DYNAMODB`, for dynalite or DynamoDB Local.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] naming the first variable that is unset, at start-up rather
+    /// than at the first room operation.
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let store = Self::new(Client::new(aws), config::required(config::TABLE_NAME)?);
-        Ok(match config::optional(config::MEMBERSHIPS_TABLE_NAME) {
-            Some(table) => store.with_memberships(table),
-            None => store,
-        })
+        let memberships = config::required(config::MEMBERSHIPS_TABLE_NAME)?;
+        Ok(Self::connections_from_env(aws)?.with_memberships(memberships))
+    }
+
+    /// A store over `TABLE_NAME` alone, for `$connect`, which touches no room (a room
+    /// operation on it fails with [`StoreError::NoMembershipsTable`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when `TABLE_NAME` is unset.
+    pub fn connections_from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self::new(Client::new(aws), config::required(config::TABLE_NAME)?))
     }
 
     fn memberships(&self) -> Result<&str, StoreError> {

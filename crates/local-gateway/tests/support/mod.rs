@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chat_core::protocol::UserId;
 use chat_core::store::ConnectionStore;
-use chat_local_gateway::{BackendChoice, FunctionNaming, Running, Settings, local_sdk_config, serve};
+use chat_local_gateway::{BackendChoice, FunctionNaming, Running, Settings, serve};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -41,7 +41,7 @@ pub async fn gateway() -> Running {
 /// The real @connections client, for `gateway`'s stage, with the SDK's retries off so every
 /// answer is seen as sent.
 pub fn management(gateway: &Running) -> aws_sdk_apigatewaymanagement::Client {
-    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&local_sdk_config())
+    let config = aws_sdk_apigatewaymanagement::config::Builder::from(&chat_core::aws::local())
         .endpoint_url(gateway.management_url())
         .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
         .build();

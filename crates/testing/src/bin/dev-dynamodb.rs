@@ -6,7 +6,7 @@ use chat_testing::Dynalite;
 #[tokio::main]
 async fn main() {
     let port: u16 = chat_testing::flag("--port", "4567").parse().expect("--port takes a port number");
-    let table = chat_testing::flag("--table", "chat-connections");
+    let table = chat_testing::flag("--table", chat_testing::dynalite::TABLE);
 
     let dynalite = Dynalite::start_on(port);
     dynalite.create_table(&table).await;
