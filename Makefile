@@ -35,12 +35,12 @@ ifeq ($(AUTH),1)
 LOCAL_ENV += AUTH_ISSUER=$(ISSUER) AUTH_AUDIENCE=chat-local
 endif
 
-.PHONY: help tools browser screenshot dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
+.PHONY: help tools asyncapi browser screenshot dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-tools: $(PY_STAMP) $(NODE_STAMP) ## Install the pinned tools into .tools/ (cargo-lambda, sam, cfn-lint, dynalite, wscat)
+tools: $(PY_STAMP) $(NODE_STAMP) ## Install the pinned tools into .tools/ (cargo-lambda, sam, cfn-lint, dynalite, wscat, @asyncapi/parser)
 
 $(PY_STAMP): tools/requirements.txt
 	rm -rf $(VENV)
@@ -87,12 +87,16 @@ browser: ## Install Chromium and chromedriver for the browser tests (Debian: apt
 screenshot: browser ## Retake docs/chat.png: the browser test's screenshot of a real conversation
 	CHAT_SCREENSHOT=docs/chat.png cargo test -p chat-local-gateway --test browser alice_and_bob
 
-lint: tools ## rustfmt, clippy -D warnings, cfn-lint and sam validate --lint on template.yaml
+asyncapi: ## Regenerate docs/asyncapi.yaml, the protocol's AsyncAPI 3.0 document, from the Rust types
+	cargo run --quiet -p chat-testing --bin asyncapi > docs/asyncapi.yaml
+
+lint: tools ## rustfmt, clippy -D warnings, cfn-lint and sam validate --lint on template.yaml, the AsyncAPI parser on docs/asyncapi.yaml
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cfn-lint template.yaml
 	sam validate --lint
 	sam validate --lint --region us-east-1 -t crates/local-gateway/tests/fixtures/sam-websocket-api.yaml
+	cp tools/validate-asyncapi.mjs $(NODE)/ && node $(NODE)/validate-asyncapi.mjs docs/asyncapi.yaml
 
 build: tools ## Build the Lambda binaries (six routes, the authorizer) for arm64 (target/lambda/<name>/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true

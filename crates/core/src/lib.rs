@@ -1,10 +1,12 @@
 //! The WebSocket chat's core: route logic, the connection store, the messenger and the wire protocol.
 //!
-//! The four Lambda binaries and the local gateway are thin shells around [`routes`]: each route is
-//! a plain async function of an API Gateway WebSocket event and the dependencies it needs, the
-//! [`store::ConnectionStore`] (DynamoDB in the cloud, memory on one machine) and the
-//! [`messenger::Messenger`] (API Gateway's @connections API).
+//! The six route Lambda binaries, the authorizer and the local gateway are thin shells around
+//! [`routes`]: each route is a plain async function of a [`routes::Request`] and the
+//! dependencies it needs, the [`store::ConnectionStore`] (DynamoDB in the cloud, memory on one
+//! machine) and the [`messenger::Messenger`] (API Gateway's @connections API). [`protocol`]
+//! defines every frame, and [`asyncapi`] publishes them as `docs/asyncapi.yaml`.
 
+pub mod asyncapi;
 pub mod auth;
 pub mod aws;
 pub mod config;

@@ -4,6 +4,9 @@
 //! `{"senderId":"alice","body":"hi"}`; `$default` answers the classic `{"action":"send"}` echo;
 //! anything wrong gets an [`ErrorFrame`] with a stable [`ErrorCode`].
 
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -72,6 +75,39 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
+
+/// The rules user ids and room ids share, as a regular expression.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_.@-]{1,128}$";
+
+fn id_schema(what: &str) -> Schema {
+    json_schema!({
+        "type": "string",
+        "pattern": ID_PATTERN,
+        "minLength": 1,
+        "maxLength": MAX_USER_ID_CHARS,
+        "description": format!("A {what} id: 1 to 128 ASCII letters, digits and _ . @ -."),
+    })
+}
+
+impl JsonSchema for UserId {
+    fn schema_name() -> Cow<'static, str> {
+        "UserId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        id_schema("user")
+    }
+}
+
+impl JsonSchema for RoomId {
+    fn schema_name() -> Cow<'static, str> {
+        "RoomId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        id_schema("room")
+    }
+}
 
 /// The rules user ids and room ids share: 1 to 128 ASCII letters, digits and `_ . @ -`.
 fn check_id(value: &str) -> Result<(), String> {
@@ -306,6 +342,81 @@ impl SendMessage {
     }
 }
 
+/// The frames clients send, as the published contract (`docs/asyncapi.yaml`) describes them.
+///
+/// The parsers above read these shapes field by field, to give each mistake its own error
+/// sentence; a test checks that every frame these schemas accept is one the parsers accept.
+pub mod requests {
+    use schemars::JsonSchema;
+
+    use super::{RoomId, UserId};
+
+    /// `{"action":"sendMessage","destinationUserId":"bob","body":"hi"}` to a user, or with
+    /// `roomId` instead of `destinationUserId` to a room the connection has joined.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct SendMessageRequest {
+        /// Always `sendMessage`.
+        #[schemars(extend("const" = "sendMessage"))]
+        pub action: String,
+        /// The recipient; exactly one of `destinationUserId` and `roomId`.
+        pub destination_user_id: Option<UserId>,
+        /// The room; exactly one of `destinationUserId` and `roomId`.
+        pub room_id: Option<RoomId>,
+        /// The text delivered, unchanged; the delivered frame must fit in 128 KB.
+        #[schemars(length(min = 1))]
+        pub body: String,
+    }
+
+    /// `{"action":"joinRoom","roomId":"lobby"}`.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct JoinRoomRequest {
+        /// Always `joinRoom`.
+        #[schemars(extend("const" = "joinRoom"))]
+        pub action: String,
+        /// The room to join.
+        pub room_id: RoomId,
+    }
+
+    /// `{"action":"leaveRoom","roomId":"lobby"}`.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct LeaveRoomRequest {
+        /// Always `leaveRoom`.
+        #[schemars(extend("const" = "leaveRoom"))]
+        pub action: String,
+        /// The room to leave.
+        pub room_id: RoomId,
+    }
+
+    /// `{"action":"send"}` (answered with a pong) or `{"action":"send","message":"psst"}`
+    /// (echoed), served by `$default`.
+    #[derive(JsonSchema)]
+    pub struct SendRequest {
+        /// Always `send`.
+        #[schemars(extend("const" = "send"))]
+        pub action: String,
+        /// Text to echo back.
+        pub message: Option<String>,
+    }
+}
+
+/// API Gateway's own error frame, sent by the service rather than by a function:
+/// `{"message":"Internal server error",…}` when a route's function fails or times out,
+/// `{"message":"Forbidden",…}` when no route takes a frame.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayError {
+    /// `Internal server error` or `Forbidden`.
+    #[schemars(extend("enum" = ["Internal server error", "Forbidden"]))]
+    pub message: String,
+    /// The connection the frame came from.
+    pub connection_id: String,
+    /// API Gateway's id of the request.
+    pub request_id: String,
+}
+
 /// What `$default` was asked to do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DefaultRequest {
@@ -332,7 +443,7 @@ impl DefaultRequest {
 }
 
 /// The frame every recipient connection receives.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery<'a> {
     /// The sender's user id, from the server's own record of the sending connection.
@@ -342,7 +453,7 @@ pub struct Delivery<'a> {
 }
 
 /// The frame every other member of a room receives.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomDelivery<'a> {
     /// The sender's user id, from the server's own record of the sending connection.
@@ -354,7 +465,7 @@ pub struct RoomDelivery<'a> {
 }
 
 /// `joinRoom`'s answer: `{"roomId":"lobby","joined":true}`.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Joined {
     /// The room.
@@ -364,7 +475,7 @@ pub struct Joined {
 }
 
 /// `leaveRoom`'s answer: `{"roomId":"lobby","left":true}`.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Left {
     /// The room.
@@ -374,7 +485,7 @@ pub struct Left {
 }
 
 /// The frame `$default` answers `{"action":"send"}` with.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct Echo {
     /// The echoed text, or [`PONG`].
     pub message: String,
@@ -399,7 +510,7 @@ pub enum Answer {
 }
 
 /// Stable error codes; clients may match on them.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ErrorCode {
     /// The frame is not a JSON object.
@@ -463,7 +574,7 @@ impl ErrorCode {
 }
 
 /// `{"error": code, "message": sentence}`, plus the list of actions for `unknownAction`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 pub struct ErrorFrame {
     /// The stable code.
     pub error: ErrorCode,

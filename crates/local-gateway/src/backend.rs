@@ -18,6 +18,7 @@ use chat_core::{
 use futures::FutureExt;
 use serde_json::Value;
 
+use crate::contract::Contract;
 use crate::error::{InvokeError, StartError};
 use crate::routing::{Function, RouteTable};
 
@@ -44,11 +45,15 @@ pub const MAX_IN_PROCESS_POSTS: usize = 64;
 struct BoundedMessenger {
     inner: ApiGatewayMessenger,
     in_flight: tokio::sync::Semaphore,
+    contract: Option<Arc<Contract>>,
 }
 
 #[async_trait]
 impl Messenger for BoundedMessenger {
     async fn post(&self, endpoint: &Endpoint, connection_id: &str, data: &[u8]) -> Result<(), PostError> {
+        if let Some(contract) = &self.contract {
+            contract.check_post(data);
+        }
         let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
         self.inner.post(endpoint, connection_id, data).await
     }
@@ -70,6 +75,8 @@ pub struct InProcessConfig {
     pub environments: HashMap<String, BTreeMap<String, String>>,
     /// The logical id of the `$connect` authorizer's function.
     pub authorizer: Option<String>,
+    /// The contract the handlers' posts are checked against, if any.
+    pub contract: Option<Arc<Contract>>,
 }
 
 impl InProcess {
@@ -83,6 +90,7 @@ impl InProcess {
         let messenger = BoundedMessenger {
             inner: ApiGatewayMessenger::with_endpoint(&chat_core::aws::local(), management_url),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_PROCESS_POSTS),
+            contract: config.contract.clone(),
         };
         let environment = |function: &str| config.environments.get(function).cloned().unwrap_or_default();
         let connect = table.function(Route::Connect.key()).map(|function| environment(&function.logical_id));

@@ -21,6 +21,14 @@ pub enum StartError {
         /// The expression found.
         expression: String,
     },
+    /// The contract to check frames against cannot be read.
+    #[error("cannot read the contract {path}: {cause}; run make asyncapi")]
+    Contract {
+        /// The document's path.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        cause: String,
+    },
     /// A route the core crate has no handler for, so it cannot run in-process.
     #[error(
         "resource {function}: serves route {key:?}, which chat-core has no handler for; use --lambda-endpoint to run it as a Lambda"

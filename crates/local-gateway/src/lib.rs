@@ -4,12 +4,15 @@
 //! Routes come from `template.yaml`. Each route runs either in-process (the core crate's
 //! handlers on the in-memory store, posting back through this gateway's own @connections API
 //! with the real SDK client) or as a real Lambda binary behind the Lambda Invoke API. Behaviour
-//! follows `shared/reference/apigw-websocket.md`: event shapes, ids, limits, close codes,
+//! follows AWS's developer guide for WebSocket APIs
+//! (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api.html>,
+//! its quotas page and the @connections reference): event shapes, ids, limits, close codes,
 //! error frames and the @connections API.
 
 mod authorizer;
 mod backend;
 mod connections;
+pub mod contract;
 pub mod error;
 pub mod events;
 mod ids;
@@ -87,6 +90,10 @@ pub struct Settings {
     pub parameter_overrides: Vec<(String, String)>,
     /// The chat's web page to serve at `/` (a folder with `index.html`); none serves no page.
     pub web_root: Option<PathBuf>,
+    /// The protocol's AsyncAPI document (`docs/asyncapi.yaml`) to check frames against: posts
+    /// of the in-process handlers and routed frames. Tests set it; a gateway with violations
+    /// panics when dropped.
+    pub contract: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -106,6 +113,7 @@ impl Default for Settings {
             backend: BackendChoice::InProcess,
             parameter_overrides: Vec::new(),
             web_root: None,
+            contract: None,
         }
     }
 }
@@ -131,6 +139,7 @@ pub(crate) struct Gateway {
     limits: ConnectionLimits,
     new_connections: server::RateLimit,
     shutdown: watch::Receiver<bool>,
+    contract: Option<Arc<contract::Contract>>,
 }
 
 /// A gateway that is serving.
@@ -196,7 +205,17 @@ impl Running {
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());
         }
-        self.server.await.unwrap_or(Ok(()))
+        (&mut self.server).await.unwrap_or(Ok(()))
+    }
+}
+
+impl Drop for Running {
+    /// With [`Settings::contract`], fails loudly when any frame broke the contract.
+    fn drop(&mut self) {
+        let violations = self.gateway.contract.as_ref().map(|contract| contract.violations()).unwrap_or_default();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!("frames broke the contract (docs/asyncapi.yaml):\n{}", violations.join("\n"));
+        }
     }
 }
 
@@ -225,6 +244,7 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
     let address =
         listener.local_addr().map_err(|source| StartError::Bind { address: settings.address.to_string(), source })?;
     let management_url = format!("http://{address}/{}", settings.stage);
+    let contract = settings.contract.as_deref().map(contract::Contract::load).transpose()?.map(Arc::new);
 
     let (backend, store): (Arc<dyn Backend>, _) = match &settings.backend {
         BackendChoice::InProcess => {
@@ -238,6 +258,7 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
                     })
                     .collect(),
                 authorizer: authorizer.as_ref().map(|authorizer| authorizer.function.logical_id.clone()),
+                contract: contract.clone(),
             };
             let in_process = InProcess::new(&routes, management_url, &config)?;
             let store = in_process.store();
@@ -259,6 +280,7 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
         limits: ConnectionLimits { write_timeout: settings.write_timeout, max_url_chars: settings.max_url_chars },
         new_connections: server::RateLimit::per_second(settings.max_connects_per_second),
         shutdown,
+        contract,
     });
 
     let api = Router::new().route("/{stage}", get(socket::upgrade)).route(

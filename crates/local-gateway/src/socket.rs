@@ -228,7 +228,10 @@ impl Gateway {
         let (result, took) = self.invoke(function, event).await;
         match result {
             Ok(response) => {
-                tracing::info!(connection_id, route = key, status = response.status_code, took_ms = took, "route")
+                tracing::info!(connection_id, route = key, status = response.status_code, took_ms = took, "route");
+                if let Some(contract) = &self.contract {
+                    contract.check_routed(body, response.status_code);
+                }
             }
             Err(error) => {
                 tracing::error!(connection_id, route = key, took_ms = took, error = %Chain(&error), "integration failed");

@@ -1,4 +1,5 @@
-//! The gateway behaves as API Gateway does (shared/reference/apigw-websocket.md), observed
+//! The gateway behaves as API Gateway does (AWS's developer guide for WebSocket APIs:
+//! <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api.html>), observed
 //! through a recording Lambda Invoke API behind `--lambda-endpoint`.
 
 mod support;

@@ -1,4 +1,5 @@
-//! Lambda for `sendMessage`: delivers a message to every open connection of a user.
+//! Lambda for `sendMessage`: delivers a message to every open connection of a user, or to every
+//! other member connection of a room.
 
 use chat_core::{ApiGatewayMessenger, ApiGatewayWebsocketProxyRequest, DynamoDbStore, routes};
 use lambda_runtime::{Error, LambdaEvent, service_fn};

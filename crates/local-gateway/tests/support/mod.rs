@@ -30,7 +30,14 @@ pub fn template_path() -> std::path::PathBuf {
 
 /// Settings for a gateway on a free port, reading the project's template.
 pub fn settings() -> Settings {
-    Settings { address: "127.0.0.1:0".parse().unwrap(), template: template_path(), ..Settings::default() }
+    Settings {
+        address: "127.0.0.1:0".parse().unwrap(),
+        template: template_path(),
+        // Every frame the handlers post and every frame a client routes is checked against
+        // docs/asyncapi.yaml; a mismatch fails the test when the gateway is dropped.
+        contract: Some(chat_testing::contract::path()),
+        ..Settings::default()
+    }
 }
 
 /// A gateway on a free port with the in-process backend.

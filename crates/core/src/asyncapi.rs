@@ -1,0 +1,252 @@
+//! The protocol as an AsyncAPI 3.0 document (`docs/asyncapi.yaml`), generated from the types of
+//! [`crate::protocol`]: `make asyncapi` writes it, a test fails when the committed file differs,
+//! and the local gateway checks frames against it in tests.
+//!
+//! The document describes the chat's API: the frames it *receives* from clients and the frames
+//! it *sends* them. Payload schemas are JSON Schema draft 07, which AsyncAPI's default schema
+//! format is a superset of, with every subschema inlined.
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema};
+use serde_json::{Map, Value, json};
+
+use crate::limits::{MAX_CONNECTIONS_PER_USER, MAX_MESSAGE_BYTES};
+use crate::protocol::requests::{JoinRoomRequest, LeaveRoomRequest, SendMessageRequest, SendRequest};
+use crate::protocol::{Delivery, Echo, ErrorCode, ErrorFrame, GatewayError, Joined, Left, RoomDelivery};
+
+/// One message of the document: its name, who sends it, a summary and its payload's schema.
+struct Message {
+    name: &'static str,
+    /// Whether the chat receives it (a client's frame) rather than sends it.
+    received: bool,
+    summary: &'static str,
+    payload: Schema,
+}
+
+fn schema_of<T: JsonSchema>() -> Schema {
+    let settings = SchemaSettings::draft07().with(|settings| {
+        settings.inline_subschemas = true;
+        settings.meta_schema = None;
+    });
+    settings.into_generator().into_root_schema_for::<T>()
+}
+
+/// Frames the chat sends are closed: a field the document does not list is drift, and the
+/// local gateway's check fails on it. (Clients should still ignore fields they do not know:
+/// frames evolve by addition, and a new field is added here when it is added to the type.)
+fn closed(mut schema: Schema) -> Schema {
+    schema.insert("additionalProperties".into(), Value::Bool(false));
+    schema
+}
+
+fn messages() -> Vec<Message> {
+    let mut send_message = schema_of::<SendMessageRequest>();
+    send_message.insert("oneOf".into(), json!([{ "required": ["destinationUserId"] }, { "required": ["roomId"] }]));
+    vec![
+        Message {
+            name: "sendMessage",
+            received: true,
+            summary: "A message to every connection of a user, or to every other member of a room.",
+            payload: send_message,
+        },
+        Message { name: "joinRoom", received: true, summary: "Join a room.", payload: schema_of::<JoinRoomRequest>() },
+        Message {
+            name: "leaveRoom",
+            received: true,
+            summary: "Leave a room.",
+            payload: schema_of::<LeaveRoomRequest>(),
+        },
+        Message {
+            name: "send",
+            received: true,
+            summary: "A ping (answered with a pong) or an echo, served by $default.",
+            payload: schema_of::<SendRequest>(),
+        },
+        Message {
+            name: "delivery",
+            received: false,
+            summary: "A direct message, to every connection of its recipient.",
+            payload: closed(schema_of::<Delivery<'_>>()),
+        },
+        Message {
+            name: "roomDelivery",
+            received: false,
+            summary: "A room message, to every member connection but the sending one.",
+            payload: closed(schema_of::<RoomDelivery<'_>>()),
+        },
+        Message {
+            name: "joined",
+            received: false,
+            summary: "joinRoom's answer.",
+            payload: closed(schema_of::<Joined>()),
+        },
+        Message { name: "left", received: false, summary: "leaveRoom's answer.", payload: closed(schema_of::<Left>()) },
+        Message {
+            name: "echo",
+            received: false,
+            summary: "send's answer: the pong, or the echoed message.",
+            payload: closed(schema_of::<Echo>()),
+        },
+        Message {
+            name: "error",
+            received: false,
+            summary: "Why a frame was refused, to its sender alone.",
+            payload: closed(schema_of::<ErrorFrame>()),
+        },
+        Message {
+            name: "gatewayError",
+            received: false,
+            summary: "API Gateway's own frame when a function fails (Internal server error) or no route takes a frame (Forbidden).",
+            payload: closed(schema_of::<GatewayError>()),
+        },
+    ]
+}
+
+/// The error codes, each with the HTTP status its function answers API Gateway with.
+fn error_codes() -> String {
+    ErrorCode::ALL
+        .iter()
+        .map(|code| {
+            let name = serde_json::to_value(code).ok().and_then(|name| name.as_str().map(str::to_owned));
+            format!("`{}` ({})", name.unwrap_or_default(), code.status())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The whole document, as JSON.
+pub fn document() -> Value {
+    let messages = messages();
+    let reference = |name: &str| json!({ "$ref": format!("#/channels/chat/messages/{name}") });
+    let channel_messages: Map<String, Value> = messages
+        .iter()
+        .map(|message| (message.name.to_owned(), json!({ "$ref": format!("#/components/messages/{}", message.name) })))
+        .collect();
+    let operations: Map<String, Value> = messages
+        .iter()
+        .map(|message| {
+            let (verb, action) = if message.received { ("receive", "receive") } else { ("send", "send") };
+            let name = format!("{verb}{}{}", message.name[..1].to_uppercase(), &message.name[1..]);
+            let operation = json!({
+                "action": action,
+                "channel": { "$ref": "#/channels/chat" },
+                "summary": message.summary,
+                "messages": [reference(message.name)],
+            });
+            (name, operation)
+        })
+        .collect();
+    let component_messages: Map<String, Value> = messages
+        .into_iter()
+        .map(|message| {
+            let definition = json!({
+                "name": message.name,
+                "summary": message.summary,
+                "contentType": "application/json",
+                "payload": message.payload,
+            });
+            (message.name.to_owned(), definition)
+        })
+        .collect();
+    json!({
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Rust WebSocket chat",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!(
+                "A real-time chat on Amazon API Gateway WebSocket APIs. Clients send JSON frames whose `action` selects a \
+                 route; the chat answers the sender alone, and delivers messages to recipients' connections. Every refusal \
+                 is an `error` frame with a stable code; the codes, with the HTTP status each function answers API Gateway \
+                 with, are {}. A delivered frame is at most {MAX_MESSAGE_BYTES} bytes; a client frame at most 32 KB.",
+                error_codes()
+            ),
+            "license": { "name": "MIT-0", "url": "https://github.com/aws/mit-0" },
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "aws": {
+                "host": "{apiId}.execute-api.{region}.amazonaws.com",
+                "pathname": "/{stage}",
+                "protocol": "wss",
+                "description": "The deployed API (`sam deploy`); the stack's WebSocketUrl output.",
+                "variables": {
+                    "apiId": { "description": "The WebSocket API's id." },
+                    "region": { "default": "us-east-1" },
+                    "stage": { "default": "dev" },
+                },
+            },
+            "local": {
+                "host": "127.0.0.1:3001",
+                "pathname": "/dev",
+                "protocol": "ws",
+                "description": "The local gateway (`make dev`).",
+            },
+        },
+        "channels": {
+            "chat": {
+                "address": "/",
+                "title": "The chat",
+                "description": format!(
+                    "One WebSocket per connection. The upgrade (`$connect`) is refused with an HTTP status: 400 for a \
+                     missing or invalid `userId` (demo mode), 401 or 403 for a missing, invalid or expired token (token \
+                     mode), 403 when no identity was verified, 429 when the user already holds {MAX_CONNECTIONS_PER_USER} \
+                     connections or connections arrive too fast, 500 when the chat cannot record the connection."
+                ),
+                "messages": channel_messages,
+                "bindings": {
+                    "ws": {
+                        "bindingVersion": "0.1.0",
+                        "method": "GET",
+                        "query": {
+                            "type": "object",
+                            "properties": {
+                                "userId": {
+                                    "type": "string",
+                                    "pattern": crate::protocol::ID_PATTERN,
+                                    "description": "Demo mode: who the connection speaks for (anyone can claim any id).",
+                                },
+                                "token": {
+                                    "type": "string",
+                                    "description": "Token mode: a JWT from the issuer, when it is not in Sec-WebSocket-Protocol.",
+                                },
+                            },
+                        },
+                        "headers": {
+                            "type": "object",
+                            "properties": {
+                                "Sec-WebSocket-Protocol": {
+                                    "type": "string",
+                                    "description": "Token mode from browsers: `chat, <token>`; the chat answers `chat`.",
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "operations": operations,
+        "components": { "messages": component_messages },
+    })
+}
+
+/// The schema of every frame `document` says the chat sends (its `send` operations), as one
+/// `anyOf`: what the local gateway checks every @connections post against in tests.
+pub fn sent_frames_schema(document: &Value) -> Value {
+    let operations = document["operations"].as_object().cloned().unwrap_or_default();
+    let payloads: Vec<Value> = operations
+        .values()
+        .filter(|operation| operation["action"] == "send")
+        .flat_map(|operation| operation["messages"].as_array().cloned().unwrap_or_default())
+        .filter_map(|reference| {
+            let name = reference["$ref"].as_str()?.rsplit('/').next()?.to_owned();
+            Some(document["components"]["messages"][name]["payload"].clone())
+        })
+        .collect();
+    json!({ "anyOf": payloads })
+}
+
+/// The schema of the frames `document` says the chat receives for `action`, if any.
+pub fn received_frame_schema(document: &Value, action: &str) -> Option<Value> {
+    let payload = &document["components"]["messages"][action]["payload"];
+    (payload["properties"]["action"]["const"] == action).then(|| payload.clone())
+}

@@ -1,0 +1,76 @@
+//! The protocol's contract, `docs/asyncapi.yaml`: generated from the types, and in agreement
+//! with the parsers and the frames the handlers build.
+
+use chat_core::asyncapi;
+use chat_core::protocol::{self, Answer, Echo, ErrorCode, ErrorFrame, Joined, RoomId, RoomRequest, SendMessage};
+use chat_testing::contract;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn validator(schema: &Value) -> jsonschema::Validator {
+    jsonschema::draft7::new(schema).expect("a valid draft 07 schema")
+}
+
+fn received(action: &str) -> jsonschema::Validator {
+    validator(&asyncapi::received_frame_schema(&contract::committed(), action).expect("a received frame"))
+}
+
+#[test]
+fn the_committed_document_is_the_one_the_code_generates() {
+    let committed = std::fs::read_to_string(contract::path()).expect("docs/asyncapi.yaml exists");
+
+    assert!(committed == contract::generated_yaml(), "docs/asyncapi.yaml is stale: run make asyncapi and commit it");
+}
+
+#[test]
+fn every_answer_the_handlers_build_matches_a_frame_the_document_says_the_chat_sends() {
+    let sent = validator(&asyncapi::sent_frames_schema(&contract::committed()));
+    let lobby = RoomId::parse("lobby").unwrap();
+    let answers = [
+        Answer::Echo(Echo { message: protocol::PONG.into() }),
+        Answer::Joined(Joined { room_id: lobby.clone(), joined: true }),
+        Answer::Error(ErrorFrame::unknown_action()),
+        Answer::Error(ErrorFrame::new(ErrorCode::NotInRoom, "join room lobby before sending to it")),
+    ];
+
+    for answer in answers {
+        let frame = serde_json::to_value(&answer).unwrap();
+        assert!(sent.is_valid(&frame), "{frame} is not in the document");
+    }
+    assert!(!sent.is_valid(&json!({"senderId": "a", "body": "b", "undocumented": 1})), "sent frames are closed");
+}
+
+#[test]
+fn frames_the_document_refuses_are_refused_by_the_parsers_too() {
+    let send_message = received("sendMessage");
+    let frames = [
+        json!({"action": "sendMessage", "body": "hi"}),
+        json!({"action": "sendMessage", "destinationUserId": "bob smith", "body": "hi"}),
+        json!({"action": "sendMessage", "destinationUserId": "bob", "body": ""}),
+        json!({"action": "sendMessage", "destinationUserId": "bob", "roomId": "lobby", "body": "hi"}),
+        json!({"action": "sendMessage", "destinationUserId": 7, "body": "hi"}),
+    ];
+
+    for frame in frames {
+        assert!(!send_message.is_valid(&frame), "the document accepts {frame}");
+        assert!(SendMessage::parse(Some(&frame.to_string())).is_err(), "the parser accepts {frame}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn every_send_message_the_document_accepts_the_parser_accepts(
+        to in "[A-Za-z0-9_.@-]{1,128}",
+        room in any::<bool>(),
+        body in ".{1,40}",
+    ) {
+        let field = if room { "roomId" } else { "destinationUserId" };
+        let frame = json!({"action": "sendMessage", field: to, "body": body});
+
+        prop_assert!(received("sendMessage").is_valid(&frame));
+        prop_assert!(SendMessage::parse(Some(&frame.to_string())).is_ok());
+        let join = json!({"action": "joinRoom", "roomId": to});
+        prop_assert!(received("joinRoom").is_valid(&join));
+        prop_assert!(RoomRequest::parse(Some(&join.to_string())).is_ok());
+    }
+}
