@@ -117,26 +117,125 @@ fn error_codes() -> String {
 /// The whole document, as JSON.
 pub fn document() -> Value {
     let messages = messages();
-    let reference = |name: &str| json!({ "$ref": format!("#/channels/chat/messages/{name}") });
+    json!({
+        "asyncapi": "3.0.0",
+        "info": info(),
+        "defaultContentType": "application/json",
+        "servers": servers(),
+        "channels": { "chat": channel(&messages) },
+        "operations": operations(&messages),
+        "components": { "messages": components(messages) },
+    })
+}
+
+/// The title, version and a description that lists every error code.
+fn info() -> Value {
+    json!({
+        "title": "Rust WebSocket chat",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": format!(
+            "A real-time chat on Amazon API Gateway WebSocket APIs. Clients send JSON frames whose `action` selects a \
+             route; the chat answers the sender alone, and delivers messages to recipients' connections. Every refusal \
+             is an `error` frame with a stable code; the codes, with the HTTP status each function answers API Gateway \
+             with, are {}. A delivered frame is at most {MAX_MESSAGE_BYTES} bytes; a client frame at most 32 KB.",
+            error_codes()
+        ),
+        "license": { "name": "MIT-0", "url": "https://github.com/aws/mit-0" },
+    })
+}
+
+/// Where clients connect: the deployed API and the local gateway.
+fn servers() -> Value {
+    json!({
+        "aws": {
+            "host": "{apiId}.execute-api.{region}.amazonaws.com",
+            "pathname": "/{stage}",
+            "protocol": "wss",
+            "description": "The deployed API (`sam deploy`); the stack's WebSocketUrl output.",
+            "variables": {
+                "apiId": { "description": "The WebSocket API's id." },
+                "region": { "default": "us-east-1" },
+                "stage": { "default": "dev" },
+            },
+        },
+        "local": {
+            "host": "127.0.0.1:3001",
+            "pathname": "/dev",
+            "protocol": "ws",
+            "description": "The local gateway (`make dev`).",
+        },
+    })
+}
+
+/// The one channel: the WebSocket, its `$connect` refusals and its query and headers.
+fn channel(messages: &[Message]) -> Value {
     let channel_messages: Map<String, Value> = messages
         .iter()
         .map(|message| (message.name.to_owned(), json!({ "$ref": format!("#/components/messages/{}", message.name) })))
         .collect();
-    let operations: Map<String, Value> = messages
+    json!({
+        "address": "/",
+        "title": "The chat",
+        "description": format!(
+            "One WebSocket per connection. The upgrade (`$connect`) is refused with an HTTP status: 400 for a \
+             missing or invalid `userId` (demo mode), 401 or 403 for a missing, invalid or expired token (token \
+             mode), 403 when no identity was verified, 429 when the user already holds {MAX_CONNECTIONS_PER_USER} \
+             connections or connections arrive too fast, 500 when the chat cannot record the connection."
+        ),
+        "messages": channel_messages,
+        "bindings": {
+            "ws": {
+                "bindingVersion": "0.1.0",
+                "method": "GET",
+                "query": {
+                    "type": "object",
+                    "properties": {
+                        "userId": {
+                            "type": "string",
+                            "pattern": crate::protocol::ID_PATTERN,
+                            "description": "Demo mode: who the connection speaks for (anyone can claim any id).",
+                        },
+                        "token": {
+                            "type": "string",
+                            "description": "Token mode: a JWT from the issuer, when it is not in Sec-WebSocket-Protocol.",
+                        },
+                    },
+                },
+                "headers": {
+                    "type": "object",
+                    "properties": {
+                        "Sec-WebSocket-Protocol": {
+                            "type": "string",
+                            "description": "Token mode from browsers: `chat, <token>`; the chat answers `chat`.",
+                        },
+                    },
+                },
+            },
+        },
+    })
+}
+
+/// One operation per message: the chat receives client frames and sends the rest.
+fn operations(messages: &[Message]) -> Map<String, Value> {
+    messages
         .iter()
         .map(|message| {
-            let (verb, action) = if message.received { ("receive", "receive") } else { ("send", "send") };
-            let name = format!("{verb}{}{}", message.name[..1].to_uppercase(), &message.name[1..]);
+            let action = if message.received { "receive" } else { "send" };
+            let name = format!("{action}{}{}", message.name[..1].to_uppercase(), &message.name[1..]);
             let operation = json!({
                 "action": action,
                 "channel": { "$ref": "#/channels/chat" },
                 "summary": message.summary,
-                "messages": [reference(message.name)],
+                "messages": [{ "$ref": format!("#/channels/chat/messages/{}", message.name) }],
             });
             (name, operation)
         })
-        .collect();
-    let component_messages: Map<String, Value> = messages
+        .collect()
+}
+
+/// Each message's definition, with its payload's schema.
+fn components(messages: Vec<Message>) -> Map<String, Value> {
+    messages
         .into_iter()
         .map(|message| {
             let definition = json!({
@@ -147,86 +246,7 @@ pub fn document() -> Value {
             });
             (message.name.to_owned(), definition)
         })
-        .collect();
-    json!({
-        "asyncapi": "3.0.0",
-        "info": {
-            "title": "Rust WebSocket chat",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": format!(
-                "A real-time chat on Amazon API Gateway WebSocket APIs. Clients send JSON frames whose `action` selects a \
-                 route; the chat answers the sender alone, and delivers messages to recipients' connections. Every refusal \
-                 is an `error` frame with a stable code; the codes, with the HTTP status each function answers API Gateway \
-                 with, are {}. A delivered frame is at most {MAX_MESSAGE_BYTES} bytes; a client frame at most 32 KB.",
-                error_codes()
-            ),
-            "license": { "name": "MIT-0", "url": "https://github.com/aws/mit-0" },
-        },
-        "defaultContentType": "application/json",
-        "servers": {
-            "aws": {
-                "host": "{apiId}.execute-api.{region}.amazonaws.com",
-                "pathname": "/{stage}",
-                "protocol": "wss",
-                "description": "The deployed API (`sam deploy`); the stack's WebSocketUrl output.",
-                "variables": {
-                    "apiId": { "description": "The WebSocket API's id." },
-                    "region": { "default": "us-east-1" },
-                    "stage": { "default": "dev" },
-                },
-            },
-            "local": {
-                "host": "127.0.0.1:3001",
-                "pathname": "/dev",
-                "protocol": "ws",
-                "description": "The local gateway (`make dev`).",
-            },
-        },
-        "channels": {
-            "chat": {
-                "address": "/",
-                "title": "The chat",
-                "description": format!(
-                    "One WebSocket per connection. The upgrade (`$connect`) is refused with an HTTP status: 400 for a \
-                     missing or invalid `userId` (demo mode), 401 or 403 for a missing, invalid or expired token (token \
-                     mode), 403 when no identity was verified, 429 when the user already holds {MAX_CONNECTIONS_PER_USER} \
-                     connections or connections arrive too fast, 500 when the chat cannot record the connection."
-                ),
-                "messages": channel_messages,
-                "bindings": {
-                    "ws": {
-                        "bindingVersion": "0.1.0",
-                        "method": "GET",
-                        "query": {
-                            "type": "object",
-                            "properties": {
-                                "userId": {
-                                    "type": "string",
-                                    "pattern": crate::protocol::ID_PATTERN,
-                                    "description": "Demo mode: who the connection speaks for (anyone can claim any id).",
-                                },
-                                "token": {
-                                    "type": "string",
-                                    "description": "Token mode: a JWT from the issuer, when it is not in Sec-WebSocket-Protocol.",
-                                },
-                            },
-                        },
-                        "headers": {
-                            "type": "object",
-                            "properties": {
-                                "Sec-WebSocket-Protocol": {
-                                    "type": "string",
-                                    "description": "Token mode from browsers: `chat, <token>`; the chat answers `chat`.",
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-        "operations": operations,
-        "components": { "messages": component_messages },
-    })
+        .collect()
 }
 
 /// The schema of every frame `document` says the chat sends (its `send` operations), as one
