@@ -237,11 +237,6 @@ impl Registry {
         self.connections.read().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
     }
 
-    /// Whether no connection is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Live>>> {
         self.connections.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

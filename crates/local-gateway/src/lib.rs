@@ -8,22 +8,29 @@
 //! (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api.html>,
 //! its quotas page and the @connections reference): event shapes, ids, limits, close codes,
 //! error frames and the @connections API.
+//!
+//! A frame's trip, one file per step: `socket.rs` (the upgrade and the socket loop),
+//! `authorize.rs` (the `$connect` authorizer), `routing.rs` (the route selection expression),
+//! `gateway.rs` (route and invoke, within the integration timeout), `backend.rs` (in-process
+//! or the Lambda Invoke API), `management.rs` (the @connections API) and `web.rs` (the page).
+//! [`Settings`] says how it runs; this file starts it and stops it.
 
-mod authorizer;
+mod authorize;
 mod backend;
 mod connections;
 pub mod contract;
 pub mod error;
 pub mod events;
+mod gateway;
 mod ids;
 mod management;
 pub mod routing;
 mod server;
+mod settings;
 mod socket;
 mod web;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,121 +38,26 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get};
 use chat_core::MemoryStore;
-use chat_core::limits;
-use chat_template::Template;
+use chat_template::{Context, Template};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
+use authorize::ConnectAuthorizer;
 pub use backend::{Backend, FunctionNaming, InProcess, InProcessConfig, LambdaInvoke};
 use connections::Registry;
 pub use error::{InvokeError, StartError};
+use gateway::Gateway;
 use ids::IdGenerator;
-use routing::{ConnectAuthorizer, RouteTable};
+use routing::RouteTable;
+pub use settings::{BackendChoice, Settings};
 
-/// Where routes run.
-#[derive(Clone, Debug)]
-pub enum BackendChoice {
-    /// The core crate's handlers in this process, on an in-memory store.
-    InProcess,
-    /// Real functions behind the Lambda Invoke API at this URL.
-    Lambda {
-        /// e.g. `http://127.0.0.1:9000` (`cargo lambda watch`) or `http://127.0.0.1:3001` (`sam local start-lambda`).
-        endpoint: String,
-        /// How the functions are named there.
-        naming: FunctionNaming,
-    },
-}
-
-/// How to run the gateway. `Settings::default()` is what `make dev` runs, on port 3001.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Where to listen; port 0 picks a free one.
-    pub address: SocketAddr,
-    /// The stage clients connect to: `ws://host:port/{stage}`.
-    pub stage: String,
-    /// The SAM template the routes come from.
-    pub template: PathBuf,
-    /// Close connections with no data frames for this long.
-    pub idle_timeout: Duration,
-    /// Close every connection after this long.
-    pub max_duration: Duration,
-    /// Give up on an integration after this long.
-    pub integration_timeout: Duration,
-    /// Close a connection when writing one frame to it takes longer than this (the client is
-    /// not reading).
-    pub write_timeout: Duration,
-    /// A client must send its request headers within this long.
-    pub header_read_timeout: Duration,
-    /// Connections still in their HTTP phase (handshakes, @connections calls) at once.
-    pub max_pending_handshakes: usize,
-    /// New WebSocket connections accepted per second; more get 429.
-    pub max_connects_per_second: u32,
-    /// Longest upgrade URL accepted, in characters; longer gets 414.
-    pub max_url_chars: usize,
-    /// Where routes run.
-    pub backend: BackendChoice,
-    /// Template parameter values (`Key=Value`, as `sam deploy --parameter-overrides` takes
-    /// them): they decide the template's conditions, and with them whether `$connect` has an
-    /// authorizer, and the functions' environment.
-    pub parameter_overrides: Vec<(String, String)>,
-    /// The chat's web page to serve at `/` (a folder with `index.html`); none serves no page.
-    pub web_root: Option<PathBuf>,
-    /// The protocol's AsyncAPI document (`docs/asyncapi.yaml`) to check frames against: posts
-    /// of the in-process handlers and routed frames. Tests set it; a gateway with violations
-    /// panics when dropped.
-    pub contract: Option<PathBuf>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            address: SocketAddr::from(([127, 0, 0, 1], 3001)),
-            stage: "dev".into(),
-            template: "template.yaml".into(),
-            idle_timeout: limits::IDLE_TIMEOUT,
-            max_duration: limits::MAX_CONNECTION_DURATION,
-            integration_timeout: limits::INTEGRATION_TIMEOUT,
-            write_timeout: Duration::from_secs(10),
-            header_read_timeout: Duration::from_secs(10),
-            max_pending_handshakes: 1024,
-            max_connects_per_second: limits::MAX_NEW_CONNECTIONS_PER_SECOND,
-            max_url_chars: limits::MAX_URL_CHARS,
-            backend: BackendChoice::InProcess,
-            parameter_overrides: Vec::new(),
-            web_root: None,
-            contract: None,
-        }
-    }
-}
-
-/// The bounds each connection is held to.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ConnectionLimits {
-    write_timeout: Duration,
-    max_url_chars: usize,
-}
-
-/// The state shared by the socket tasks and the @connections API.
-pub(crate) struct Gateway {
-    api: events::Api,
-    routes: RouteTable,
-    authorizer: Option<ConnectAuthorizer>,
-    backend: Arc<dyn Backend>,
-    connections: Registry,
-    ids: IdGenerator,
-    idle_timeout: Duration,
-    max_duration: Duration,
-    integration_timeout: Duration,
-    limits: ConnectionLimits,
-    new_connections: server::RateLimit,
-    shutdown: watch::Receiver<bool>,
-    contract: Option<Arc<contract::Contract>>,
-}
+/// How long a shutdown waits for every connection's `$disconnect`.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A gateway that is serving.
 pub struct Running {
     address: SocketAddr,
-    stage: String,
     store: Option<Arc<MemoryStore>>,
     serves_page: bool,
     gateway: Arc<Gateway>,
@@ -162,7 +74,7 @@ impl Running {
 
     /// `ws://{address}/{stage}`.
     pub fn url(&self) -> String {
-        format!("ws://{}/{}", self.address, self.stage)
+        format!("ws://{}/{}", self.address, self.gateway.settings.stage)
     }
 
     /// The chat page's address, when it serves one.
@@ -172,7 +84,7 @@ impl Running {
 
     /// The @connections endpoint, stage included: `http://{address}/{stage}`.
     pub fn management_url(&self) -> String {
-        format!("http://{}/{}", self.address, self.stage)
+        format!("http://{}/{}", self.address, self.gateway.settings.stage)
     }
 
     /// The in-process backend's store (none with `--lambda-endpoint`).
@@ -195,12 +107,13 @@ impl Running {
         server::is_exposed(&self.address)
     }
 
-    /// Closes every connection with 1001 (firing `$disconnect` for each), then stops serving.
+    /// Closes every connection with 1001 and waits (at most 10 s) for their tasks, each of which
+    /// fires its `$disconnect`, then stops serving.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.stop_connections.send(true);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !self.gateway.connections.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        self.gateway.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.gateway.tasks.wait()).await.is_err() {
+            tracing::warn!(open = self.gateway.connections.len(), "connections still open after the shutdown grace");
         }
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());
@@ -222,50 +135,20 @@ impl Drop for Running {
 /// Reads the template, binds the port and starts serving.
 pub async fn serve(settings: Settings) -> Result<Running, StartError> {
     let template = Template::load(&settings.template)?;
-    let context = chat_template::Context::new(&template, &settings.parameter_overrides)?;
+    let context = Context::new(&template, &settings.parameter_overrides)?;
     let routes = RouteTable::from_template(&template)?;
     let authorizer = ConnectAuthorizer::from_template(&template, &context)?;
-    let mut authorizer_env = authorizer
-        .as_ref()
-        .map(|authorizer| template.environment(&authorizer.function.logical_id, &context))
-        .unwrap_or_default();
-    let page = settings.web_root.clone().map(|root| web::Page {
-        root,
-        stage: settings.stage.clone(),
-        issuer: authorizer_env.remove(chat_core::config::AUTH_ISSUER),
-        user_claim: authorizer_env.remove(chat_core::config::AUTH_USER_CLAIM).filter(|claim| !claim.is_empty()),
-    });
-    if let Some(root) = settings.web_root.as_ref().filter(|root| !web::is_page(root)) {
-        return Err(StartError::WebRoot(root.clone()));
-    }
+    let page = page(&settings, &template, &context, authorizer.as_ref())?;
     let listener = TcpListener::bind(settings.address)
         .await
         .map_err(|source| StartError::Bind { address: settings.address.to_string(), source })?;
     let address =
         listener.local_addr().map_err(|source| StartError::Bind { address: settings.address.to_string(), source })?;
-    let management_url = format!("http://{address}/{}", settings.stage);
     let contract = settings.contract.as_deref().map(contract::Contract::load).transpose()?.map(Arc::new);
+    let management_url = format!("http://{address}/{}", settings.stage);
+    let (backend, store) =
+        backend(&settings, &template, &context, &routes, authorizer.as_ref(), management_url, &contract)?;
 
-    let (backend, store): (Arc<dyn Backend>, _) = match &settings.backend {
-        BackendChoice::InProcess => {
-            let config = InProcessConfig {
-                environments: template
-                    .functions()
-                    .into_iter()
-                    .map(|function| {
-                        let environment = template.environment(&function.logical_id, &context);
-                        (function.logical_id, environment)
-                    })
-                    .collect(),
-                authorizer: authorizer.as_ref().map(|authorizer| authorizer.function.logical_id.clone()),
-                contract: contract.clone(),
-            };
-            let in_process = InProcess::new(&routes, management_url, &config)?;
-            let store = in_process.store();
-            (Arc::new(in_process), Some(store))
-        }
-        BackendChoice::Lambda { endpoint, naming } => (Arc::new(LambdaInvoke::new(endpoint, *naming)), None),
-    };
     let (stop_connections, shutdown) = watch::channel(false);
     let gateway = Arc::new(Gateway {
         api: events::Api { api_id: "local".into(), stage: settings.stage.clone(), domain_name: address.to_string() },
@@ -274,43 +157,93 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
         backend,
         connections: Registry::default(),
         ids: IdGenerator::default(),
-        idle_timeout: settings.idle_timeout,
-        max_duration: settings.max_duration,
-        integration_timeout: settings.integration_timeout,
-        limits: ConnectionLimits { write_timeout: settings.write_timeout, max_url_chars: settings.max_url_chars },
         new_connections: server::RateLimit::per_second(settings.max_connects_per_second),
         shutdown,
+        tasks: TaskTracker::new(),
         contract,
+        settings,
     });
+    let serves_page = page.is_some();
+    let app = router(gateway.clone(), page);
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = server::HttpLimits {
+        header_read_timeout: gateway.settings.header_read_timeout,
+        max_pending: gateway.settings.max_pending_handshakes,
+    };
+    let server = tokio::spawn(server::serve(listener, app, http, stopped));
+    Ok(Running { address, store, serves_page, gateway, stop_connections, stop_server: Some(stop_server), server })
+}
 
+/// The page to serve, told token mode's issuer and user-id claim; an error when the web root
+/// holds no page.
+fn page(
+    settings: &Settings,
+    template: &Template,
+    context: &Context,
+    authorizer: Option<&ConnectAuthorizer>,
+) -> Result<Option<web::Page>, StartError> {
+    let Some(root) = settings.web_root.clone() else { return Ok(None) };
+    if !web::is_page(&root) {
+        return Err(StartError::WebRoot(root));
+    }
+    let mut environment =
+        authorizer.map(|authorizer| template.environment(&authorizer.function.logical_id, context)).unwrap_or_default();
+    Ok(Some(web::Page {
+        root,
+        stage: settings.stage.clone(),
+        issuer: environment.remove(chat_core::config::AUTH_ISSUER),
+        user_claim: environment.remove(chat_core::config::AUTH_USER_CLAIM).filter(|claim| !claim.is_empty()),
+    }))
+}
+
+/// Where the routes run, and the in-process store when they run here.
+type Chosen = (Arc<dyn Backend>, Option<Arc<MemoryStore>>);
+
+/// Builds the backend `settings` choose.
+fn backend(
+    settings: &Settings,
+    template: &Template,
+    context: &Context,
+    routes: &RouteTable,
+    authorizer: Option<&ConnectAuthorizer>,
+    management_url: String,
+    contract: &Option<Arc<contract::Contract>>,
+) -> Result<Chosen, StartError> {
+    match &settings.backend {
+        BackendChoice::InProcess => {
+            let config = InProcessConfig {
+                environments: template
+                    .functions()
+                    .into_iter()
+                    .map(|function| {
+                        let environment = template.environment(&function.logical_id, context);
+                        (function.logical_id, environment)
+                    })
+                    .collect(),
+                authorizer: authorizer.map(|authorizer| authorizer.function.logical_id.clone()),
+                contract: contract.clone(),
+            };
+            let in_process = InProcess::new(routes, management_url, &config)?;
+            let store = in_process.store();
+            Ok((Arc::new(in_process), Some(store)))
+        }
+        BackendChoice::Lambda { endpoint, naming } => Ok((Arc::new(LambdaInvoke::new(endpoint, *naming)), None)),
+    }
+}
+
+/// The WebSocket API at `/{stage}`, the @connections API beside it, and the page (or 403).
+fn router(gateway: Arc<Gateway>, page: Option<web::Page>) -> Router {
     let api = Router::new().route("/{stage}", get(socket::upgrade)).route(
         "/{stage}/@connections/{connection_id}",
         get(management::get).post(management::post).delete(management::delete),
     );
-    let serves_page = page.is_some();
     let app = match page {
         Some(page) => api.merge(web::router(page)),
         None => api.fallback(any(|| async { socket::forbidden() })),
     };
-    let app = app
+    app
         // The @connections POST reads its body itself, to answer any oversized post with API
         // Gateway's 413 rather than axum's.
         .layer(DefaultBodyLimit::disable())
-        .with_state(gateway.clone());
-    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = server::HttpLimits {
-        header_read_timeout: settings.header_read_timeout,
-        max_pending: settings.max_pending_handshakes,
-    };
-    let server = tokio::spawn(server::serve(listener, app, http, stopped));
-    Ok(Running {
-        address,
-        stage: settings.stage,
-        store,
-        serves_page,
-        gateway,
-        stop_connections,
-        stop_server: Some(stop_server),
-        server,
-    })
+        .with_state(gateway)
 }

@@ -14,17 +14,17 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     /// Port to listen on (WebSocket and @connections).
-    #[arg(long, default_value_t = 3001, env = "PORT")]
+    #[arg(long, default_value_t = Settings::default().address.port(), env = "PORT")]
     port: u16,
     /// Address to listen on. Anything but loopback exposes the @connections API, which does not
     /// verify signatures, to everyone who can reach the port.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value_t = Settings::default().address.ip())]
     host: IpAddr,
     /// Stage: clients connect to ws://host:port/{stage}.
-    #[arg(long, default_value = "dev")]
+    #[arg(long, default_value_t = Settings::default().stage)]
     stage: String,
     /// The SAM template to read routes from.
-    #[arg(long, default_value = "template.yaml")]
+    #[arg(long, default_value_os_t = Settings::default().template)]
     template: PathBuf,
     /// Close a connection after this many seconds without data frames.
     #[arg(long, default_value_t = Settings::default().idle_timeout.as_secs())]

@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use chat_core::limits::MAX_MESSAGE_BYTES;
 use serde_json::json;
 
-use crate::Gateway;
 use crate::connections::Queued;
 use crate::events::iso8601;
+use crate::gateway::Gateway;
 
 /// An error as the @connections API returns it: the status, `x-amzn-ErrorType` and a message.
 fn error(status: StatusCode, kind: &'static str, message: &str) -> Response {

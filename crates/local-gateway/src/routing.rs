@@ -1,4 +1,5 @@
-//! Which function serves a frame: the routes of `template.yaml` and its route selection expression.
+//! Route: which function serves a frame, from the routes of `template.yaml` and its route
+//! selection expression.
 
 use std::collections::HashMap;
 
@@ -73,45 +74,5 @@ impl RouteTable {
             }
             _ => Route::Default.key(),
         }
-    }
-}
-
-/// Where an authorizer's identity source reads from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IdentitySource {
-    /// `route.request.header.<Name>`.
-    Header(String),
-    /// `route.request.querystring.<name>`.
-    Query(String),
-}
-
-/// The Lambda REQUEST authorizer on `$connect`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectAuthorizer {
-    /// The function it invokes.
-    pub function: Function,
-    /// What must be present, non-empty, before it is invoked; else 401.
-    pub identity_sources: Vec<IdentitySource>,
-}
-
-impl ConnectAuthorizer {
-    /// The authorizer the template puts on `$connect` under `context`'s parameters, if any.
-    pub fn from_template(template: &Template, context: &chat_template::Context) -> Result<Option<Self>, StartError> {
-        let Some(spec) = template.connect_authorizer(context)? else { return Ok(None) };
-        let binary = template.functions().into_iter().find(|f| f.logical_id == spec.function).and_then(|f| f.binary);
-        let identity_sources = spec
-            .identity_sources
-            .iter()
-            .map(|source| {
-                if let Some(name) = source.strip_prefix("route.request.header.") {
-                    Ok(IdentitySource::Header(name.to_owned()))
-                } else if let Some(name) = source.strip_prefix("route.request.querystring.") {
-                    Ok(IdentitySource::Query(name.to_owned()))
-                } else {
-                    Err(StartError::IdentitySource { authorizer: spec.logical_id.clone(), found: source.clone() })
-                }
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Some(Self { function: Function { logical_id: spec.function, binary }, identity_sources }))
     }
 }

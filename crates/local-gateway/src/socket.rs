@@ -1,27 +1,25 @@
-//! The WebSocket side: `$connect` before the handshake, frames routed in order, `$disconnect` after.
+//! The socket: the upgrade (authorizer and `$connect` before the handshake) and the loop that
+//! reads a connection's frames in order, with API Gateway's idle, duration and size limits.
 //!
 //! A connection is registered as soon as `$connect` accepts it, before the 101 is sent, so a
 //! post that follows `$connect` at once waits in its outbox instead of answering 410.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use chat_core::error::Chain;
 use chat_core::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
-use chat_core::routes::Route;
 use futures::StreamExt;
 use serde_json::json;
 use tokio::time::{Duration, sleep_until};
 
-use crate::Gateway;
-use crate::authorizer::{self, Verdict};
+use crate::authorize::{self, Verdict};
 use crate::connections::Live;
-use crate::events::{self, Peer, now_ms};
+use crate::events::{Peer, now_ms};
+use crate::gateway::Gateway;
 
 /// Read buffer of each socket. tungstenite keeps one this size per connection (128 KiB by
 /// default); 1 KiB holds a typical chat frame, and larger frames take several reads. With it,
@@ -55,7 +53,7 @@ pub(crate) async fn upgrade(
     }
     let url_chars =
         uri.to_string().chars().count() + headers.get(header::HOST).map_or(0, |host| host.len()) + "wss://".len();
-    if url_chars > gateway.limits.max_url_chars {
+    if url_chars > gateway.settings.max_url_chars {
         tracing::info!(url_chars, "refused connection: URL too long");
         return refused(StatusCode::URI_TOO_LONG, "Request-URI Too Long");
     }
@@ -71,34 +69,16 @@ pub(crate) async fn upgrade(
         authorizer: None,
     };
     if let Some(authorizer) = &gateway.authorizer {
-        match authorizer::run(&gateway, authorizer, &peer, &headers, &query).await {
+        match authorize::run(&gateway, authorizer, &peer, &headers, &query).await {
             Verdict::Allow(authorized) => peer.authorizer = Some(authorized),
             Verdict::Refuse(status, message) => return refused(status, message),
         }
     }
     // Headers the `$connect` integration answers with go into the 101 (the subprotocol echo).
-    let mut answer_headers = HeaderMap::new();
-    if let Some(function) = gateway.routes.function(Route::Connect.key()) {
-        let request_id = gateway.ids.next();
-        let event = events::connect(&gateway.api, &peer, &headers, &query, &request_id);
-        let (result, took) = gateway.invoke(function, event).await;
-        let status = match &result {
-            Ok(response) => response.status_code,
-            Err(error) => {
-                tracing::error!(connection_id = peer.connection_id, error = %Chain(error), "$connect integration failed");
-                500
-            }
-        };
-        tracing::info!(connection_id = peer.connection_id, route = "$connect", status, took_ms = took, "connect");
-        if !(200..300).contains(&status) {
-            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let body = result.ok().and_then(|response| response.body).map(|body| body.to_vec()).unwrap_or_default();
-            return (status, body).into_response();
-        }
-        if let Ok(response) = result {
-            answer_headers = integration_headers(&response);
-        }
-    }
+    let answer_headers = match gateway.connect(&peer, &headers, &query).await {
+        Ok(headers) => headers,
+        Err(refusal) => return refusal,
+    };
 
     let live = Arc::new(Live::new(peer));
     gateway.connections.insert(live.clone());
@@ -113,22 +93,12 @@ pub(crate) async fn upgrade(
             tracing::warn!(connection_id = live.peer.connection_id, %error, "the WebSocket handshake failed");
             tokio::spawn(async move { gateway.disconnected(&live, 1006, "Connection closed abnormally").await });
         })
-        .on_upgrade(move |socket| run(gateway, live, socket));
+        .on_upgrade(move |socket| {
+            let tracker = gateway.tasks.clone();
+            tracker.track_future(run(gateway, live, socket))
+        });
     response.headers_mut().extend(answer_headers);
     response
-}
-
-/// The headers of a `$connect` integration's answer that may go into the 101: all but those
-/// the handshake itself owns.
-fn integration_headers(response: &chat_core::ApiGatewayProxyResponse) -> HeaderMap {
-    let owned = [header::CONNECTION, header::UPGRADE, header::SEC_WEBSOCKET_ACCEPT, header::CONTENT_LENGTH];
-    let mut headers = HeaderMap::new();
-    for (name, value) in response.headers.iter().chain(response.multi_value_headers.iter()) {
-        if !owned.contains(name) && !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
-    headers
 }
 
 /// Serves one open connection until it closes, then fires `$disconnect`. The reader and the
@@ -136,7 +106,7 @@ fn integration_headers(response: &chat_core::ApiGatewayProxyResponse) -> HeaderM
 /// client, and a client that does not read does not hold up its own frames' handling.
 async fn run(gateway: Arc<Gateway>, live: Arc<Live>, socket: WebSocket) {
     let (sink, stream) = socket.split();
-    let writer = live.write_to(sink, gateway.limits.write_timeout, CLOSE_GRACE);
+    let writer = live.write_to(sink, gateway.settings.write_timeout, CLOSE_GRACE);
     let ((), client_close) = tokio::join!(writer, read(&gateway, &live, stream));
     let (code, reason) = live.server_close().unwrap_or(client_close);
     gateway.disconnected(&live, code, &reason).await;
@@ -144,7 +114,7 @@ async fn run(gateway: Arc<Gateway>, live: Arc<Live>, socket: WebSocket) {
 
 /// Reads and routes the client's frames until the connection closes; how the client closed it.
 async fn read(gateway: &Gateway, live: &Live, mut stream: futures::stream::SplitStream<WebSocket>) -> (u16, String) {
-    let max_deadline = tokio::time::Instant::now() + gateway.max_duration;
+    let max_deadline = tokio::time::Instant::now() + gateway.settings.max_duration;
     let mut shutdown = gateway.shutdown.clone();
     let mut stopping = std::pin::pin!(async move {
         let _ = shutdown.wait_for(|stopping| *stopping).await;
@@ -152,7 +122,7 @@ async fn read(gateway: &Gateway, live: &Live, mut stream: futures::stream::Split
     let mut client_close = (1006, "Connection closed abnormally".to_owned());
     loop {
         let idle_for = Duration::from_millis((now_ms() - live.last_active()).max(0) as u64);
-        let idle_deadline = tokio::time::Instant::now() + gateway.idle_timeout.saturating_sub(idle_for);
+        let idle_deadline = tokio::time::Instant::now() + gateway.settings.idle_timeout.saturating_sub(idle_for);
         tokio::select! {
             _ = live.closed.notified() => break,
             _ = &mut stopping => { live.close(1001, "Going away"); break }
@@ -211,78 +181,4 @@ fn is_too_big(error: axum::Error) -> bool {
         error.into_inner().downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
         Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
     )
-}
-
-impl Gateway {
-    /// Routes one text frame and runs its function; failures answer as API Gateway does.
-    pub(crate) async fn route_frame(&self, live: &Live, body: &str) {
-        let connection_id = &live.peer.connection_id;
-        let key = self.routes.select(body);
-        let request_id = self.ids.next();
-        let Some(function) = self.routes.function(key) else {
-            tracing::info!(connection_id, route = key, "no route and no $default: Forbidden");
-            self.reply_to(live, "Forbidden", &request_id).await;
-            return;
-        };
-        let event = events::message(&self.api, &live.peer, key, body, &request_id, &self.ids.next());
-        let (result, took) = self.invoke(function, event).await;
-        match result {
-            Ok(response) => {
-                tracing::info!(connection_id, route = key, status = response.status_code, took_ms = took, "route");
-                if let Some(contract) = &self.contract {
-                    contract.check_routed(body, response.status_code);
-                }
-            }
-            Err(error) => {
-                tracing::error!(connection_id, route = key, took_ms = took, error = %Chain(&error), "integration failed");
-                self.reply_to(live, "Internal server error", &request_id).await;
-            }
-        }
-    }
-
-    /// Sends one of API Gateway's own frames (`Forbidden`, `Internal server error`) to a client.
-    async fn reply_to(&self, live: &Live, message: &str, request_id: &str) {
-        let frame = json!({ "message": message, "connectionId": live.peer.connection_id, "requestId": request_id });
-        live.send(frame.to_string().into_bytes());
-    }
-
-    /// Forgets a closed connection and fires its `$disconnect` once.
-    pub(crate) async fn disconnected(&self, live: &Live, code: u16, reason: &str) {
-        if self.connections.remove(&live.peer.connection_id).is_some() {
-            self.fire_disconnect(&live.peer, code, reason).await;
-        }
-    }
-
-    /// Runs `$disconnect` for a connection that `$connect` accepted.
-    async fn fire_disconnect(&self, peer: &Peer, code: u16, reason: &str) {
-        let connection_id = &peer.connection_id;
-        let status = match self.routes.function(Route::Disconnect.key()) {
-            Some(function) => {
-                let event = events::disconnect(&self.api, peer, code, reason, &self.ids.next());
-                match self.invoke(function, event).await.0 {
-                    Ok(response) => Some(response.status_code),
-                    Err(error) => {
-                        tracing::error!(connection_id, error = %Chain(&error), "$disconnect integration failed");
-                        Some(500)
-                    }
-                }
-            }
-            None => None,
-        };
-        tracing::info!(connection_id, code, reason, status, "disconnect");
-    }
-
-    /// Invokes a function within the integration timeout; returns the result and the ms it took.
-    pub(crate) async fn invoke(
-        &self,
-        function: &crate::routing::Function,
-        event: serde_json::Value,
-    ) -> (Result<chat_core::ApiGatewayProxyResponse, crate::error::InvokeError>, u128) {
-        let started = Instant::now();
-        let result = match tokio::time::timeout(self.integration_timeout, self.backend.invoke(function, event)).await {
-            Ok(result) => result,
-            Err(_) => Err(crate::error::InvokeError::TimedOut(self.integration_timeout)),
-        };
-        (result, started.elapsed().as_millis())
-    }
 }

@@ -1,4 +1,5 @@
-//! `$connect`'s Lambda REQUEST authorizer, run as API Gateway runs it: the identity sources
+//! Authorize: `$connect`'s Lambda REQUEST authorizer, read from the template and run as API
+//! Gateway runs it: the identity sources
 //! checked first (401 without invoking), the event built, and the answer's policy applied
 //! (`Deny`, or no `Allow` matching the `methodArn`: 403; a malformed answer or a failed
 //! function: 500). On `Allow`, the principal and context become `requestContext.authorizer`.
@@ -7,9 +8,52 @@ use axum::http::{HeaderMap, StatusCode};
 use chat_core::error::Chain;
 use serde_json::{Map, Value};
 
-use crate::Gateway;
+use chat_template::Template;
+
+use crate::error::StartError;
 use crate::events::{self, Peer};
-use crate::routing::{ConnectAuthorizer, IdentitySource};
+use crate::gateway::Gateway;
+use crate::routing::Function;
+
+/// Where an authorizer's identity source reads from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// `route.request.header.<Name>`.
+    Header(String),
+    /// `route.request.querystring.<name>`.
+    Query(String),
+}
+
+/// The Lambda REQUEST authorizer on `$connect`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectAuthorizer {
+    /// The function it invokes.
+    pub function: Function,
+    /// What must be present, non-empty, before it is invoked; else 401.
+    pub identity_sources: Vec<IdentitySource>,
+}
+
+impl ConnectAuthorizer {
+    /// The authorizer the template puts on `$connect` under `context`'s parameters, if any.
+    pub fn from_template(template: &Template, context: &chat_template::Context) -> Result<Option<Self>, StartError> {
+        let Some(spec) = template.connect_authorizer(context)? else { return Ok(None) };
+        let binary = template.functions().into_iter().find(|f| f.logical_id == spec.function).and_then(|f| f.binary);
+        let identity_sources = spec
+            .identity_sources
+            .iter()
+            .map(|source| {
+                if let Some(name) = source.strip_prefix("route.request.header.") {
+                    Ok(IdentitySource::Header(name.to_owned()))
+                } else if let Some(name) = source.strip_prefix("route.request.querystring.") {
+                    Ok(IdentitySource::Query(name.to_owned()))
+                } else {
+                    Err(StartError::IdentitySource { authorizer: spec.logical_id.clone(), found: source.clone() })
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Self { function: Function { logical_id: spec.function, binary }, identity_sources }))
+    }
+}
 
 /// What the authorizer decided.
 pub(crate) enum Verdict {
@@ -36,16 +80,11 @@ pub(crate) async fn run(
         return Verdict::Refuse(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
     let event = events::authorizer(&gateway.api, peer, headers, query, &gateway.ids.next());
-    let invoked =
-        tokio::time::timeout(gateway.integration_timeout, gateway.backend.authorize(&authorizer.function, event));
-    let answer = match invoked.await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(error)) => {
+    let invoked = gateway.backend.authorize(&authorizer.function, event);
+    let answer = match gateway.within_integration_timeout(invoked).await.0 {
+        Ok(answer) => answer,
+        Err(error) => {
             tracing::error!(connection_id = peer.connection_id, error = %Chain(&error), "the authorizer failed");
-            return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
-        }
-        Err(_) => {
-            tracing::error!(connection_id = peer.connection_id, "the authorizer timed out");
             return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
         }
     };

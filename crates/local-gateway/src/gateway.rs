@@ -1,0 +1,170 @@
+//! Route and invoke: the state every connection shares, and what happens to a frame between
+//! the socket and the function. `$connect`'s integration before the handshake, each text
+//! frame's route and function, `$disconnect` after the close, and API Gateway's own error
+//! frames when a function fails, all within one integration timeout.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chat_core::ApiGatewayProxyResponse;
+use chat_core::error::Chain;
+use chat_core::routes::Route;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::authorize::ConnectAuthorizer;
+use crate::backend::Backend;
+use crate::connections::{Live, Registry};
+use crate::contract::Contract;
+use crate::error::InvokeError;
+use crate::events::{self, Peer};
+use crate::ids::IdGenerator;
+use crate::routing::{Function, RouteTable};
+use crate::server::RateLimit;
+use crate::settings::Settings;
+
+/// The state shared by the socket tasks and the @connections API.
+pub(crate) struct Gateway {
+    /// How it was started.
+    pub settings: Settings,
+    /// The API's id, stage and domain, as events name them.
+    pub api: events::Api,
+    pub routes: RouteTable,
+    pub authorizer: Option<ConnectAuthorizer>,
+    pub backend: Arc<dyn Backend>,
+    pub connections: Registry,
+    pub ids: IdGenerator,
+    /// API Gateway's rate of new connections.
+    pub new_connections: RateLimit,
+    /// Becomes true when the gateway stops: every connection closes with 1001.
+    pub shutdown: watch::Receiver<bool>,
+    /// Every connection's task, so a shutdown can wait for their `$disconnect`s.
+    pub tasks: TaskTracker,
+    /// The protocol's contract, checked in tests.
+    pub contract: Option<Arc<Contract>>,
+}
+
+impl Gateway {
+    /// Runs `call` within the integration timeout (29 s on AWS), as API Gateway bounds every
+    /// integration and authorizer; the result and the milliseconds it took.
+    pub(crate) async fn within_integration_timeout<T>(
+        &self,
+        call: impl Future<Output = Result<T, InvokeError>>,
+    ) -> (Result<T, InvokeError>, u128) {
+        let started = Instant::now();
+        let timeout = self.settings.integration_timeout;
+        let result = tokio::time::timeout(timeout, call).await.unwrap_or(Err(InvokeError::TimedOut(timeout)));
+        (result, started.elapsed().as_millis())
+    }
+
+    /// Invokes a route's function with `event`, within the integration timeout.
+    pub(crate) async fn invoke(
+        &self,
+        function: &Function,
+        event: serde_json::Value,
+    ) -> (Result<ApiGatewayProxyResponse, InvokeError>, u128) {
+        self.within_integration_timeout(self.backend.invoke(function, event)).await
+    }
+
+    /// Runs the `$connect` integration, if the API has one: the headers its answer puts into
+    /// the 101, or the refused upgrade (its status and body; 500 when the function failed).
+    pub(crate) async fn connect(
+        &self,
+        peer: &Peer,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+    ) -> Result<HeaderMap, Response> {
+        let Some(function) = self.routes.function(Route::Connect.key()) else { return Ok(HeaderMap::new()) };
+        let event = events::connect(&self.api, peer, headers, query, &self.ids.next());
+        let (result, took) = self.invoke(function, event).await;
+        let status = match &result {
+            Ok(response) => response.status_code,
+            Err(error) => {
+                tracing::error!(connection_id = peer.connection_id, error = %Chain(error), "$connect integration failed");
+                500
+            }
+        };
+        tracing::info!(connection_id = peer.connection_id, route = "$connect", status, took_ms = took, "connect");
+        if !(200..300).contains(&status) {
+            let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = result.ok().and_then(|response| response.body).map(|body| body.to_vec()).unwrap_or_default();
+            return Err((status, body).into_response());
+        }
+        Ok(result.map(|response| integration_headers(&response)).unwrap_or_default())
+    }
+
+    /// Routes one text frame and runs its function; failures answer as API Gateway does.
+    pub(crate) async fn route_frame(&self, live: &Live, body: &str) {
+        let connection_id = &live.peer.connection_id;
+        let key = self.routes.select(body);
+        let request_id = self.ids.next();
+        let Some(function) = self.routes.function(key) else {
+            tracing::info!(connection_id, route = key, "no route and no $default: Forbidden");
+            self.reply_to(live, "Forbidden", &request_id).await;
+            return;
+        };
+        let event = events::message(&self.api, &live.peer, key, body, &request_id, &self.ids.next());
+        let (result, took) = self.invoke(function, event).await;
+        match result {
+            Ok(response) => {
+                tracing::info!(connection_id, route = key, status = response.status_code, took_ms = took, "route");
+                if let Some(contract) = &self.contract {
+                    contract.check_routed(body, response.status_code);
+                }
+            }
+            Err(error) => {
+                tracing::error!(connection_id, route = key, took_ms = took, error = %Chain(&error), "integration failed");
+                self.reply_to(live, "Internal server error", &request_id).await;
+            }
+        }
+    }
+
+    /// Sends one of API Gateway's own frames (`Forbidden`, `Internal server error`) to a client.
+    async fn reply_to(&self, live: &Live, message: &str, request_id: &str) {
+        let frame = json!({ "message": message, "connectionId": live.peer.connection_id, "requestId": request_id });
+        live.send(frame.to_string().into_bytes());
+    }
+
+    /// Forgets a closed connection and fires its `$disconnect` once.
+    pub(crate) async fn disconnected(&self, live: &Live, code: u16, reason: &str) {
+        if self.connections.remove(&live.peer.connection_id).is_some() {
+            self.fire_disconnect(&live.peer, code, reason).await;
+        }
+    }
+
+    /// Runs `$disconnect` for a connection that `$connect` accepted.
+    async fn fire_disconnect(&self, peer: &Peer, code: u16, reason: &str) {
+        let connection_id = &peer.connection_id;
+        let status = match self.routes.function(Route::Disconnect.key()) {
+            Some(function) => {
+                let event = events::disconnect(&self.api, peer, code, reason, &self.ids.next());
+                match self.invoke(function, event).await.0 {
+                    Ok(response) => Some(response.status_code),
+                    Err(error) => {
+                        tracing::error!(connection_id, error = %Chain(&error), "$disconnect integration failed");
+                        Some(500)
+                    }
+                }
+            }
+            None => None,
+        };
+        tracing::info!(connection_id, code, reason, status, "disconnect");
+    }
+}
+
+/// The headers of a `$connect` integration's answer that may go into the 101: all but those
+/// the handshake itself owns.
+fn integration_headers(response: &chat_core::ApiGatewayProxyResponse) -> HeaderMap {
+    let owned = [header::CONNECTION, header::UPGRADE, header::SEC_WEBSOCKET_ACCEPT, header::CONTENT_LENGTH];
+    let mut headers = HeaderMap::new();
+    for (name, value) in response.headers.iter().chain(response.multi_value_headers.iter()) {
+        if !owned.contains(name) && !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    headers
+}
