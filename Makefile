@@ -85,7 +85,7 @@ browser: ## Install Chromium and chromedriver for the browser tests (Debian: apt
 	fi
 
 screenshot: browser ## Retake docs/chat.png: the browser test's screenshot of a real conversation
-	CHAT_SCREENSHOT=docs/chat.png cargo test -p chat-local-gateway --test browser alice_and_bob
+	CHAT_SCREENSHOT=docs/chat.png cargo test -p chat-local-gateway --test gateway browser::alice_and_bob
 
 asyncapi: ## Regenerate docs/asyncapi.yaml, the protocol's AsyncAPI 3.0 document, from the Rust types
 	cargo run --quiet -p chat-testing --bin asyncapi > docs/asyncapi.yaml

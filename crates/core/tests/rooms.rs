@@ -5,52 +5,9 @@ use chat_core::identity::Mode;
 use chat_core::limits::{MAX_POSTS_IN_FLIGHT, MAX_ROOMS_PER_CONNECTION};
 use chat_core::protocol::RoomId;
 use chat_core::routes::{self, Route};
-use chat_core::store::{MemoryStore, RoomStore};
-use chat_testing::{RecordingMessenger, events};
+use chat_core::store::RoomStore;
+use chat_testing::{Chat, RecordingMessenger, events};
 use serde_json::{Value, json};
-
-struct Chat {
-    store: MemoryStore,
-    messenger: RecordingMessenger,
-}
-
-impl Chat {
-    async fn with(connections: &[(&str, &str)]) -> Self {
-        Self::with_messenger(connections, RecordingMessenger::new()).await
-    }
-
-    async fn with_messenger(connections: &[(&str, &str)], messenger: RecordingMessenger) -> Self {
-        let chat = Chat { store: MemoryStore::new(), messenger };
-        for (connection_id, user) in connections {
-            let response = routes::connect(&events::connect(connection_id, Some(user)), &chat.store, Mode::Demo).await;
-            assert_eq!(response.status(), 200);
-        }
-        chat
-    }
-
-    async fn join(&self, connection_id: &str, room: &str) -> i64 {
-        let body = json!({"action": "joinRoom", "roomId": room}).to_string();
-        routes::join_room(&events::message(Route::JoinRoom, connection_id, &body), &self.store, &self.messenger)
-            .await
-            .status()
-    }
-
-    async fn leave(&self, connection_id: &str, room: &str) -> i64 {
-        let body = json!({"action": "leaveRoom", "roomId": room}).to_string();
-        routes::leave_room(&events::message(Route::LeaveRoom, connection_id, &body), &self.store, &self.messenger)
-            .await
-            .status()
-    }
-
-    async fn say(&self, connection_id: &str, frame: Value) -> i64 {
-        let event = events::message_after(Route::SendMessage, connection_id, &frame.to_string(), 60);
-        routes::send_message(&event, &self.store, &self.messenger).await.status()
-    }
-
-    fn frames_to(&self, connection_id: &str) -> Vec<Value> {
-        self.messenger.frames_to(connection_id)
-    }
-}
 
 fn to_room(room: &str, body: &str) -> Value {
     json!({"action": "sendMessage", "roomId": room, "body": body})

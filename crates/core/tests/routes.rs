@@ -7,59 +7,16 @@ use std::time::{Duration, Instant};
 use chat_core::limits::{BACKEND_CALL_TIMEOUT, MAX_CONNECTIONS_PER_USER, MAX_POSTS_IN_FLIGHT};
 use chat_core::messenger::Endpoint;
 use chat_core::metrics::Metrics;
+use chat_core::protocol::ErrorCode;
 use chat_core::protocol::{Answer, Echo};
-use chat_core::protocol::{ErrorCode, UserId};
 use chat_core::routes::{self, Caller, Refusal, Reply, Request, Route, handlers};
 use chat_core::store::{ConnectionStore, MemoryStore};
 use chat_testing::faults::{Stalled, Throttling};
 use chat_testing::recording::throttled;
-use chat_testing::{RecordingMessenger, dynalite, events};
+use chat_testing::{Chat, RecordingMessenger, dynalite, events};
 use serde_json::{Value, json};
 
 const ALICE_TAB: &str = "L0SM9cOFvHcCIhw=";
-
-struct Chat {
-    store: MemoryStore,
-    messenger: RecordingMessenger,
-}
-
-impl Chat {
-    async fn with(connections: &[(&str, &str)]) -> Self {
-        let chat = Chat { store: MemoryStore::new(), messenger: RecordingMessenger::new() };
-        for (connection_id, user) in connections {
-            let response = routes::connect(&events::connect(connection_id, Some(user)), &chat.store, Mode::Demo).await;
-            assert_eq!(response.status(), 200, "connecting {connection_id} as {user}");
-        }
-        chat
-    }
-
-    /// Sends a frame as the sample event does, 5 s after the connections opened.
-    async fn send(&self, from: &str, frame: Value) -> i64 {
-        self.send_after(from, frame, 5).await.status()
-    }
-
-    /// Sends a frame `seconds` after the connections opened.
-    async fn send_after(&self, from: &str, frame: Value, seconds: i64) -> routes::Handled {
-        let event = events::message_after(Route::SendMessage, from, &frame.to_string(), seconds);
-        routes::send_message(&event, &self.store, &self.messenger).await
-    }
-
-    async fn default(&self, from: &str, body: &str) -> i64 {
-        routes::default(&events::message(Route::Default, from, body), &self.messenger).await.status()
-    }
-
-    fn error_code_to(&self, connection_id: &str) -> Value {
-        let frames = self.messenger.frames_to(connection_id);
-        assert_eq!(frames.len(), 1, "exactly one frame to {connection_id}, got {frames:?}");
-        frames[0]["error"].clone()
-    }
-
-    async fn users_connections(&self, user: &str) -> Vec<String> {
-        let mut ids = self.store.connections_of(&UserId::parse(user).unwrap()).await.unwrap();
-        ids.sort();
-        ids
-    }
-}
 
 fn message_to(user: &str, body: &str) -> Value {
     json!({"action": "sendMessage", "destinationUserId": user, "body": body})

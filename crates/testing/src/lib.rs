@@ -2,6 +2,7 @@
 //! messenger that records what it was asked to send, a real DynamoDB API server (dynalite), and
 //! backends that fail as real ones do.
 
+pub mod chat;
 pub mod contract;
 pub mod deployment;
 pub mod dynalite;
@@ -10,6 +11,7 @@ pub mod faults;
 pub mod issuer;
 pub mod recording;
 
+pub use chat::Chat;
 pub use dynalite::Dynalite;
 pub use issuer::Issuer;
 pub use recording::RecordingMessenger;

@@ -1,18 +1,16 @@
 //! The `--lambda-endpoint` backend with the real Lambda binaries: `cargo lambda watch` serves
 //! them on the Lambda Invoke API, and they store connections in dynalite.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::Client;
 use chat_core::protocol::UserId;
 use chat_core::store::ConnectionStore;
 use chat_local_gateway::{BackendChoice, FunctionNaming, serve};
 use chat_testing::Dynalite;
 use chat_testing::dynalite::free_port;
 use serde_json::json;
-use support::Client;
 use tokio::process::{Child, Command};
 
 use chat_core::config;
@@ -82,7 +80,7 @@ async fn start_chat_with(dynamodb: &str, parameters: Vec<(String, String)>) -> (
             .collect();
     let watch = cargo_lambda_watch(invoke_port, gateway_port, dynamodb, &env);
     wait_for_port(invoke_port).await;
-    let mut settings = support::settings();
+    let mut settings = crate::support::settings();
     settings.address = ([127, 0, 0, 1], gateway_port).into();
     settings.backend =
         BackendChoice::Lambda { endpoint: format!("http://127.0.0.1:{invoke_port}"), naming: FunctionNaming::Binary };
@@ -156,7 +154,7 @@ async fn token_mode_runs_the_real_authorizer_binary_against_the_issuers_jwks() {
     let issuer = chat_testing::Issuer::start().await;
     let dynalite = Dynalite::start();
     let store = dynalite.create_table(TABLE).await;
-    let (gateway, watch) = start_chat_with(dynalite.endpoint(), support::token_mode(&issuer)).await;
+    let (gateway, watch) = start_chat_with(dynalite.endpoint(), crate::support::token_mode(&issuer)).await;
 
     let offered = format!("chat, {}", issuer.token("alice"));
     let (mut alice, chosen) =
@@ -172,7 +170,7 @@ async fn token_mode_runs_the_real_authorizer_binary_against_the_issuers_jwks() {
     let forged =
         chat_testing::issuer::Signer::rsa("rsa-1").sign(&chat_testing::issuer::id_claims(issuer.issuer(), "mallory"));
     let refused = Client::try_connect(&format!("{}?token={forged}", gateway.url())).await.err().expect("refused");
-    assert_eq!(support::refused_status(refused), 403);
+    assert_eq!(crate::support::refused_status(refused), 403);
     assert!(store.connections_of(&UserId::parse("mallory").unwrap()).await.unwrap().is_empty());
     assert_eq!(issuer.fetches(), 1, "the warm authorizer fetched the JWKS once");
 

@@ -1,12 +1,10 @@
 //! The README's transcript, run with wscat itself (pinned in tools/package.json) against the
 //! local gateway: user 1 says "hello there!" and user 2 sees it.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{eventually, gateway};
+use crate::support::{eventually, gateway};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 

@@ -1,13 +1,11 @@
 //! The gateway's @connections API through the real `aws-sdk-apigatewaymanagement` client.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Client, connection_of, eventually, gateway, management};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use chat_core::store::ConnectionStore;
 use serde_json::json;
-use support::{Client, connection_of, eventually, gateway, management};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]

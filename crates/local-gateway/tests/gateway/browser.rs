@@ -1,16 +1,14 @@
 //! The web page (`web/`) in real headless Chromium, served by the local gateway: direct
 //! messages, rooms, error frames, reconnects and token mode, as people use them.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::browser::{Browser, Page};
+use crate::support::{Client, WAIT, connection_of, management, settings};
 use chat_core::protocol::{ErrorCode, RoomId, UserId};
 use chat_core::store::{ConnectionStore, RoomStore};
 use chat_local_gateway::{Running, serve};
 use chat_testing::Issuer;
-use support::browser::{Browser, Page};
-use support::{Client, WAIT, connection_of, management, settings};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A gateway serving the page.

@@ -2,15 +2,15 @@
 //! Gateway runs it, in-process against a local issuer's real keys, or through the Lambda
 //! Invoke API, where the events it sends can be watched.
 
-mod support;
-
+use crate::support::{
+    Client, Reply, eventually, field_paths, gateway_with_lambda, refused_status, settings, token_mode,
+};
 use chat_core::protocol::UserId;
 use chat_core::store::ConnectionStore;
 use chat_local_gateway::serve;
 use chat_testing::Issuer;
 use chat_testing::issuer::{Signer, id_claims, now};
 use serde_json::{Value, json};
-use support::{Client, Reply, eventually, field_paths, gateway_with_lambda, refused_status, settings, token_mode};
 
 async fn token_gateway(issuer: &Issuer) -> chat_local_gateway::Running {
     let mut settings = settings();

@@ -1,9 +1,7 @@
 //! The chat end to end through the local gateway (in-process backend) with real WebSocket clients.
 
-mod support;
-
+use crate::support::{Client, eventually, gateway, refused_status};
 use serde_json::json;
-use support::{Client, eventually, gateway, refused_status};
 
 #[tokio::test]
 async fn two_users_chat_and_the_sender_gets_no_echo() {

@@ -1,16 +1,14 @@
 //! Any SAM WebSocket app, not only this one: a minimal template written with
 //! `AWS::Serverless::WebSocketApi` (routes and `Auth`) served through the Lambda Invoke API.
 
-mod support;
-
+use crate::support::{Client, Reply, eventually, gateway_with_lambda, refused_status};
 use serde_json::{Value, json};
-use support::{Client, Reply, eventually, gateway_with_lambda, refused_status};
 
 fn fixture() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam-websocket-api.yaml")
 }
 
-fn behaviour() -> support::Behaviour {
+fn behaviour() -> crate::support::Behaviour {
     std::sync::Arc::new(|function: &str, _: &Value| match function {
         "GateFunction" => Reply::Json(json!({
             "principalId": "ticket-holder",

@@ -2,14 +2,12 @@
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api.html>), observed
 //! through a recording Lambda Invoke API behind `--lambda-endpoint`.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{Client, Reply, all_ok, eventually, field_paths, gateway_with_lambda, refused_status};
 use chat_core::routes::Route;
 use serde_json::{Value, json};
-use support::{Client, Reply, all_ok, eventually, field_paths, gateway_with_lambda, refused_status};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -139,7 +137,7 @@ async fn a_500_from_a_handler_sends_the_client_nothing() {
 #[tokio::test]
 async fn without_a_default_route_unmatched_frames_are_forbidden() {
     let mut template: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(support::template_path()).unwrap()).unwrap();
+        serde_yaml_ng::from_str(&std::fs::read_to_string(crate::support::template_path()).unwrap()).unwrap();
     template["Resources"].as_mapping_mut().unwrap().remove("DefaultRoute");
     let path = std::env::temp_dir().join(format!("template-without-default-{}.yaml", std::process::id()));
     std::fs::write(&path, serde_yaml_ng::to_string(&template).unwrap()).unwrap();

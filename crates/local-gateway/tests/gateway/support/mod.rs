@@ -1,14 +1,12 @@
 //! Helpers for the gateway's end-to-end tests: a real WebSocket client, gateways on free ports,
 //! and a recording Lambda Invoke API to watch what the gateway sends its functions.
 
-#![allow(dead_code)]
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use chat_core::protocol::UserId;
 use chat_core::store::ConnectionStore;
@@ -317,15 +315,4 @@ pub fn field_paths(value: &Value) -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
     walk(value, "", &mut out);
     out
-}
-
-pub fn headers_of(event: &Value) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for (name, value) in event["headers"].as_object().into_iter().flatten() {
-        headers.insert(
-            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value.as_str().unwrap()).unwrap(),
-        );
-    }
-    headers
 }

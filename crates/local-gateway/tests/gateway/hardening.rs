@@ -1,14 +1,14 @@
 //! The gateway under clients that misbehave: one that stops reading, one that never answers a
 //! close, sockets that send nothing, floods of connections and oversized URLs.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    Client, all_ok, connection_of, eventually, gateway_with_lambda, management, refused_status, settings,
+};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use chat_local_gateway::serve;
 use serde_json::json;
-use support::{Client, all_ok, connection_of, eventually, gateway_with_lambda, management, refused_status, settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -19,7 +19,7 @@ const UPGRADE: &str = "GET /dev?userId=raw HTTP/1.1\r\nHost: local\r\nConnection
 async fn read_until(socket: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
     let mut seen = Vec::new();
     let mut buffer = [0u8; 4096];
-    tokio::time::timeout(support::WAIT, async {
+    tokio::time::timeout(crate::support::WAIT, async {
         while !seen.windows(needle.len()).any(|window| window == needle) {
             let read = socket.read(&mut buffer).await.expect("read");
             assert!(read > 0, "the socket closed before {:?} arrived", String::from_utf8_lossy(needle));
@@ -136,7 +136,7 @@ async fn a_server_close_completes_when_the_client_never_answers_and_disconnect_f
         assert!(started.elapsed() < Duration::from_secs(4), "{close}: took {:?}", started.elapsed());
         assert_eq!(gateway.open_connections(), 0, "{close}");
         // A positive signal that no second $disconnect follows: the server has closed the socket.
-        assert!(closed_by_server(&mut socket, support::WAIT).await, "{close}");
+        assert!(closed_by_server(&mut socket, crate::support::WAIT).await, "{close}");
         assert_eq!(lambda.disconnects().len(), 1, "{close}");
     }
 }
@@ -203,7 +203,7 @@ async fn a_gateway_listening_beyond_loopback_says_it_is_exposed() {
     let mut settings = settings();
     settings.address = "0.0.0.0:0".parse().unwrap();
     let exposed = serve(settings).await.unwrap();
-    let local = serve(support::settings()).await.unwrap();
+    let local = serve(crate::support::settings()).await.unwrap();
 
     assert!(exposed.is_exposed());
     assert!(!local.is_exposed());

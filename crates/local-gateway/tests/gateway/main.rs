@@ -1,0 +1,16 @@
+//! The local gateway end to end, as one test binary (one link instead of nine): real WebSocket
+//! clients, wscat, headless Chromium, the real SDK's @connections client and, behind
+//! `--lambda-endpoint`, the real function binaries. Every gateway these tests start checks the
+//! frames it carries against `docs/asyncapi.yaml`.
+
+mod support;
+
+mod auth;
+mod browser;
+mod chat;
+mod connections_api;
+mod fidelity;
+mod hardening;
+mod lambda_endpoint;
+mod sam_websocket_api;
+mod wscat;
