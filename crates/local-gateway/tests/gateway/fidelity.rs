@@ -55,6 +55,77 @@ async fn events_have_the_fields_of_the_sample_events() {
     }
 }
 
+/// An event AWS sent, vendored from the `aws_lambda_events` crate (tests/fixtures/aws/README.md).
+fn captured(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/aws").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Each field's path with its JSON type; header and query maps count as one field each (their
+/// names are the client's).
+fn typed_paths(value: &Value) -> std::collections::BTreeMap<String, &'static str> {
+    let kind = |value: &Value| match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    field_paths(value)
+        .into_iter()
+        .map(|path| {
+            let found = path.split('.').fold(value, |node, key| &node[key]);
+            (path, kind(found))
+        })
+        .collect()
+}
+
+/// Compares an event the gateway built with one AWS sent: every field of each, with its type,
+/// but the fields under `only_ours` (the other event's situation lacks them) and `only_theirs`.
+fn assert_like_aws(ours: &Value, theirs: &Value, only_ours: &[&str], only_theirs: &[&str]) {
+    let (ours, theirs) = (typed_paths(ours), typed_paths(theirs));
+    let under = |path: &str, fields: &[&str]| {
+        fields.iter().any(|field| path == *field || path.starts_with(&format!("{field}.")))
+    };
+    for (path, kind) in &ours {
+        if !under(path, only_ours) {
+            assert_eq!(
+                theirs.get(path),
+                Some(kind),
+                "{path}: ours is a {kind}, AWS's event has {:?}",
+                theirs.get(path)
+            );
+        }
+    }
+    for (path, kind) in &theirs {
+        if !under(path, only_theirs) {
+            assert_eq!(ours.get(path), Some(kind), "{path}: AWS sends a {kind}, ours has {:?}", ours.get(path));
+        }
+    }
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_events_carry_the_fields_of_events_captured_from_aws_and_no_others() {
+    let (gateway, lambda) = gateway_with_lambda(all_ok(), |_| {}).await;
+    let client = Client::connect(&gateway, "1").await;
+    client.close(None).await;
+    eventually("$disconnect ran", || !lambda.events_of("DisconnectFunction").is_empty()).await;
+
+    let connect = &lambda.events_of("ConnectFunction")[0];
+    let disconnect = &lambda.events_of("DisconnectFunction")[0];
+
+    // AWS's $connect was captured from a client that sent no query string and no User-Agent,
+    // on an API that requires API keys; ours has a query (?userId=1) and a User-Agent (AWS's
+    // `$context.identity.userAgent`, set when the client sends one), and no API key.
+    let situational = ["queryStringParameters", "multiValueQueryStringParameters", "requestContext.identity.userAgent"];
+    let api_key = ["requestContext.identity.apiKey", "requestContext.identity.apiKeyId"];
+    let aws_connect = captured("example-apigw-websocket-request-without-method.json");
+    assert_like_aws(connect, &aws_connect, &situational, &api_key);
+    let user_agent = ["requestContext.identity.userAgent"];
+    assert_like_aws(disconnect, &captured("example-apigw-websocket-request-disconnect-route.json"), &user_agent, &[]);
+}
+
 #[tokio::test]
 async fn a_refused_connect_fails_the_upgrade_with_its_status_and_no_connection_exists() {
     let behaviour = Arc::new(|function: &str, event: &Value| {
