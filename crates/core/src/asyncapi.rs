@@ -11,8 +11,10 @@ use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
 use crate::limits::{MAX_CONNECTIONS_PER_USER, MAX_MESSAGE_BYTES};
-use crate::protocol::requests::{JoinRoomRequest, LeaveRoomRequest, SendMessageRequest, SendRequest};
-use crate::protocol::{Delivery, Echo, ErrorCode, ErrorFrame, GatewayError, Joined, Left, RoomDelivery};
+use crate::protocol::{
+    ACTION_FIELD, DefaultRequest, Delivery, Echo, ErrorCode, ErrorFrame, GatewayError, Joined, Left, RoomDelivery,
+    RoomRequest, Route, SEND_ACTION, SendMessage,
+};
 
 /// One message of the document: its name, who sends it, a summary and its payload's schema.
 struct Message {
@@ -23,7 +25,8 @@ struct Message {
     payload: Schema,
 }
 
-fn schema_of<T: JsonSchema>() -> Schema {
+/// A type's schema as the document publishes it: draft 07, every subschema inlined.
+pub fn schema_of<T: JsonSchema>() -> Schema {
     let settings = SchemaSettings::draft07().with(|settings| {
         settings.inline_subschemas = true;
         settings.meta_schema = None;
@@ -39,28 +42,47 @@ fn closed(mut schema: Schema) -> Schema {
     schema
 }
 
+/// A client frame's schema: the schema of the type that parses it, with the `action` that
+/// selects its route.
+fn request<T: JsonSchema>(action: &str) -> Schema {
+    let mut schema = schema_of::<T>();
+    let properties = schema.ensure_object().entry("properties").or_insert_with(|| json!({}));
+    if let Some(properties) = properties.as_object_mut() {
+        let selects = json!({ "type": "string", "const": action, "description": "Selects the route." });
+        properties.insert(ACTION_FIELD.to_owned(), selects);
+    }
+    let required = schema.ensure_object().entry("required").or_insert_with(|| json!([]));
+    if let Some(required) = required.as_array_mut() {
+        required.insert(0, ACTION_FIELD.into());
+    }
+    schema
+}
+
 fn messages() -> Vec<Message> {
-    let mut send_message = schema_of::<SendMessageRequest>();
-    send_message.insert("oneOf".into(), json!([{ "required": ["destinationUserId"] }, { "required": ["roomId"] }]));
     vec![
         Message {
-            name: "sendMessage",
+            name: Route::SendMessage.key(),
             received: true,
             summary: "A message to every connection of a user, or to every other member of a room.",
-            payload: send_message,
+            payload: request::<SendMessage>(Route::SendMessage.key()),
         },
-        Message { name: "joinRoom", received: true, summary: "Join a room.", payload: schema_of::<JoinRoomRequest>() },
         Message {
-            name: "leaveRoom",
+            name: Route::JoinRoom.key(),
+            received: true,
+            summary: "Join a room.",
+            payload: request::<RoomRequest>(Route::JoinRoom.key()),
+        },
+        Message {
+            name: Route::LeaveRoom.key(),
             received: true,
             summary: "Leave a room.",
-            payload: schema_of::<LeaveRoomRequest>(),
+            payload: request::<RoomRequest>(Route::LeaveRoom.key()),
         },
         Message {
-            name: "send",
+            name: SEND_ACTION,
             received: true,
             summary: "A ping (answered with a pong) or an echo, served by $default.",
-            payload: schema_of::<SendRequest>(),
+            payload: request::<DefaultRequest>(SEND_ACTION),
         },
         Message {
             name: "delivery",

@@ -342,66 +342,6 @@ impl SendMessage {
     }
 }
 
-/// The frames clients send, as the published contract (`docs/asyncapi.yaml`) describes them.
-///
-/// The parsers above read these shapes field by field, to give each mistake its own error
-/// sentence; a test checks that every frame these schemas accept is one the parsers accept.
-pub mod requests {
-    use schemars::JsonSchema;
-
-    use super::{RoomId, UserId};
-
-    /// `{"action":"sendMessage","destinationUserId":"bob","body":"hi"}` to a user, or with
-    /// `roomId` instead of `destinationUserId` to a room the connection has joined.
-    #[derive(JsonSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct SendMessageRequest {
-        /// Always `sendMessage`.
-        #[schemars(extend("const" = "sendMessage"))]
-        pub action: String,
-        /// The recipient; exactly one of `destinationUserId` and `roomId`.
-        pub destination_user_id: Option<UserId>,
-        /// The room; exactly one of `destinationUserId` and `roomId`.
-        pub room_id: Option<RoomId>,
-        /// The text delivered, unchanged; the delivered frame must fit in 128 KB.
-        #[schemars(length(min = 1))]
-        pub body: String,
-    }
-
-    /// `{"action":"joinRoom","roomId":"lobby"}`.
-    #[derive(JsonSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct JoinRoomRequest {
-        /// Always `joinRoom`.
-        #[schemars(extend("const" = "joinRoom"))]
-        pub action: String,
-        /// The room to join.
-        pub room_id: RoomId,
-    }
-
-    /// `{"action":"leaveRoom","roomId":"lobby"}`.
-    #[derive(JsonSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct LeaveRoomRequest {
-        /// Always `leaveRoom`.
-        #[schemars(extend("const" = "leaveRoom"))]
-        pub action: String,
-        /// The room to leave.
-        pub room_id: RoomId,
-    }
-
-    /// `{"action":"send"}` (answered with a pong) or `{"action":"send","message":"psst"}`
-    /// (echoed), served by `$default`.
-    #[derive(JsonSchema)]
-    pub struct SendRequest {
-        /// Always `send`.
-        #[schemars(extend("const" = "send"))]
-        pub action: String,
-        /// Text to echo back.
-        pub message: Option<String>,
-    }
-}
-
 /// API Gateway's own error frame, sent by the service rather than by a function:
 /// `{"message":"Internal server error",…}` when a route's function fails or times out,
 /// `{"message":"Forbidden",…}` when no route takes a frame.
@@ -415,6 +355,66 @@ pub struct GatewayError {
     pub connection_id: String,
     /// API Gateway's id of the request.
     pub request_id: String,
+}
+
+// The schemas of the frames clients send belong to the types that parse them: published in
+// `docs/asyncapi.yaml` (with each route's `action`), and checked against the parsers by
+// `crates/core/tests/asyncapi.rs`. The parsers read field by field, to give each mistake its
+// own sentence; these say the same rules in JSON Schema.
+
+impl JsonSchema for SendMessage {
+    fn schema_name() -> Cow<'static, str> {
+        "SendMessage".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let (user, room) = (generator.subschema_for::<UserId>(), generator.subschema_for::<RoomId>());
+        json_schema!({
+            "description": "A message to every connection of a user (destinationUserId), or to every other member of a room the connection has joined (roomId): exactly one of the two.",
+            "type": "object",
+            "properties": {
+                (fields::DESTINATION_USER_ID): user,
+                (fields::ROOM_ID): room,
+                (fields::BODY): {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "The text delivered, unchanged; the delivered frame must fit in 128 KB.",
+                },
+            },
+            "required": [fields::BODY],
+            "oneOf": [{ "required": [fields::DESTINATION_USER_ID] }, { "required": [fields::ROOM_ID] }],
+        })
+    }
+}
+
+impl JsonSchema for RoomRequest {
+    fn schema_name() -> Cow<'static, str> {
+        "RoomRequest".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let room = generator.subschema_for::<RoomId>();
+        json_schema!({
+            "description": "The room to join or leave.",
+            "type": "object",
+            "properties": { (fields::ROOM_ID): room },
+            "required": [fields::ROOM_ID],
+        })
+    }
+}
+
+impl JsonSchema for DefaultRequest {
+    fn schema_name() -> Cow<'static, str> {
+        "DefaultRequest".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A ping, answered with a pong, or with `message`, echoed back.",
+            "type": "object",
+            "properties": { (fields::MESSAGE): { "type": "string", "description": "Text to echo back." } },
+        })
+    }
 }
 
 /// What `$default` was asked to do.

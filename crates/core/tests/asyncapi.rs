@@ -2,7 +2,9 @@
 //! with the parsers and the frames the handlers build.
 
 use chat_core::asyncapi;
-use chat_core::protocol::{self, Answer, Echo, ErrorCode, ErrorFrame, Joined, RoomId, RoomRequest, SendMessage};
+use chat_core::protocol::{
+    self, Answer, DefaultRequest, Echo, ErrorCode, ErrorFrame, Joined, RoomId, RoomRequest, SendMessage,
+};
 use chat_testing::contract;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -41,6 +43,29 @@ fn every_answer_the_handlers_build_matches_a_frame_the_document_says_the_chat_se
 }
 
 #[test]
+fn client_frames_are_published_with_the_schemas_of_the_types_that_parse_them() {
+    let document = contract::committed();
+    let published = [
+        ("sendMessage", asyncapi::schema_of::<SendMessage>()),
+        ("joinRoom", asyncapi::schema_of::<RoomRequest>()),
+        ("leaveRoom", asyncapi::schema_of::<RoomRequest>()),
+        ("send", asyncapi::schema_of::<DefaultRequest>()),
+    ];
+
+    for (name, parser) in published {
+        let mut payload = document["components"]["messages"][name]["payload"].clone();
+        assert_eq!(payload["properties"]["action"]["const"], name, "{name} selects its route");
+        payload["properties"].as_object_mut().unwrap().remove("action");
+        let required = payload["required"].as_array_mut().unwrap();
+        required.retain(|field| field != "action");
+        if required.is_empty() {
+            payload.as_object_mut().unwrap().remove("required");
+        }
+        assert_eq!(payload, serde_json::to_value(parser).unwrap(), "{name}: the parser's schema, plus its action");
+    }
+}
+
+#[test]
 fn frames_the_document_refuses_are_refused_by_the_parsers_too() {
     let send_message = received("sendMessage");
     let frames = [
@@ -55,6 +80,13 @@ fn frames_the_document_refuses_are_refused_by_the_parsers_too() {
         assert!(!send_message.is_valid(&frame), "the document accepts {frame}");
         assert!(SendMessage::parse(Some(&frame.to_string())).is_err(), "the parser accepts {frame}");
     }
+    for frame in [json!({"action": "joinRoom"}), json!({"action": "joinRoom", "roomId": "a b"})] {
+        assert!(!received("joinRoom").is_valid(&frame), "the document accepts {frame}");
+        assert!(RoomRequest::parse(Some(&frame.to_string())).is_err(), "the parser accepts {frame}");
+    }
+    let echo_of_a_number = json!({"action": "send", "message": 7});
+    assert!(!received("send").is_valid(&echo_of_a_number));
+    assert!(DefaultRequest::parse(Some(&echo_of_a_number.to_string())).is_err());
 }
 
 proptest! {
@@ -72,5 +104,8 @@ proptest! {
         let join = json!({"action": "joinRoom", "roomId": to});
         prop_assert!(received("joinRoom").is_valid(&join));
         prop_assert!(RoomRequest::parse(Some(&join.to_string())).is_ok());
+        let echo = json!({"action": "send", "message": body});
+        prop_assert!(received("send").is_valid(&echo));
+        prop_assert_eq!(DefaultRequest::parse(Some(&echo.to_string())), Ok(DefaultRequest::Echo(body)));
     }
 }
