@@ -62,6 +62,11 @@ struct Args {
     /// The chat's web page, served at `/`: default `web` when that folder exists.
     #[arg(long)]
     web_root: Option<PathBuf>,
+    /// Check every frame the in-process handlers post, and every routed frame, against this
+    /// AsyncAPI document (e.g. docs/asyncapi.yaml): each mismatch is logged as an error, and
+    /// the gateway exits with a panic listing them. The tests always check.
+    #[arg(long)]
+    contract: Option<PathBuf>,
     /// Log filter, e.g. info, warn, or chat_local_gateway=debug.
     #[arg(long, default_value = "info", env = "RUST_LOG")]
     log_level: String,
@@ -102,6 +107,7 @@ async fn main() -> ExitCode {
         backend,
         parameter_overrides: args.parameter_overrides,
         web_root: args.web_root.or_else(|| Some(PathBuf::from("web")).filter(|root| root.is_dir())),
+        contract: args.contract,
         ..Settings::default()
     };
     let gateway = match serve(settings).await {

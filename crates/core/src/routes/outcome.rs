@@ -141,9 +141,10 @@ pub async fn conclude(
             return handled;
         }
         Ok(Reply::Answer(answer)) => {
-            return match post(request, &answer, messenger, &mut metrics).await {
-                Ok(()) => respond(200, "answered", metrics),
-                Err(()) => respond(500, "could not answer the sender", metrics),
+            return if post(request, &answer, messenger, &mut metrics).await {
+                respond(200, "answered", metrics)
+            } else {
+                respond(500, "could not answer the sender", metrics)
             };
         }
         Err(refusal) => refusal,
@@ -163,28 +164,21 @@ pub async fn conclude(
     }
     metrics.refused = Some(frame.error);
     let text = frame.message.clone();
-    let _ = post(request, &Answer::Error(frame), messenger, &mut metrics).await;
+    post(request, &Answer::Error(frame), messenger, &mut metrics).await;
     respond(status, text, metrics)
 }
 
-/// Posts `answer` to the sender; a failure is logged, as there is nobody else to tell, and
-/// counted as a failed post.
-async fn post(
-    request: &Request,
-    answer: &Answer,
-    messenger: Option<&dyn Messenger>,
-    metrics: &mut Metrics,
-) -> Result<(), ()> {
-    let Some(messenger) = messenger else { return Ok(()) };
-    let result = match protocol::to_bytes(answer) {
-        Ok(data) => messenger
-            .post(&request.endpoint, &request.connection_id, &data)
-            .await
-            .map_err(|e| Box::new(e) as Box<dyn Error + Send + Sync>),
-        Err(error) => Err(Box::new(error) as Box<dyn Error + Send + Sync>),
+/// Posts `answer` to the sender; whether it arrived (nothing to post counts as arrived). A
+/// failure is logged, as there is nobody else to tell, and counted as a failed post.
+async fn post(request: &Request, answer: &Answer, messenger: Option<&dyn Messenger>, metrics: &mut Metrics) -> bool {
+    let Some(messenger) = messenger else { return true };
+    let posted: Result<(), Box<dyn Error + Send + Sync>> = match protocol::to_bytes(answer) {
+        Ok(data) => messenger.post(&request.endpoint, &request.connection_id, &data).await.map_err(Into::into),
+        Err(error) => Err(error.into()),
     };
-    result.map_err(|error| {
+    if let Err(error) = &posted {
         tracing::warn!(error = %Chain(error.as_ref()), "could not reply to the sender");
         metrics.posts_failed += 1;
-    })
+    }
+    posted.is_ok()
 }
