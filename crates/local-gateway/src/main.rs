@@ -64,7 +64,8 @@ struct Args {
     web_root: Option<PathBuf>,
     /// Check every frame the in-process handlers post, and every routed frame, against this
     /// AsyncAPI document (e.g. docs/asyncapi.yaml): each mismatch is logged as an error, and
-    /// the gateway exits with a panic listing them. The tests always check.
+    /// the gateway exits with a panic listing them. The tests always check. Needs the crate's
+    /// `contract` feature (`cargo run -p chat-local-gateway --features contract`).
     #[arg(long)]
     contract: Option<PathBuf>,
     /// Log filter, e.g. info, warn, or chat_local_gateway=debug.
