@@ -88,7 +88,8 @@ screenshot: browser ## Retake docs/chat.png: the browser test's screenshot of a 
 	CHAT_SCREENSHOT=docs/chat.png cargo test -p chat-local-gateway --test gateway browser::alice_and_bob
 
 asyncapi: ## Regenerate docs/asyncapi.yaml, the protocol's AsyncAPI 3.0 document, from the Rust types
-	cargo run --quiet -p chat-testing --bin asyncapi > docs/asyncapi.yaml
+	cargo run --quiet -p chat-testing --bin asyncapi > docs/asyncapi.yaml.tmp
+	mv docs/asyncapi.yaml.tmp docs/asyncapi.yaml
 
 lint: tools ## rustfmt, clippy -D warnings, cfn-lint and sam validate --lint on template.yaml, the AsyncAPI parser on docs/asyncapi.yaml
 	cargo fmt --all --check

@@ -1,5 +1,6 @@
-// Validates an AsyncAPI document with the AsyncAPI project's own parser (`make lint`):
-// `node tools/validate-asyncapi.mjs docs/asyncapi.yaml`. Errors fail; warnings are printed.
+// Validates an AsyncAPI document with the AsyncAPI project's own parser. `make lint` runs it:
+// it copies this file next to the parser it installed (.tools/node) and runs
+// `node .tools/node/validate-asyncapi.mjs docs/asyncapi.yaml`. Errors fail; warnings are printed.
 import { readFileSync } from "node:fs";
 import { Parser } from "@asyncapi/parser";
 

@@ -3,7 +3,10 @@
 //! a client routes, is checked, and each mismatch is kept as a violation.
 //!
 //! Tests turn it on ([`crate::Settings::contract`]); a gateway with violations panics when it is
-//! dropped, failing the test that caused them. It covers the Rust, wscat and browser tests alike.
+//! dropped, failing the test that caused them. It checks what the in-process handlers post and
+//! what every client routes, so it covers the Rust, wscat and browser tests that run the
+//! handlers in-process; with `--lambda-endpoint` only routed frames are checked (the real
+//! functions post to the @connections API directly, where tests also post raw data on purpose).
 //! It needs the crate's `contract` feature (the tests enable it); a gateway built without it
 //! refuses a contract at start-up, saying so.
 
@@ -59,7 +62,10 @@ impl Contract {
         use chat_core::asyncapi;
         use serde_json::Value;
 
-        let failed = |cause: String| StartError::Contract { path: path.to_owned(), cause };
+        let failed = |cause: String| StartError::Contract {
+            path: path.to_owned(),
+            cause: format!("{cause}; run make asyncapi"),
+        };
         let text = std::fs::read_to_string(path).map_err(|error| failed(error.to_string()))?;
         let document: Value = serde_yaml_ng::from_str(&text).map_err(|error| failed(error.to_string()))?;
         let compile = |schema: &Value| jsonschema::draft7::new(schema).map_err(|error| failed(error.to_string()));

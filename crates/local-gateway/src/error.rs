@@ -22,7 +22,7 @@ pub enum StartError {
         expression: String,
     },
     /// The contract to check frames against cannot be read.
-    #[error("cannot read the contract {path}: {cause}; run make asyncapi")]
+    #[error("cannot use the contract {path}: {cause}")]
     Contract {
         /// The document's path.
         path: std::path::PathBuf,

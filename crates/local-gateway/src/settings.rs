@@ -16,14 +16,15 @@ pub enum BackendChoice {
     InProcess,
     /// Real functions behind the Lambda Invoke API at this URL.
     Lambda {
-        /// e.g. `http://127.0.0.1:9000` (`cargo lambda watch`) or `http://127.0.0.1:3001` (`sam local start-lambda`).
+        /// e.g. `http://127.0.0.1:9000` (`cargo lambda watch`) or `http://127.0.0.1:3002` (`sam local start-lambda --port 3002`).
         endpoint: String,
         /// How the functions are named there.
         naming: FunctionNaming,
     },
 }
 
-/// How to run the gateway. `Settings::default()` is what `make dev` runs, on port 3001.
+/// How to run the gateway. `Settings::default()` is what `make dev` runs, on port 3001 (the
+/// command line also serves `web/` when that folder exists).
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Where to listen; port 0 picks a free one.

@@ -29,7 +29,8 @@ pub struct Request {
     pub connected_at_ms: i64,
     /// The frame's text (MESSAGE events); `None` on `$connect` and `$disconnect`.
     pub body: Option<String>,
-    /// Who a `$connect` speaks for, as far as the event says; empty on other routes.
+    /// Who the connection says it is, as far as the event says (read on every route; only
+    /// `$connect` uses it).
     pub caller: Caller,
 }
 

@@ -32,11 +32,14 @@ pub async fn send_message(
     // A record younger than this may belong to a connection whose handshake is still completing.
     let opened_by = request.request_time_ms - GONE_AFTER.as_millis() as i64;
     let fan_out = FanOut { store, messenger, endpoint: &request.endpoint, opened_by };
-    let tally = match &message.to {
-        Addressee::User(user) => to_user(request, &fan_out, user, &message.body).await?,
-        Addressee::Room(room) => to_room(request, &fan_out, room, &message.body).await?,
+    let mut tally = Tally::default();
+    let sent = match &message.to {
+        Addressee::User(user) => to_user(request, &fan_out, user, &message.body, &mut tally).await,
+        Addressee::Room(room) => to_room(request, &fan_out, room, &message.body, &mut tally).await,
     };
+    // Counted even when a later page of a room fails: those members did get the message.
     tally.record(metrics);
+    sent?;
     let (delivered, failed) = (tally.delivered, tally.failed);
     tracing::info!(connections = delivered + tally.gone + failed, delivered, failed, "sendMessage");
 
@@ -53,30 +56,43 @@ pub async fn send_message(
 }
 
 /// A direct message: the sender's record and the recipient's connections are read at once.
-async fn to_user(request: &Request, fan_out: &FanOut<'_>, user: &UserId, body: &str) -> Result<Tally, Refusal> {
+async fn to_user(
+    request: &Request,
+    fan_out: &FanOut<'_>,
+    user: &UserId,
+    body: &str,
+    tally: &mut Tally,
+) -> Result<(), Refusal> {
     let (record, recipients) =
         futures::join!(fan_out.store.find(&request.connection_id), fan_out.store.connections_of(user));
     let record = record?.ok_or_else(unknown_connection)?;
     let frame = encode(&Delivery { sender_id: record.user_id.as_str(), body })?;
-    Ok(fan_out.deliver(recipients?, &frame).await)
+    *tally += fan_out.deliver(recipients?, &frame).await;
+    Ok(())
 }
 
 /// A room message: the sender's membership is checked, then the members are read a page at a
 /// time, so a room of any size holds one page of ids in memory.
-async fn to_room(request: &Request, fan_out: &FanOut<'_>, room: &RoomId, body: &str) -> Result<Tally, Refusal> {
+async fn to_room(
+    request: &Request,
+    fan_out: &FanOut<'_>,
+    room: &RoomId,
+    body: &str,
+    tally: &mut Tally,
+) -> Result<(), Refusal> {
     let record: Connection = fan_out.store.find(&request.connection_id).await?.ok_or_else(unknown_connection)?;
     if !record.rooms.contains(room) {
         return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
     }
     let frame = encode(&RoomDelivery { sender_id: record.user_id.as_str(), room_id: room.as_str(), body })?;
-    let (mut tally, mut after) = (Tally::default(), None::<String>);
+    let mut after: Option<String> = None;
     loop {
         let page = fan_out.store.members(room, after.as_deref()).await?;
         let others = page.connection_ids.into_iter().filter(|id| *id != request.connection_id).collect();
-        tally += fan_out.deliver(others, &frame).await;
+        *tally += fan_out.deliver(others, &frame).await;
         match page.next {
             Some(next) => after = Some(next),
-            None => return Ok(tally),
+            None => return Ok(()),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The local gateway end to end, as one test binary (one link instead of nine): real WebSocket
 //! clients, wscat, headless Chromium, the real SDK's @connections client and, behind
-//! `--lambda-endpoint`, the real function binaries. Every gateway these tests start checks the
-//! frames it carries against `docs/asyncapi.yaml`.
+//! `--lambda-endpoint`, the real function binaries. The gateways started through
+//! `support::settings()` check what the in-process handlers post, and every routed frame,
+//! against `docs/asyncapi.yaml`.
 
 mod support;
 
