@@ -76,38 +76,13 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 #[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
 
+/// A room's id: 1 to 128 characters of ASCII letters, digits and `_ . @ -`, as user ids.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoomId(String);
+
 /// The rules user ids and room ids share, as a regular expression.
 pub const ID_PATTERN: &str = "^[A-Za-z0-9_.@-]{1,128}$";
-
-fn id_schema(what: &str) -> Schema {
-    json_schema!({
-        "type": "string",
-        "pattern": ID_PATTERN,
-        "minLength": 1,
-        "maxLength": MAX_USER_ID_CHARS,
-        "description": format!("A {what} id: 1 to 128 ASCII letters, digits and _ . @ -."),
-    })
-}
-
-impl JsonSchema for UserId {
-    fn schema_name() -> Cow<'static, str> {
-        "UserId".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        id_schema("user")
-    }
-}
-
-impl JsonSchema for RoomId {
-    fn schema_name() -> Cow<'static, str> {
-        "RoomId".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        id_schema("room")
-    }
-}
 
 /// The rules user ids and room ids share: 1 to 128 ASCII letters, digits and `_ . @ -`.
 fn check_id(value: &str) -> Result<(), String> {
@@ -123,74 +98,62 @@ fn check_id(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl UserId {
-    /// Validates a user id, saying what is wrong with it.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        check_id(value).map(|()| Self(value.to_owned()))
-    }
+/// What user ids and room ids share: validation by [`check_id`] (also when deserialized), the
+/// text, and the published schema.
+macro_rules! id_type {
+    ($id:ident, $what:literal) => {
+        impl $id {
+            /// Validates an id, saying what is wrong with it.
+            pub fn parse(value: &str) -> Result<Self, String> {
+                check_id(value).map(|()| Self(value.to_owned()))
+            }
 
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $id {
+            type Error = String;
+
+            fn try_from(value: String) -> Result<Self, String> {
+                check_id(&value).map(|()| Self(value))
+            }
+        }
+
+        impl From<$id> for String {
+            fn from(id: $id) -> String {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $id {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl JsonSchema for $id {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($id).into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({
+                    "type": "string",
+                    "pattern": ID_PATTERN,
+                    "minLength": 1,
+                    "maxLength": MAX_USER_ID_CHARS,
+                    "description": concat!("A ", $what, " id: 1 to 128 ASCII letters, digits and _ . @ -."),
+                })
+            }
+        }
+    };
 }
 
-impl TryFrom<String> for UserId {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, String> {
-        check_id(&value).map(|()| Self(value))
-    }
-}
-
-impl From<UserId> for String {
-    fn from(id: UserId) -> String {
-        id.0
-    }
-}
-
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A room's id: 1 to 128 characters of ASCII letters, digits and `_ . @ -`, as user ids.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RoomId(String);
-
-impl RoomId {
-    /// Validates a room id, saying what is wrong with it.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        check_id(value).map(|()| Self(value.to_owned()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for RoomId {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, String> {
-        check_id(&value).map(|()| Self(value))
-    }
-}
-
-impl From<RoomId> for String {
-    fn from(id: RoomId) -> String {
-        id.0
-    }
-}
-
-impl std::fmt::Display for RoomId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+id_type!(UserId, "user");
+id_type!(RoomId, "room");
 
 /// Who a `sendMessage` is for.
 #[derive(Debug, PartialEq, Eq)]

@@ -19,11 +19,7 @@ pub fn template() -> Template {
 /// # Panics
 /// When the template has no such route, or its function names no binary.
 pub fn binary_of(route: Route) -> String {
-    let template = template();
-    let routes = template.routes().expect("the template's routes");
-    let spec = routes.iter().find(|spec| spec.key == route.key()).unwrap_or_else(|| panic!("no route {}", route.key()));
-    let function = template.functions().into_iter().find(|function| function.logical_id == spec.function);
-    function.and_then(|function| function.binary).unwrap_or_else(|| panic!("{} names no binary", spec.function))
+    route_binary(&template(), route)
 }
 
 /// The cargo binary of the `$connect` authorizer's function (token mode).
@@ -31,16 +27,35 @@ pub fn binary_of(route: Route) -> String {
 /// # Panics
 /// When the template puts no authorizer on `$connect` in token mode.
 pub fn authorizer_binary() -> String {
-    let template = template();
-    let token_mode = [("AuthIssuer", "https://issuer.example"), ("AuthAudience", "chat")]
-        .map(|(name, value)| (name.to_owned(), value.to_owned()));
-    let context = Context::new(&template, &token_mode).expect("the template's parameters");
-    let spec = template.connect_authorizer(&context).expect("the authorizer").expect("an authorizer in token mode");
-    let function = template.functions().into_iter().find(|function| function.logical_id == spec.function);
-    function.and_then(|function| function.binary).unwrap_or_else(|| panic!("{} names no binary", spec.function))
+    authorizer_binary_in(&template())
 }
 
 /// Every function's binary: the routes' in [`Route::ALL`]'s order, then the authorizer's.
 pub fn binaries() -> Vec<String> {
-    Route::ALL.into_iter().map(binary_of).chain([authorizer_binary()]).collect()
+    let template = template();
+    Route::ALL
+        .into_iter()
+        .map(|route| route_binary(&template, route))
+        .chain([authorizer_binary_in(&template)])
+        .collect()
+}
+
+fn route_binary(template: &Template, route: Route) -> String {
+    let routes = template.routes().expect("the template's routes");
+    let spec = routes.iter().find(|spec| spec.key == route.key()).unwrap_or_else(|| panic!("no route {}", route.key()));
+    binary_named(template, &spec.function)
+}
+
+fn authorizer_binary_in(template: &Template) -> String {
+    let token_mode = [("AuthIssuer", "https://issuer.example"), ("AuthAudience", "chat")]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+    let context = Context::new(template, &token_mode).expect("the template's parameters");
+    let spec = template.connect_authorizer(&context).expect("the authorizer").expect("an authorizer in token mode");
+    binary_named(template, &spec.function)
+}
+
+/// The binary of the function with this logical id.
+fn binary_named(template: &Template, logical_id: &str) -> String {
+    let function = template.functions().into_iter().find(|function| function.logical_id == logical_id);
+    function.and_then(|function| function.binary).unwrap_or_else(|| panic!("{logical_id} names no binary"))
 }
