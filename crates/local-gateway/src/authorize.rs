@@ -4,7 +4,7 @@
 //! (`Deny`, or no `Allow` matching the `methodArn`: 403; a malformed answer or a failed
 //! function: 500). On `Allow`, the principal and context become `requestContext.authorizer`.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chat_core::error::Chain;
 use serde_json::{Map, Value};
 
@@ -13,6 +13,7 @@ use chat_template::Template;
 use crate::error::StartError;
 use crate::events::{self, Peer};
 use crate::gateway::Gateway;
+use crate::headers::ClientHeaders;
 use crate::routing::Function;
 
 /// Where an authorizer's identity source reads from.
@@ -68,11 +69,11 @@ pub(crate) async fn run(
     gateway: &Gateway,
     authorizer: &ConnectAuthorizer,
     peer: &Peer,
-    headers: &HeaderMap,
+    headers: &ClientHeaders,
     query: &[(String, String)],
 ) -> Verdict {
     let present = |source: &IdentitySource| match source {
-        IdentitySource::Header(name) => headers.get(name.as_str()).is_some_and(|value| !value.is_empty()),
+        IdentitySource::Header(name) => headers.get(name).is_some_and(|value| !value.is_empty()),
         IdentitySource::Query(name) => query.iter().any(|(key, value)| key == name && !value.is_empty()),
     };
     if !authorizer.identity_sources.iter().all(present) {

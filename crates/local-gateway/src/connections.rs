@@ -79,12 +79,13 @@ impl Live {
         self.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records client activity now.
+    /// Records traffic on the connection now: a data frame from the client, or one queued for it.
     pub fn touch(&self) {
         self.last_active.store(now_ms(), Ordering::Relaxed);
     }
 
-    /// When the client last sent a data frame, epoch ms.
+    /// When the connection last had traffic ([`Live::touch`]), epoch ms: what its idle timeout
+    /// counts from and what `GET @connections/{id}` reports as `lastActiveAt`.
     pub fn last_active(&self) -> i64 {
         self.last_active.load(Ordering::Relaxed)
     }
@@ -107,6 +108,10 @@ impl Live {
             outbox.bytes += size;
             outbox.frames.push_back(message);
         }
+        // Posts to a client count as traffic: on AWS, a post every 9.5 minutes held a connection
+        // open until the 2-hour limit (hotsock.io's keep-alive documentation), and idleness is
+        // "direction agnostic" (andyrichardson/subscriptionless#3).
+        self.touch();
         self.writer_wake.notify_one();
         Queued::Accepted
     }

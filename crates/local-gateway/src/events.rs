@@ -1,8 +1,9 @@
 //! Events shaped like API Gateway's, field for field (`events/*.json` are the reference).
 
-use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
+
+use crate::headers::ClientHeaders;
 use time::macros::format_description;
 
 /// What the gateway knows of a connection, for its events.
@@ -94,7 +95,7 @@ fn header_maps(pairs: &[(String, String)]) -> (Map<String, Value>, Map<String, V
 }
 
 /// The CONNECT event: the upgrade request's headers (plus API Gateway's own) and query.
-pub fn connect(api: &Api, peer: &Peer, headers: &HeaderMap, query: &[(String, String)], request_id: &str) -> Value {
+pub fn connect(api: &Api, peer: &Peer, headers: &ClientHeaders, query: &[(String, String)], request_id: &str) -> Value {
     let mut event = upgrade_request(api, peer, headers, query, request_id);
     event.insert("isBase64Encoded".into(), false.into());
     event.into()
@@ -107,7 +108,13 @@ pub fn method_arn(api: &Api) -> String {
 
 /// The REQUEST authorizer's event: the upgrade's headers and query, `methodArn`, and the same
 /// `requestContext` the `$connect` event gets.
-pub fn authorizer(api: &Api, peer: &Peer, headers: &HeaderMap, query: &[(String, String)], request_id: &str) -> Value {
+pub fn authorizer(
+    api: &Api,
+    peer: &Peer,
+    headers: &ClientHeaders,
+    query: &[(String, String)],
+    request_id: &str,
+) -> Value {
     let mut event = Map::new();
     event.insert("type".into(), "REQUEST".into());
     event.insert("methodArn".into(), method_arn(api).into());
@@ -121,14 +128,15 @@ pub fn authorizer(api: &Api, peer: &Peer, headers: &HeaderMap, query: &[(String,
 fn upgrade_request(
     api: &Api,
     peer: &Peer,
-    headers: &HeaderMap,
+    headers: &ClientHeaders,
     query: &[(String, String)],
     request_id: &str,
 ) -> Map<String, Value> {
+    // The client's headers with the client's spelling, then those API Gateway adds with its own.
     let mut pairs: Vec<(String, String)> = headers
         .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "connection" | "upgrade"))
-        .filter_map(|(name, value)| Some((canonical(name.as_str()), value.to_str().ok()?.to_owned())))
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("connection") && !name.eq_ignore_ascii_case("upgrade"))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect();
     pairs.push(("X-Amzn-Trace-Id".into(), format!("Root=1-{:08x}-{}", now_ms() / 1000, request_id)));
     pairs.push(("X-Forwarded-For".into(), peer.source_ip.clone()));
@@ -174,20 +182,6 @@ pub fn disconnect(api: &Api, peer: &Peer, status_code: u16, reason: &str, reques
     })
 }
 
-/// `sec-websocket-key` → `Sec-WebSocket-Key`, as API Gateway spells the headers it forwards.
-fn canonical(name: &str) -> String {
-    name.split('-')
-        .map(|part| match part {
-            "websocket" => "WebSocket".to_owned(),
-            _ => {
-                let mut chars = part.chars();
-                chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,12 +190,5 @@ mod tests {
     fn request_times_are_written_as_api_gateway_writes_them() {
         assert_eq!(request_time(1_795_255_200_000), "21/Nov/2026:10:00:00 +0000");
         assert_eq!(iso8601(1_795_255_200_123), "2026-11-21T10:00:00.123Z");
-    }
-
-    #[test]
-    fn forwarded_headers_are_spelled_as_api_gateway_spells_them() {
-        assert_eq!(canonical("sec-websocket-key"), "Sec-WebSocket-Key");
-        assert_eq!(canonical("host"), "Host");
-        assert_eq!(canonical("user-agent"), "User-Agent");
     }
 }

@@ -22,6 +22,7 @@ use crate::connections::{Live, Registry};
 use crate::contract::Contract;
 use crate::error::InvokeError;
 use crate::events::{self, Peer};
+use crate::headers::ClientHeaders;
 use crate::ids::IdGenerator;
 use crate::routing::{Function, RouteTable};
 use crate::server::RateLimit;
@@ -75,7 +76,7 @@ impl Gateway {
     pub(crate) async fn connect(
         &self,
         peer: &Peer,
-        headers: &HeaderMap,
+        headers: &ClientHeaders,
         query: &[(String, String)],
     ) -> Result<HeaderMap, Response> {
         let Some(function) = self.routes.function(Route::Connect.key()) else { return Ok(HeaderMap::new()) };

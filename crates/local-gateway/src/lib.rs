@@ -22,6 +22,7 @@ pub mod contract;
 pub mod error;
 pub mod events;
 mod gateway;
+pub mod headers;
 mod ids;
 mod management;
 pub mod routing;

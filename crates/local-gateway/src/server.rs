@@ -17,6 +17,8 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use crate::headers::Watched;
+
 /// How the HTTP side is bounded.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HttpLimits {
@@ -56,8 +58,15 @@ pub(crate) async fn serve(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
         }
+        let (tcp, heads) = Watched::new(tcp);
         let service = app.clone().map_request(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(client));
+            if let Some(head) = heads.next_head() {
+                request.extensions_mut().insert(head);
+            } else {
+                tracing::debug!("a request's head was not seen: its event gets lower-case header names");
+            }
+            decode_at_sign(request.uri_mut());
             request.map(Body::new)
         });
         tokio::spawn(async move {
@@ -72,6 +81,24 @@ pub(crate) async fn serve(
             }
             drop(permit);
         });
+    }
+}
+
+/// `/{stage}/%40connections/…` → `/{stage}/@connections/…`: AWS's developer guide encodes the
+/// `@` in its own example (`…/prod/%40connections/R0oXAdfD0kwCH6w%3D`, "Use @connections
+/// commands in your backend service"), and the router matches paths as sent.
+fn decode_at_sign(uri: &mut hyper::Uri) {
+    let path = uri.path();
+    let Some(at) = path.find("/%40") else { return };
+    let decoded = format!("{}/@{}", &path[..at], &path[at + "/%40".len()..]);
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{decoded}?{query}"),
+        None => decoded,
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    if let Ok(rewritten) = hyper::Uri::from_parts(parts) {
+        *uri = rewritten;
     }
 }
 

@@ -1,5 +1,7 @@
 //! The socket: the upgrade (authorizer and `$connect` before the handshake) and the loop that
-//! reads a connection's frames in order, with API Gateway's idle, duration and size limits.
+//! reads a connection's frames, with API Gateway's idle, duration and size limits. The idle
+//! timer counts from the connection's last traffic either way: a frame from the client or a
+//! frame queued for it.
 //!
 //! A connection is registered as soon as `$connect` accepts it, before the 101 is sent, so a
 //! post that follows `$connect` at once waits in its outbox instead of answering 410.
@@ -7,6 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -20,6 +23,7 @@ use crate::authorize::{self, Verdict};
 use crate::connections::Live;
 use crate::events::{Peer, now_ms};
 use crate::gateway::Gateway;
+use crate::headers::ClientHeaders;
 
 /// Read buffer of each socket. tungstenite keeps one this size per connection (128 KiB by
 /// default); 1 KiB holds a typical chat frame, and larger frames take several reads. With it,
@@ -46,8 +50,10 @@ pub(crate) async fn upgrade(
     uri: Uri,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
+    as_sent: Option<Extension<ClientHeaders>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let as_sent = as_sent.map_or_else(|| ClientHeaders::lower_case(&headers), |Extension(as_sent)| as_sent);
     if stage != gateway.api.stage {
         return forbidden();
     }
@@ -69,13 +75,13 @@ pub(crate) async fn upgrade(
         authorizer: None,
     };
     if let Some(authorizer) = &gateway.authorizer {
-        match authorize::run(&gateway, authorizer, &peer, &headers, &query).await {
+        match authorize::run(&gateway, authorizer, &peer, &as_sent, &query).await {
             Verdict::Allow(authorized) => peer.authorizer = Some(authorized),
             Verdict::Refuse(status, message) => return refused(status, message),
         }
     }
     // Headers the `$connect` integration answers with go into the 101 (the subprotocol echo).
-    let answer_headers = match gateway.connect(&peer, &headers, &query).await {
+    let answer_headers = match gateway.connect(&peer, &as_sent, &query).await {
         Ok(headers) => headers,
         Err(refusal) => return refusal,
     };
@@ -120,13 +126,20 @@ async fn read(gateway: &Gateway, live: &Live, mut stream: futures::stream::Split
         let _ = shutdown.wait_for(|stopping| *stopping).await;
     });
     let mut client_close = (1006, "Connection closed abnormally".to_owned());
+    let idle_timeout_ms = gateway.settings.idle_timeout.as_millis() as i64;
     loop {
         let idle_for = Duration::from_millis((now_ms() - live.last_active()).max(0) as u64);
         let idle_deadline = tokio::time::Instant::now() + gateway.settings.idle_timeout.saturating_sub(idle_for);
         tokio::select! {
             _ = live.closed.notified() => break,
             _ = &mut stopping => { live.close(1001, "Going away"); break }
-            _ = sleep_until(idle_deadline) => { live.close(1001, "Idle timeout"); break }
+            // Traffic since the deadline was set moves it: check again from the new last activity.
+            _ = sleep_until(idle_deadline) => {
+                if now_ms() - live.last_active() >= idle_timeout_ms {
+                    live.close(1001, "Idle timeout");
+                    break;
+                }
+            }
             _ = sleep_until(max_deadline) => { live.close(1001, "Maximum connection duration reached"); break }
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
@@ -134,6 +147,10 @@ async fn read(gateway: &Gateway, live: &Live, mut stream: futures::stream::Split
                     gateway.route_frame(live, text.as_str()).await;
                 }
                 Some(Ok(Message::Binary(_))) => { live.close(1003, "Binary frames are not supported"); break }
+                // Unverified: AWS documents no answer to whether a client's ping or pong frames
+                // reset the idle timer, and no public observation settles it (browsers cannot
+                // send them). Kept strict: they do not, so a client relying on them is closed
+                // here rather than, perhaps, in the cloud.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(frame))) => {
                     live.mark_closing();

@@ -29,12 +29,16 @@ pub(crate) struct Page {
     pub user_claim: Option<String>,
 }
 
-/// `/` and the page's files; anything else answers 403 as the gateway always has.
+/// `GET /` and the page's files; anything else (another path, or another method on the page's
+/// paths, such as a `POST /@connections/{id}` that forgot its stage) answers 403
+/// `{"message":"Forbidden"}`, as API Gateway answers every path it does not serve.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(page: Page) -> Router<S> {
-    let files = ServeDir::new(&page.root).fallback(any(|| async { crate::socket::forbidden() }).with_state(()));
+    let forbidden = || async { crate::socket::forbidden() };
+    let files =
+        ServeDir::new(&page.root).call_fallback_on_method_not_allowed(true).fallback(any(forbidden).with_state(()));
     let page = Arc::new(page);
     Router::new()
-        .route("/", get(move |request: Request| index(page.clone(), request)))
+        .route("/", get(move |request: Request| index(page.clone(), request)).fallback(forbidden))
         .fallback_service(files)
         .layer(axum::middleware::map_response(revalidate))
 }

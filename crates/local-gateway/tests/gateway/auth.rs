@@ -76,7 +76,7 @@ async fn a_missing_forged_or_expired_token_is_refused_with_403_and_stores_nothin
     assert_eq!(gateway.open_connections(), 0);
 }
 
-fn allow(principal: &str, resource: &str) -> Value {
+pub fn allow(principal: &str, resource: &str) -> Value {
     json!({
         "principalId": principal,
         "policyDocument": {"Version": "2012-10-17",
@@ -85,7 +85,7 @@ fn allow(principal: &str, resource: &str) -> Value {
     })
 }
 
-const METHOD_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:local/dev/$connect";
+pub const METHOD_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:local/dev/$connect";
 
 #[tokio::test]
 async fn the_authorizer_event_has_the_fields_of_awss_and_its_verdict_reaches_every_later_event() {

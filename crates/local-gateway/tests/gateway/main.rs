@@ -13,5 +13,6 @@ mod connections_api;
 mod fidelity;
 mod hardening;
 mod lambda_endpoint;
+mod parity;
 mod sam_websocket_api;
 mod wscat;
