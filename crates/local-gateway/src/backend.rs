@@ -12,9 +12,7 @@ use chat_core::config::{self, Vars};
 use chat_core::identity::Mode;
 use chat_core::messenger::{Endpoint, Messenger};
 use chat_core::routes::{self, Route};
-use chat_core::{
-    ApiGatewayMessenger, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, MemoryStore, PostError,
-};
+use chat_core::{ApiGatewayMessenger, ApiGatewayWebsocketProxyRequest, MemoryStore, PostError};
 use futures::FutureExt;
 use serde_json::Value;
 
@@ -25,8 +23,9 @@ use crate::routing::{Function, RouteTable};
 /// Runs a route's function with an event and returns its answer.
 #[async_trait]
 pub trait Backend: Send + Sync {
-    /// Invokes `function` with `event`, as API Gateway's Lambda proxy integration does.
-    async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError>;
+    /// Invokes `function` with `event`, as API Gateway's Lambda proxy integration does; its
+    /// answer as the function wrote it (`proxy::read` reads it as API Gateway does).
+    async fn invoke(&self, function: &Function, event: Value) -> Result<Value, InvokeError>;
 
     /// Invokes a REQUEST authorizer with its event; its answer as the function wrote it.
     async fn authorize(&self, function: &Function, event: Value) -> Result<Value, InvokeError>;
@@ -118,7 +117,7 @@ impl InProcess {
 
 #[async_trait]
 impl Backend for InProcess {
-    async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError> {
+    async fn invoke(&self, function: &Function, event: Value) -> Result<Value, InvokeError> {
         let request: ApiGatewayWebsocketProxyRequest = serde_json::from_value(event)
             .map_err(|source| InvokeError::BadEvent { function: function.logical_id.clone(), source })?;
         let key = request.request_context.route_key.as_deref().unwrap_or_default();
@@ -134,6 +133,7 @@ impl Backend for InProcess {
         )
         .catch_unwind()
         .await
+        .map(|response| serde_json::to_value(response).unwrap_or_default())
         .map_err(|_| InvokeError::Panicked)
     }
 
@@ -209,7 +209,7 @@ impl LambdaInvoke {
 
 #[async_trait]
 impl Backend for LambdaInvoke {
-    async fn invoke(&self, function: &Function, event: Value) -> Result<ApiGatewayProxyResponse, InvokeError> {
+    async fn invoke(&self, function: &Function, event: Value) -> Result<Value, InvokeError> {
         let (name, payload) = self.call(function, event).await?;
         serde_json::from_slice(&payload).map_err(|source| InvokeError::BadResponse { function: name, source })
     }

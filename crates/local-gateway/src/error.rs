@@ -21,6 +21,14 @@ pub enum StartError {
         /// The expression found.
         expression: String,
     },
+    /// A route response the gateway cannot serve as API Gateway would.
+    #[error("resource {resource}: {problem}")]
+    RouteResponse {
+        /// The route or route response's logical id.
+        resource: String,
+        /// What is unsupported, and what to do.
+        problem: String,
+    },
     /// The contract to check frames against cannot be read.
     #[error("cannot use the contract {path}: {cause}")]
     Contract {
@@ -107,8 +115,18 @@ pub enum InvokeError {
         #[source]
         source: serde_json::Error,
     },
-    /// The function's answer is not an API Gateway proxy response.
-    #[error("function {function} answered something that is not an API Gateway proxy response: {source}")]
+    /// The function's answer is JSON but not a proxy response (API Gateway's "Execution failed
+    /// due to configuration error: Malformed Lambda proxy response").
+    #[error("function {function}: execution failed due to configuration error")]
+    Malformed {
+        /// The function's logical id.
+        function: String,
+        /// What is wrong with the answer.
+        #[source]
+        source: crate::proxy::Malformed,
+    },
+    /// The function's answer is not JSON.
+    #[error("function {function} answered something that is not JSON: {source}")]
     BadResponse {
         /// The function name invoked.
         function: String,

@@ -24,6 +24,7 @@ use crate::error::InvokeError;
 use crate::events::{self, Peer};
 use crate::headers::ClientHeaders;
 use crate::ids::IdGenerator;
+use crate::proxy;
 use crate::routing::{Function, RouteTable};
 use crate::server::RateLimit;
 use crate::settings::Settings;
@@ -68,7 +69,12 @@ impl Gateway {
         function: &Function,
         event: serde_json::Value,
     ) -> (Result<ApiGatewayProxyResponse, InvokeError>, u128) {
-        self.within_integration_timeout(self.backend.invoke(function, event)).await
+        let answer = async {
+            let answer = self.backend.invoke(function, event).await?;
+            proxy::read(&function.logical_id, answer)
+                .map_err(|source| InvokeError::Malformed { function: function.logical_id.clone(), source })
+        };
+        self.within_integration_timeout(answer).await
     }
 
     /// Runs the `$connect` integration, if the API has one: the headers its answer puts into
@@ -82,20 +88,32 @@ impl Gateway {
         let Some(function) = self.routes.function(Route::Connect.key()) else { return Ok(HeaderMap::new()) };
         let event = events::connect(&self.api, peer, headers, query, &self.ids.next());
         let (result, took) = self.invoke(function, event).await;
-        let status = match &result {
-            Ok(response) => response.status_code,
+        let response = match result {
+            Ok(response) => response,
             Err(error) => {
-                tracing::error!(connection_id = peer.connection_id, error = %Chain(error), "$connect integration failed");
-                500
+                // A failed integration refuses the upgrade with 502 (observed:
+                // michalkvasnicak/aws-lambda-graphql#107, serverless/serverless-websockets-plugin#13),
+                // as a failed proxy integration answers on REST and HTTP APIs.
+                tracing::error!(connection_id = peer.connection_id, error = %Chain(&error), "$connect integration failed");
+                tracing::info!(
+                    connection_id = peer.connection_id,
+                    route = "$connect",
+                    status = 502,
+                    took_ms = took,
+                    "connect"
+                );
+                let body = json!({ "message": "Internal server error" });
+                return Err((StatusCode::BAD_GATEWAY, axum::Json(body)).into_response());
             }
         };
+        let status = response.status_code;
         tracing::info!(connection_id = peer.connection_id, route = "$connect", status, took_ms = took, "connect");
         if !(200..300).contains(&status) {
             let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let body = result.ok().and_then(|response| response.body).map(|body| body.to_vec()).unwrap_or_default();
+            let body = response.body.map(|body| body.to_vec()).unwrap_or_default();
             return Err((status, body).into_response());
         }
-        Ok(result.map(|response| integration_headers(&response)).unwrap_or_default())
+        Ok(integration_headers(&response))
     }
 
     /// Routes one text frame and runs its function; failures answer as API Gateway does.
@@ -115,6 +133,12 @@ impl Gateway {
                 tracing::info!(connection_id, route = key, status = response.status_code, took_ms = took, "route");
                 if let Some(contract) = &self.contract {
                     contract.check_routed(body, response.status_code);
+                }
+                // A two-way route sends the answer's body, whatever its status, and an empty
+                // frame when it has none (observed: serverless-offline#1301, "API Gateway will
+                // return whatever is in `body`"; serverless#6816 for the empty frame).
+                if self.routes.is_two_way(key) {
+                    live.send(response.body.map(|body| body.to_vec()).unwrap_or_default());
                 }
             }
             Err(error) => {

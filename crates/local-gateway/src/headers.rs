@@ -51,6 +51,15 @@ impl ClientHeaders {
     }
 }
 
+/// As an extractor: the head as sent when it was seen, hyper's lower-case names otherwise.
+impl<S: Sync> axum::extract::FromRequestParts<S> for ClientHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.remove::<ClientHeaders>().unwrap_or_else(|| ClientHeaders::lower_case(&parts.headers)))
+    }
+}
+
 /// What one connection's reads showed, shared by its IO and its requests.
 #[derive(Debug, Default)]
 pub(crate) struct HeadLog {

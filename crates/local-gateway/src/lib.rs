@@ -25,6 +25,7 @@ mod gateway;
 pub mod headers;
 mod ids;
 mod management;
+mod proxy;
 pub mod routing;
 mod server;
 mod settings;

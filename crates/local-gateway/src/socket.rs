@@ -9,10 +9,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chat_core::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use futures::StreamExt;
@@ -49,16 +48,14 @@ pub(crate) async fn upgrade(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     uri: Uri,
     Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    as_sent: Option<Extension<ClientHeaders>>,
+    headers: ClientHeaders,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let as_sent = as_sent.map_or_else(|| ClientHeaders::lower_case(&headers), |Extension(as_sent)| as_sent);
     if stage != gateway.api.stage {
         return forbidden();
     }
     let url_chars =
-        uri.to_string().chars().count() + headers.get(header::HOST).map_or(0, |host| host.len()) + "wss://".len();
+        uri.to_string().chars().count() + headers.get("host").map_or(0, str::len) + "wss://".len();
     if url_chars > gateway.settings.max_url_chars {
         tracing::info!(url_chars, "refused connection: URL too long");
         return refused(StatusCode::URI_TOO_LONG, "Request-URI Too Long");
@@ -71,17 +68,17 @@ pub(crate) async fn upgrade(
         connection_id: gateway.ids.next(),
         connected_at: now_ms(),
         source_ip: client.ip().to_string(),
-        user_agent: headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok()).map(str::to_owned),
+        user_agent: headers.get("user-agent").map(str::to_owned),
         authorizer: None,
     };
     if let Some(authorizer) = &gateway.authorizer {
-        match authorize::run(&gateway, authorizer, &peer, &as_sent, &query).await {
+        match authorize::run(&gateway, authorizer, &peer, &headers, &query).await {
             Verdict::Allow(authorized) => peer.authorizer = Some(authorized),
             Verdict::Refuse(status, message) => return refused(status, message),
         }
     }
     // Headers the `$connect` integration answers with go into the 101 (the subprotocol echo).
-    let answer_headers = match gateway.connect(&peer, &as_sent, &query).await {
+    let answer_headers = match gateway.connect(&peer, &headers, &query).await {
         Ok(headers) => headers,
         Err(refusal) => return refusal,
     };

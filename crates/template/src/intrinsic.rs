@@ -55,6 +55,14 @@ fn references(text: &str) -> impl Iterator<Item = &str> {
     text.split("${").skip(1).filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
 }
 
+/// `!Ref X` → `X`.
+pub(crate) fn reference(value: &Value) -> Option<String> {
+    match intrinsic(value)? {
+        ("Ref", Value::String(name)) => Some(name.clone()),
+        _ => None,
+    }
+}
+
 /// `integrations/${X}` → `X`.
 pub(crate) fn integration_of_target(target: &Value) -> Option<String> {
     let rendered = render(target);

@@ -122,6 +122,19 @@ pub struct RouteSpec {
     pub integration: String,
     /// Logical id of the function the integration invokes.
     pub function: String,
+    /// The route's `RouteResponseSelectionExpression`, set on two-way routes (`$default`).
+    pub response_selection: Option<String>,
+}
+
+/// A route response (`AWS::ApiGatewayV2::RouteResponse`): what makes a route two-way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteResponseSpec {
+    /// Logical id of the route response.
+    pub logical_id: String,
+    /// Logical id of the route it answers for (its `RouteId: !Ref Route`).
+    pub route: String,
+    /// Its `RouteResponseKey`; WebSocket APIs define only `$default`.
+    pub key: String,
 }
 
 /// A function and what it is allowed to do.
@@ -302,6 +315,7 @@ impl Template {
                     key: key.to_owned(),
                     integration: format!("{base}Integration"),
                     function,
+                    response_selection: None,
                 });
             }
         }
@@ -333,7 +347,24 @@ impl Template {
             )
         })?;
         self.resource(&function, "AWS::Serverless::Function", &integration, "Properties.IntegrationUri")?;
-        Ok(RouteSpec { logical_id: id.to_owned(), key: key.to_owned(), integration, function })
+        let response_selection = match &route.properties["RouteResponseSelectionExpression"] {
+            Value::Null => None,
+            expression => Some(text(expression, id, "Properties.RouteResponseSelectionExpression")?.to_owned()),
+        };
+        Ok(RouteSpec { logical_id: id.to_owned(), key: key.to_owned(), integration, function, response_selection })
+    }
+
+    /// Every route response, with the route it belongs to.
+    pub fn route_responses(&self) -> Result<Vec<RouteResponseSpec>> {
+        self.resources_of("AWS::ApiGatewayV2::RouteResponse")
+            .map(|(id, response)| {
+                let route = intrinsic::reference(&response.properties["RouteId"])
+                    .ok_or_else(|| problem(id, "Properties.RouteId", "must be !Ref SomeRoute"))?;
+                self.resource(&route, "AWS::ApiGatewayV2::Route", id, "Properties.RouteId")?;
+                let key = text(&response.properties["RouteResponseKey"], id, "Properties.RouteResponseKey")?;
+                Ok(RouteResponseSpec { logical_id: id.to_owned(), route, key: key.to_owned() })
+            })
+            .collect()
     }
 
     /// The authorizer on the `$connect` route under `context`'s parameters, if the route has one

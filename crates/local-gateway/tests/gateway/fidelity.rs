@@ -149,7 +149,7 @@ async fn a_refused_connect_fails_the_upgrade_with_its_status_and_no_connection_e
 }
 
 #[tokio::test]
-async fn a_failing_connect_integration_refuses_the_upgrade_with_500() {
+async fn a_failing_connect_integration_refuses_the_upgrade_with_502() {
     let behaviour = Arc::new(
         |function: &str, _: &Value| {
             if function == "ConnectFunction" { Reply::FunctionError } else { Reply::Status(200) }
@@ -159,7 +159,7 @@ async fn a_failing_connect_integration_refuses_the_upgrade_with_500() {
 
     let status = refused_status(Client::try_connect(&format!("{}?userId=1", gateway.url())).await.err().unwrap());
 
-    assert_eq!(status, 500);
+    assert_eq!(status, 502);
 }
 
 #[tokio::test]

@@ -183,3 +183,96 @@ async fn connection_ids_use_the_url_safe_alphabet() {
         assert!(!id.contains('+') && !id.contains('/'), "{id}");
     }
 }
+
+#[tokio::test]
+async fn an_answer_that_is_not_a_proxy_response_gets_internal_server_error() {
+    // The proxy output format (AWS Lambda developer guide, "Handle Lambda errors with an API
+    // Gateway API"); a `null` answer logs "Malformed Lambda proxy response" on WebSocket APIs
+    // (michalkvasnicak/aws-lambda-graphql#48).
+    let malformed = [
+        json!({"statusCode": 200, "ConnectionId": "x", "Data": "y"}),
+        json!({"body": "no status"}),
+        json!("a string"),
+        Value::Null,
+        json!({"statusCode": 200, "body": {"not": "a string"}}),
+    ];
+    let answers = std::sync::Mutex::new(malformed.to_vec());
+    let behaviour = Arc::new(move |function: &str, _: &Value| match function {
+        "DefaultFunction" => Reply::Json(answers.lock().unwrap().remove(0)),
+        _ => Reply::Status(200),
+    });
+    let (gateway, _lambda) = gateway_with_lambda(behaviour, |_| {}).await;
+    let mut client = Client::connect(&gateway, "1").await;
+
+    for answer in &malformed {
+        client.send_text("hello").await;
+        assert_eq!(client.receive().await["message"], "Internal server error", "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_connect_integration_that_fails_or_answers_no_proxy_response_refuses_the_upgrade_with_502() {
+    for reply in [Reply::FunctionError, Reply::Json(json!({"statusCode": 200, "Data": "y"}))] {
+        let reply = std::sync::Mutex::new(Some(reply));
+        let behaviour = Arc::new(move |function: &str, _: &Value| match function {
+            "ConnectFunction" => reply.lock().unwrap().take().unwrap_or(Reply::Status(200)),
+            _ => Reply::Status(200),
+        });
+        let (gateway, _lambda) = gateway_with_lambda(behaviour, |_| {}).await;
+
+        let error = Client::try_connect(&format!("{}?userId=1", gateway.url())).await.err().expect("refused");
+
+        assert_eq!(crate::support::refused_status(error), 502);
+    }
+}
+
+/// The template with `$default` made two-way: its route gets `RouteResponseSelectionExpression`
+/// and a `$default` route response (AWS's developer guide, "Set up a route response").
+fn two_way_default(name: &str, response_key: &str, expression: bool) -> std::path::PathBuf {
+    crate::support::template_changed(name, |template| {
+        let resources = template["Resources"].as_mapping_mut().unwrap();
+        if expression {
+            resources["DefaultRoute"]["Properties"]["RouteResponseSelectionExpression"] = "$default".into();
+        }
+        let response: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
+            "Type: AWS::ApiGatewayV2::RouteResponse\nProperties:\n  ApiId: !Ref ChatApi\n  RouteId: !Ref DefaultRoute\n  RouteResponseKey: '{response_key}'\n"
+        ))
+        .unwrap();
+        resources.insert("DefaultRouteResponse".into(), response);
+    })
+}
+
+#[tokio::test]
+async fn a_two_way_route_sends_the_functions_body_back_whatever_its_status() {
+    // serverless-offline#1301 ("API Gateway will return whatever is in `body`"); the status is
+    // not looked at (yai333/React-Chat-App-using-AWS-API-Gateway-Websocket-and-Serverless-Framework#2).
+    let template = two_way_default("two-way", "$default", true);
+    let behaviour = Arc::new(|function: &str, event: &Value| match (function, event["body"].as_str()) {
+        ("DefaultFunction", Some("ok")) => Reply::Json(json!({"statusCode": 200, "body": "{\"answer\":1}"})),
+        ("DefaultFunction", _) => Reply::Json(json!({"statusCode": 500, "body": "{\"answer\":2}"})),
+        _ => Reply::Status(200),
+    });
+    let (gateway, _lambda) = gateway_with_lambda(behaviour, |settings| settings.template = template.clone()).await;
+    let mut client = Client::connect(&gateway, "1").await;
+
+    client.send_text("ok").await;
+    assert_eq!(client.receive().await, json!({"answer": 1}));
+    client.send_text("failed").await;
+    assert_eq!(client.receive().await, json!({"answer": 2}));
+    let _ = std::fs::remove_file(template);
+}
+
+#[tokio::test]
+async fn a_route_response_the_gateway_cannot_serve_is_refused_at_start_up() {
+    for (name, key, expression, says) in [
+        ("other-key", "$other", true, "only the $default route response"),
+        ("no-expression", "$default", false, "no RouteResponseSelectionExpression"),
+    ] {
+        let mut settings = settings();
+        settings.template = two_way_default(name, key, expression);
+
+        let error = serve(settings).await.err().expect("refused").to_string();
+
+        assert!(error.contains(says) && error.contains("DefaultRoute"), "{name}: {error}");
+    }
+}

@@ -316,3 +316,13 @@ pub fn field_paths(value: &Value) -> std::collections::BTreeSet<String> {
     walk(value, "", &mut out);
     out
 }
+
+/// A copy of `template.yaml` changed by `change`, in a file of its own for one test (`name`).
+pub fn template_changed(name: &str, change: impl FnOnce(&mut serde_yaml_ng::Value)) -> std::path::PathBuf {
+    let mut template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(template_path()).unwrap()).unwrap();
+    change(&mut template);
+    let path = std::env::temp_dir().join(format!("template-{name}-{}.yaml", std::process::id()));
+    std::fs::write(&path, serde_yaml_ng::to_string(&template).unwrap()).unwrap();
+    path
+}
