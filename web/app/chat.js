@@ -18,7 +18,7 @@ const chat = {
   me: "",
   /** The token claim that holds the user id (the server's `AUTH_USER_CLAIM`). */
   userClaim: "sub",
-  /** key (`direct:bob`, `room:lobby`) → {key, kind, id, messages, unread, joined} */
+  /** key (`direct:bob`, `room:lobby`) → {key, kind, id, messages, unread, joined, rejoining} */
   conversations: new Map(),
   active: null,
   /** The last request sent: `{conversation, message, at}`; error frames attach to it. */
@@ -135,10 +135,19 @@ function showState(state) {
   renderComposer();
 }
 
+/**
+ * A new socket is in no room: join each again. API Gateway runs a connection's frames
+ * concurrently, in no set order, so a message sent before the join's answer could reach the room
+ * before the join does; the room's composer stays disabled ("joining…") until the answer.
+ */
 function rejoinRooms() {
   for (const conversation of chat.conversations.values()) {
-    if (conversation.kind === "room") chat.connection.send(protocol.joinRoom(conversation.id));
+    if (conversation.kind !== "room") continue;
+    conversation.rejoining = conversation.joined || conversation.rejoining;
+    conversation.joined = false;
+    chat.connection.send(protocol.joinRoom(conversation.id));
   }
+  renderComposer();
 }
 
 // ---- conversations ----
@@ -178,8 +187,9 @@ function receive(text) {
       break;
     case "joined": {
       const room = conversation("room", frame.roomId);
-      if (!room.joined) add(room, { notice: `You joined ${frame.roomId}.`, own: true });
+      if (!room.joined && !room.rejoining) add(room, { notice: `You joined ${frame.roomId}.`, own: true });
       room.joined = true;
+      room.rejoining = false;
       break;
     }
     case "left":

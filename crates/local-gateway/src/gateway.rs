@@ -48,9 +48,26 @@ pub(crate) struct Gateway {
     pub tasks: TaskTracker,
     /// The protocol's contract, checked in tests.
     pub contract: Option<Arc<Contract>>,
+    /// Frames read and not yet handled, across every connection.
+    pub in_flight: watch::Sender<usize>,
+}
+
+/// One frame being handled; counted in [`Gateway::in_flight`] until dropped.
+pub(crate) struct Invocation<'a>(&'a watch::Sender<usize>);
+
+impl Drop for Invocation<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count -= 1);
+    }
 }
 
 impl Gateway {
+    /// Counts a frame as in flight until the returned guard is dropped.
+    pub(crate) fn invocation_started(&self) -> Invocation<'_> {
+        self.in_flight.send_modify(|count| *count += 1);
+        Invocation(&self.in_flight)
+    }
+
     /// Runs `call` within the integration timeout (29 s on AWS), as API Gateway bounds every
     /// integration and authorizer; the result and the milliseconds it took.
     pub(crate) async fn within_integration_timeout<T>(

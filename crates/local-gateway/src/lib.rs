@@ -99,6 +99,13 @@ impl Running {
         self.gateway.connections.len()
     }
 
+    /// Waits until no frame is being handled: every frame read so far has had its function
+    /// run, and whatever that function posted is queued for its connection.
+    pub async fn settled(&self) {
+        let mut in_flight = self.gateway.in_flight.subscribe();
+        let _ = in_flight.wait_for(|count| *count == 0).await;
+    }
+
     /// Whether `$connect` has an authorizer (token mode).
     pub fn token_mode(&self) -> bool {
         self.gateway.authorizer.is_some()
@@ -163,6 +170,7 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
         shutdown,
         tasks: TaskTracker::new(),
         contract,
+        in_flight: watch::Sender::new(0),
         settings,
     });
     let serves_page = page.is_some();

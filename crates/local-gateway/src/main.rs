@@ -47,6 +47,10 @@ struct Args {
     /// Longest upgrade URL in characters (API Gateway's limit); longer is refused with 414.
     #[arg(long, default_value_t = Settings::default().max_url_chars)]
     max_url_chars: usize,
+    /// Handle each client's frames one at a time, in order. By default they run concurrently,
+    /// as on API Gateway, which documents no order between a connection's invocations.
+    #[arg(long)]
+    strict_order: bool,
     /// Template parameter values, as `sam deploy --parameter-overrides` takes them, e.g.
     /// `AuthIssuer=http://127.0.0.1:9001 AuthAudience=chat-local` for token mode.
     #[arg(long, num_args = 1.., value_parser = key_value)]
@@ -105,6 +109,7 @@ async fn main() -> ExitCode {
         max_pending_handshakes: args.max_pending_handshakes,
         max_connects_per_second: args.max_connects_per_sec,
         max_url_chars: args.max_url_chars,
+        strict_order: args.strict_order,
         backend,
         parameter_overrides: args.parameter_overrides,
         web_root: args.web_root.or_else(|| Some(PathBuf::from("web")).filter(|root| root.is_dir())),

@@ -33,7 +33,7 @@ pub struct Settings {
     pub stage: String,
     /// The SAM template the routes come from.
     pub template: PathBuf,
-    /// Close connections with no data frames for this long.
+    /// Close connections with no traffic (frames from the client, or posts to it) for this long.
     pub idle_timeout: Duration,
     /// Close every connection after this long.
     pub max_duration: Duration,
@@ -50,6 +50,9 @@ pub struct Settings {
     pub max_connects_per_second: u32,
     /// Longest upgrade URL accepted, in characters; longer gets 414.
     pub max_url_chars: usize,
+    /// Handle a client's frames one at a time, in the order they came. Off by default, as in
+    /// the cloud, where each frame is its own invocation and a later one may finish first.
+    pub strict_order: bool,
     /// Where routes run.
     pub backend: BackendChoice,
     /// Template parameter values (`Key=Value`, as `sam deploy --parameter-overrides` takes
@@ -78,6 +81,7 @@ impl Default for Settings {
             max_pending_handshakes: 1024,
             max_connects_per_second: limits::MAX_NEW_CONNECTIONS_PER_SECOND,
             max_url_chars: limits::MAX_URL_CHARS,
+            strict_order: false,
             backend: BackendChoice::InProcess,
             parameter_overrides: Vec::new(),
             web_root: None,

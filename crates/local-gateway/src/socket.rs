@@ -1,5 +1,12 @@
 //! The socket: the upgrade (authorizer and `$connect` before the handshake) and the loop that
-//! reads a connection's frames, with API Gateway's idle, duration and size limits. The idle
+//! reads a connection's frames, with API Gateway's idle, duration and size limits.
+//!
+//! A connection's frames are invoked concurrently, up to [`MAX_IN_FLIGHT_PER_CONNECTION`] at
+//! once. API Gateway documents no order between a connection's invocations, and AWS's own
+//! pattern for ordered processing puts an SQS FIFO queue behind the API ("The SQS FIFO queue is
+//! used to ensure processing order of the websocket messages": aws-samples/serverless-patterns,
+//! `apigw-websocket-api-sqs-lambda`); on re:Post, "you have no control in which order the
+//! client messages will be processed". `--strict-order` handles them one at a time instead. The idle
 //! timer counts from the connection's last traffic either way: a frame from the client or a
 //! frame queued for it.
 //!
@@ -15,6 +22,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chat_core::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde_json::json;
 use tokio::time::{Duration, sleep_until};
 
@@ -28,6 +36,12 @@ use crate::headers::ClientHeaders;
 /// default); 1 KiB holds a typical chat frame, and larger frames take several reads. With it,
 /// 10,000 idle connections need about 6 KB each.
 const SOCKET_BUFFER_BYTES: usize = 1024;
+
+/// Frames of one connection whose invocations run at once; the connection's next frame is read
+/// when one finishes, so a client that sends faster than its functions answer slows only
+/// itself. API Gateway publishes no such bound (its invocations are bounded by the account's
+/// Lambda concurrency); `--strict-order` makes it 1.
+pub(crate) const MAX_IN_FLIGHT_PER_CONNECTION: usize = 32;
 
 /// How long a closing connection waits for the client's closing handshake, and for the frames
 /// still queued for it to be written.
@@ -54,8 +68,7 @@ pub(crate) async fn upgrade(
     if stage != gateway.api.stage {
         return forbidden();
     }
-    let url_chars =
-        uri.to_string().chars().count() + headers.get("host").map_or(0, str::len) + "wss://".len();
+    let url_chars = uri.to_string().chars().count() + headers.get("host").map_or(0, str::len) + "wss://".len();
     if url_chars > gateway.settings.max_url_chars {
         tracing::info!(url_chars, "refused connection: URL too long");
         return refused(StatusCode::URI_TOO_LONG, "Request-URI Too Long");
@@ -124,6 +137,8 @@ async fn read(gateway: &Gateway, live: &Live, mut stream: futures::stream::Split
     });
     let mut client_close = (1006, "Connection closed abnormally".to_owned());
     let idle_timeout_ms = gateway.settings.idle_timeout.as_millis() as i64;
+    let most_in_flight = if gateway.settings.strict_order { 1 } else { MAX_IN_FLIGHT_PER_CONNECTION };
+    let mut in_flight = FuturesUnordered::new();
     loop {
         let idle_for = Duration::from_millis((now_ms() - live.last_active()).max(0) as u64);
         let idle_deadline = tokio::time::Instant::now() + gateway.settings.idle_timeout.saturating_sub(idle_for);
@@ -138,10 +153,15 @@ async fn read(gateway: &Gateway, live: &Live, mut stream: futures::stream::Split
                 }
             }
             _ = sleep_until(max_deadline) => { live.close(1001, "Maximum connection duration reached"); break }
-            frame = stream.next() => match frame {
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            frame = stream.next(), if in_flight.len() < most_in_flight => match frame {
                 Some(Ok(Message::Text(text))) => {
                     live.touch();
-                    gateway.route_frame(live, text.as_str()).await;
+                    let invocation = gateway.invocation_started();
+                    in_flight.push(async move {
+                        gateway.route_frame(live, text.as_str()).await;
+                        drop(invocation);
+                    });
                 }
                 Some(Ok(Message::Binary(_))) => { live.close(1003, "Binary frames are not supported"); break }
                 // Unverified: AWS documents no answer to whether a client's ping or pong frames
@@ -175,17 +195,21 @@ async fn read(gateway: &Gateway, live: &Live, mut stream: futures::stream::Split
 
     // Finish the closing handshake: read until the client's close frame (after ours) or the
     // end of the stream; reading also flushes tungstenite's reply to a client's close. A client
-    // that never answers gets CLOSE_GRACE, no more.
-    if live.server_close().is_none_or(|(code, _)| code != crate::connections::WRITE_TIMED_OUT.0) {
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            while let Some(Ok(frame)) = stream.next().await {
-                if matches!(frame, Message::Close(_)) {
-                    break;
+    // that never answers gets CLOSE_GRACE, no more. Invocations still running finish meanwhile
+    // (each within the integration timeout), as they do in the cloud after a client leaves.
+    let handshake = async {
+        if live.server_close().is_none_or(|(code, _)| code != crate::connections::WRITE_TIMED_OUT.0) {
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(frame)) = stream.next().await {
+                    if matches!(frame, Message::Close(_)) {
+                        break;
+                    }
                 }
-            }
-        })
-        .await;
-    }
+            })
+            .await;
+        }
+    };
+    tokio::join!(handshake, async { while in_flight.next().await.is_some() {} });
     client_close
 }
 

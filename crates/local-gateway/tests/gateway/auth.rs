@@ -48,7 +48,7 @@ async fn a_browser_token_in_the_subprotocols_connects_and_chat_is_echoed_in_the_
     let (mut alice, chosen) = Client::try_connect_offering(&gateway.url(), &offered).await.expect("connects");
     assert_eq!(chosen.as_deref(), Some("chat"), "the 101 answers with the subprotocol, never the token");
     assert_eq!(connections_of(&gateway, "alice").await.len(), 1);
-    alice.expect_nothing_before_echo().await;
+    alice.expect_nothing_before_echo(&gateway).await;
 }
 
 #[tokio::test]

@@ -180,6 +180,11 @@ async fn the_page_reconnects_after_the_gateway_closes_it_and_rejoins_its_rooms()
     bob.send_json(serde_json::json!({"action": "sendMessage", "roomId": "lobby", "body": "lobby after the drop"}))
         .await;
     alice.wait_for_text("#messages", "lobby after the drop").await;
+    // The rejoin's answer re-enabled the room's composer, without a second "You joined".
+    alice.open_conversation("room:lobby").await;
+    let messages = alice.wait_for_text("#messages", "lobby after the drop").await;
+    assert_eq!(messages.matches("You joined lobby.").count(), 1, "{messages}");
+    assert!(alice.element("#send").await.is_enabled().await.unwrap(), "the composer is enabled once rejoined");
     alice.close().await;
 }
 

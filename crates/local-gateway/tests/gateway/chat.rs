@@ -14,8 +14,8 @@ async fn two_users_chat_and_the_sender_gets_no_echo() {
 
     assert_eq!(two.receive().await, json!({"senderId": "1", "body": "hello there!"}));
     assert_eq!(one.receive().await, json!({"senderId": "2", "body": "hi back"}));
-    one.expect_nothing_before_echo().await;
-    two.expect_nothing_before_echo().await;
+    one.expect_nothing_before_echo(&gateway).await;
+    two.expect_nothing_before_echo(&gateway).await;
 }
 
 #[tokio::test]
@@ -202,7 +202,7 @@ async fn three_clients_in_a_room_talk_through_the_gateway_with_routes_from_the_t
     for client in &mut clients[1..] {
         assert_eq!(client.receive().await, json!({"senderId": "alice", "roomId": "lobby", "body": "hi all"}));
     }
-    clients[0].expect_nothing_before_echo().await;
+    clients[0].expect_nothing_before_echo(&gateway).await;
     clients[2].send_json(json!({"action": "leaveRoom", "roomId": "lobby"})).await;
     assert_eq!(clients[2].receive().await, json!({"roomId": "lobby", "left": true}));
 }

@@ -115,5 +115,5 @@ async fn a_send_message_to_a_connection_that_is_gone_cleans_its_record() {
 
     assert_eq!(bob.receive().await, json!({"senderId": "alice", "body": "hi"}));
     eventually("the stale record is gone", || store.len() == 2).await;
-    alice.expect_nothing_before_echo().await;
+    alice.expect_nothing_before_echo(&gateway).await;
 }

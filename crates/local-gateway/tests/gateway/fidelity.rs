@@ -195,10 +195,12 @@ async fn a_500_from_a_handler_sends_the_client_nothing() {
         ("DefaultFunction", _) => Reply::Status(500),
         _ => Reply::Status(200),
     });
-    let (gateway, _lambda) = gateway_with_lambda(behaviour, |_| {}).await;
+    let (gateway, lambda) = gateway_with_lambda(behaviour, |_| {}).await;
     let mut client = Client::connect(&gateway, "1").await;
 
     client.send_text("hello").await;
+    eventually("hello was invoked", || !lambda.events_of("DefaultFunction").is_empty()).await;
+    gateway.settled().await;
     client.send_text("marker").await;
 
     let next = client.receive().await;

@@ -167,7 +167,7 @@ async fn connections_past_the_cap_on_handshakes_in_progress_are_closed_at_once()
     let mut later = Client::connect(&gateway, "later").await;
 
     assert!(refused_at_once);
-    later.expect_nothing_before_echo().await;
+    later.expect_nothing_before_echo(&gateway).await;
 }
 
 #[tokio::test]

@@ -276,3 +276,45 @@ async fn a_route_response_the_gateway_cannot_serve_is_refused_at_start_up() {
         assert!(error.contains(says) && error.contains("DefaultRoute"), "{name}: {error}");
     }
 }
+
+#[tokio::test]
+async fn a_slow_invocation_does_not_hold_up_the_same_clients_later_frames() {
+    // API Gateway documents no order between a connection's invocations; AWS's pattern for
+    // ordered processing adds an SQS FIFO queue (aws-samples/serverless-patterns,
+    // apigw-websocket-api-sqs-lambda).
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let behaviour = Arc::new(move |function: &str, event: &Value| match (function, event["body"].as_str()) {
+        ("DefaultFunction", Some("slow")) => Reply::WaitFor(gate.clone()),
+        ("DefaultFunction", Some("fast")) => Reply::Release(gate.clone()),
+        _ => Reply::Status(200),
+    });
+    let (gateway, lambda) = gateway_with_lambda(behaviour, |_| {}).await;
+    let mut client = Client::connect(&gateway, "1").await;
+
+    client.send_text("slow").await;
+    client.send_text("fast").await;
+
+    // "slow" returns only once "fast" has been invoked: in strict order, neither would finish.
+    crate::support::eventually("both frames were invoked", || lambda.events_of("DefaultFunction").len() == 2).await;
+    gateway.settled().await;
+}
+
+#[tokio::test]
+async fn strict_order_invokes_a_clients_next_frame_only_after_the_previous_one_answered() {
+    let behaviour = Arc::new(|function: &str, event: &Value| match (function, event["body"].as_str()) {
+        ("DefaultFunction", Some("slow")) => Reply::Sleep(Duration::from_millis(700)),
+        _ => Reply::Status(200),
+    });
+    let (gateway, lambda) = gateway_with_lambda(behaviour, |settings| settings.strict_order = true).await;
+    let mut client = Client::connect(&gateway, "1").await;
+
+    client.send_text("slow").await;
+    client.send_text("next").await;
+    crate::support::eventually("both frames were invoked", || lambda.events_of("DefaultFunction").len() == 2).await;
+
+    let invoked = lambda.events_of("DefaultFunction");
+    let at = |n: usize| invoked[n]["requestContext"]["requestTimeEpoch"].as_i64().unwrap();
+    assert_eq!(invoked[0]["body"], "slow");
+    assert!(at(1) - at(0) >= 700, "the next frame was invoked {} ms after the slow one", at(1) - at(0));
+}

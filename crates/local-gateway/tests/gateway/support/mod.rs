@@ -143,9 +143,11 @@ impl Client {
         assert_eq!(self.receive().await, marker, "a frame arrived before the marker");
     }
 
-    /// Echoes a marker through `$default` (in-process backend) and asserts it is the next
-    /// frame: whatever this client's earlier frames caused has arrived by then.
-    pub async fn expect_nothing_before_echo(&mut self) {
+    /// Once `gateway` has handled every frame read so far (frames run concurrently), echoes a
+    /// marker through `$default` (in-process backend) and asserts it is the next frame: whatever
+    /// the earlier frames caused was queued before it.
+    pub async fn expect_nothing_before_echo(&mut self, gateway: &Running) {
+        gateway.settled().await;
         self.send_json(json!({"action": "send", "message": "marker"})).await;
         self.next_is(json!({"message": "marker"})).await;
     }
