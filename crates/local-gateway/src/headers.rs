@@ -65,6 +65,8 @@ impl<S: Sync> axum::extract::FromRequestParts<S> for ClientHeaders {
 pub(crate) struct HeadLog {
     /// Set when the watch is over; read on every read, so checked without the lock.
     stopped: AtomicBool,
+    /// Set by the connection's first byte.
+    spoke: AtomicBool,
     unread: Mutex<Unread>,
 }
 
@@ -86,10 +88,16 @@ impl HeadLog {
         *unread = Unread::default();
     }
 
+    /// Whether the client has sent anything at all.
+    pub(crate) fn spoke(&self) -> bool {
+        self.spoke.load(Ordering::Relaxed)
+    }
+
     fn record(&self, read: &[u8]) {
         if self.stopped.load(Ordering::Relaxed) || read.is_empty() {
             return;
         }
+        self.spoke.store(true, Ordering::Relaxed);
         let mut unread = self.unread();
         let skipped = unread.skip.min(read.len());
         unread.skip -= skipped;

@@ -1,7 +1,8 @@
 //! HTTP serving with bounded handshakes: a time limit on reading each request's headers, a cap
-//! on connections still in their HTTP phase (not yet upgraded), and API Gateway's rate of new
-//! WebSocket connections.
+//! on connections still in their HTTP phase (not yet upgraded) that makes room by closing the
+//! oldest silent one, and API Gateway's rate of new WebSocket connections.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,27 +16,62 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::headers::Watched;
+use crate::headers::{HeadLog, Watched};
 
 /// How the HTTP side is bounded.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HttpLimits {
     /// A client must send a request's headers within this long (idle keep-alive included).
     pub header_read_timeout: Duration,
-    /// Connections not yet upgraded (or plain HTTP) at once; more are closed on accept.
+    /// Connections not yet upgraded (or plain HTTP) at once; a new one past it takes the place
+    /// of the oldest that has sent nothing, or is closed on accept when all have.
     pub max_pending: usize,
 }
 
+/// Connections in their HTTP phase, oldest first, each with what it has sent and a way to
+/// close it.
+#[derive(Default)]
+struct Pending {
+    next: u64,
+    open: BTreeMap<u64, (Arc<HeadLog>, CancellationToken)>,
+}
+
+impl Pending {
+    fn add(&mut self, log: Arc<HeadLog>, close: CancellationToken) -> u64 {
+        self.next += 1;
+        self.open.insert(self.next, (log, close));
+        self.next
+    }
+
+    /// Closes the oldest connection that has not sent a byte, if there is one.
+    fn close_oldest_silent(&mut self) -> bool {
+        let silent = self.open.iter().find(|(_, (log, _))| !log.spoke()).map(|(&key, _)| key);
+        silent.and_then(|key| self.open.remove(&key)).map(|(_, close)| close.cancel()).is_some()
+    }
+}
+
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    // Each update is one map operation, so a poisoned lock holds a valid map.
+    pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Accepts connections until `stop` fires, serving each with `app`.
+///
+/// At most `max_pending` connections may be in their HTTP phase. When a new one finds them all
+/// taken, the oldest that has sent nothing at all is closed to make room: a flood of sockets
+/// that never speak cannot lock out clients that complete their handshake promptly. When every
+/// place is held by a connection that has spoken, the new one is closed at once.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
     mut stop: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
-    let pending = Arc::new(Semaphore::new(limits.max_pending));
+    let places = Arc::new(Semaphore::new(limits.max_pending));
+    let pending = Arc::new(Mutex::new(Pending::default()));
     loop {
         let (tcp, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -49,9 +85,20 @@ pub(crate) async fn serve(
             },
             _ = &mut stop => return Ok(()),
         };
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            tracing::warn!(max = limits.max_pending, "too many connections in their handshake; closing a new one");
-            continue;
+        let permit = match places.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) if lock(&pending).close_oldest_silent() => {
+                tracing::info!(max = limits.max_pending, "handshakes at the cap; closed the oldest silent one");
+                // The closed connection's task gives its place back at once.
+                match tokio::time::timeout(Duration::from_secs(1), places.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    _ => continue,
+                }
+            }
+            Err(_) => {
+                tracing::warn!(max = limits.max_pending, "too many connections in their handshake; closing a new one");
+                continue;
+            }
         };
         // Small frames go out at once, as from API Gateway: without TCP_NODELAY, Nagle's
         // algorithm holds a frame back while an earlier one is unacknowledged.
@@ -59,6 +106,8 @@ pub(crate) async fn serve(
             tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
         }
         let (tcp, heads) = Watched::new(tcp);
+        let close = CancellationToken::new();
+        let key = lock(&pending).add(heads.clone(), close.clone());
         let service = app.clone().map_request(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(client));
             if let Some(head) = heads.next_head() {
@@ -69,16 +118,22 @@ pub(crate) async fn serve(
             decode_at_sign(request.uri_mut());
             request.map(Body::new)
         });
+        let pending = pending.clone();
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
                 .with_upgrades();
-            // Ends when the connection closes or is handed over to the WebSocket.
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "HTTP connection ended with an error");
+            // Ends when the connection closes, is handed over to the WebSocket, or is closed to
+            // make room.
+            tokio::select! {
+                result = connection => if let Err(error) = result {
+                    tracing::debug!(%error, "HTTP connection ended with an error");
+                },
+                () = close.cancelled() => {}
             }
+            lock(&pending).open.remove(&key);
             drop(permit);
         });
     }

@@ -152,22 +152,57 @@ async fn a_socket_that_sends_nothing_is_closed_after_the_header_read_timeout() {
 }
 
 #[tokio::test]
-async fn connections_past_the_cap_on_handshakes_in_progress_are_closed_at_once() {
+async fn connections_past_the_cap_on_handshakes_that_have_all_spoken_are_closed_at_once() {
     let mut settings = settings();
     settings.max_pending_handshakes = 2;
     settings.header_read_timeout = Duration::from_millis(800);
     let gateway = serve(settings).await.unwrap();
-    let _silent =
-        [TcpStream::connect(gateway.address()).await.unwrap(), TcpStream::connect(gateway.address()).await.unwrap()];
+    // Two clients that started a request head and never finish it (trickling is the connection
+    // rate's business and the header timeout's, not the cap's).
+    let mut trickling = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(gateway.address()).await.unwrap();
+        stream.write_all(b"GET /dev HTTP/1.1\r\n").await.unwrap();
+        trickling.push(stream);
+    }
+    // No signal tells when the gateway has read those bytes; a moment on loopback does.
+    tokio::time::sleep(Duration::from_millis(100)).await;
 
     let mut third = TcpStream::connect(gateway.address()).await.unwrap();
     let refused_at_once = closed_by_server(&mut third, Duration::from_millis(300)).await;
-    // Once the silent ones time out, their places are free again.
+    // Once the trickling ones time out, their places are free again.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let mut later = Client::connect(&gateway, "later").await;
 
     assert!(refused_at_once);
     later.expect_nothing_before_echo(&gateway).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_silent_sockets_does_not_lock_out_a_client_that_handshakes_promptly() {
+    let mut settings = settings();
+    settings.max_pending_handshakes = 20;
+    settings.header_read_timeout = Duration::from_secs(30);
+    let gateway = serve(settings).await.unwrap();
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(TcpStream::connect(gateway.address()).await.unwrap());
+    }
+
+    // The flood goes on while a real client connects.
+    let flood = async {
+        for _ in 0..200 {
+            silent.push(TcpStream::connect(gateway.address()).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let (mut client, ()) = tokio::join!(Client::connect(&gateway, "prompt"), flood);
+
+    client.expect_nothing_before_echo(&gateway).await;
+    // The oldest silent sockets were closed to make room; the newest are still waiting.
+    assert!(closed_by_server(&mut silent[0], Duration::from_secs(1)).await, "the oldest silent one was closed");
+    let newest = silent.last_mut().unwrap();
+    assert!(!closed_by_server(newest, Duration::from_millis(200)).await, "the newest silent one still waits");
 }
 
 #[tokio::test]
