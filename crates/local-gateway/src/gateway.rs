@@ -28,6 +28,7 @@ use crate::proxy;
 use crate::routing::{Function, RouteTable};
 use crate::server::RateLimit;
 use crate::settings::Settings;
+use crate::throttle::{TOO_MANY_REQUESTS, Throttles};
 
 /// The state shared by the socket tasks and the @connections API.
 pub(crate) struct Gateway {
@@ -42,6 +43,8 @@ pub(crate) struct Gateway {
     pub ids: IdGenerator,
     /// API Gateway's rate of new connections.
     pub new_connections: RateLimit,
+    /// The stage's route throttling.
+    pub throttles: Throttles,
     /// Becomes true when the gateway stops: every connection closes with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// Every connection's task, so a shutdown can wait for their `$disconnect`s.
@@ -143,6 +146,11 @@ impl Gateway {
             self.reply_to(live, "Forbidden", &request_id).await;
             return;
         };
+        if !self.throttles.allows(key) {
+            tracing::info!(connection_id, route = key, "over the route's throttling: Too Many Requests");
+            self.reply_to(live, TOO_MANY_REQUESTS, &request_id).await;
+            return;
+        }
         let event = events::message(&self.api, &live.peer, key, body, &request_id, &self.ids.next());
         let (result, took) = self.invoke(function, event).await;
         match result {
@@ -165,7 +173,8 @@ impl Gateway {
         }
     }
 
-    /// Sends one of API Gateway's own frames (`Forbidden`, `Internal server error`) to a client.
+    /// Sends one of API Gateway's own frames (`Forbidden`, `Internal server error`, `Too Many
+    /// Requests`) to a client.
     async fn reply_to(&self, live: &Live, message: &str, request_id: &str) {
         let frame = json!({ "message": message, "connectionId": live.peer.connection_id, "requestId": request_id });
         live.send(frame.to_string().into_bytes());

@@ -30,6 +30,7 @@ pub mod routing;
 mod server;
 mod settings;
 mod socket;
+mod throttle;
 mod web;
 
 use std::net::SocketAddr;
@@ -146,6 +147,10 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
     let template = Template::load(&settings.template)?;
     let context = Context::new(&template, &settings.parameter_overrides)?;
     let routes = RouteTable::from_template(&template)?;
+    let throttles = match settings.throttling {
+        true => throttle::Throttles::new(&template.stage_throttling(&context)?, &routes),
+        false => throttle::Throttles::default(),
+    };
     let authorizer = ConnectAuthorizer::from_template(&template, &context)?;
     let page = page(&settings, &template, &context, authorizer.as_ref())?;
     let listener = TcpListener::bind(settings.address)
@@ -167,6 +172,7 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
         connections: Registry::default(),
         ids: IdGenerator::default(),
         new_connections: server::RateLimit::per_second(settings.max_connects_per_second),
+        throttles,
         shutdown,
         tasks: TaskTracker::new(),
         contract,

@@ -51,6 +51,11 @@ struct Args {
     /// as on API Gateway, which documents no order between a connection's invocations.
     #[arg(long)]
     strict_order: bool,
+    /// Lift the stage's route throttling (the template's DefaultRouteSettings and RouteSettings),
+    /// which the gateway applies as API Gateway does: a message past it gets a `Too Many
+    /// Requests` frame, a connection past `$connect`'s gets 429.
+    #[arg(long)]
+    no_throttling: bool,
     /// Template parameter values, as `sam deploy --parameter-overrides` takes them, e.g.
     /// `AuthIssuer=http://127.0.0.1:9001 AuthAudience=chat-local` for token mode.
     #[arg(long, num_args = 1.., value_parser = key_value)]
@@ -110,6 +115,7 @@ async fn main() -> ExitCode {
         max_connects_per_second: args.max_connects_per_sec,
         max_url_chars: args.max_url_chars,
         strict_order: args.strict_order,
+        throttling: !args.no_throttling,
         backend,
         parameter_overrides: args.parameter_overrides,
         web_root: args.web_root.or_else(|| Some(PathBuf::from("web")).filter(|root| root.is_dir())),

@@ -157,18 +157,23 @@ fn decode_at_sign(uri: &mut hyper::Uri) {
     }
 }
 
-/// A token bucket: `rate` new connections a second, in bursts of up to `rate`.
+/// A token bucket: `rate` tokens a second, in bursts of up to `burst`.
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     rate: f64,
+    burst: f64,
     bucket: Mutex<(f64, Instant)>,
 }
 
 impl RateLimit {
-    /// A full bucket.
+    /// A full bucket of `rate` tokens, refilled at `rate` a second.
     pub fn per_second(rate: u32) -> Self {
-        let rate = f64::from(rate);
-        Self { rate, bucket: Mutex::new((rate, Instant::now())) }
+        Self::new(f64::from(rate), f64::from(rate))
+    }
+
+    /// A full bucket of `burst` tokens, refilled at `rate` a second.
+    pub fn new(rate: f64, burst: f64) -> Self {
+        Self { rate, burst, bucket: Mutex::new((burst, Instant::now())) }
     }
 
     /// Takes a token if there is one.
@@ -176,7 +181,7 @@ impl RateLimit {
         let mut bucket = self.bucket.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (tokens, last) = &mut *bucket;
         let now = Instant::now();
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.rate);
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;

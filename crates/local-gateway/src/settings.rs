@@ -53,6 +53,9 @@ pub struct Settings {
     /// Handle a client's frames one at a time, in the order they came. Off by default, as in
     /// the cloud, where each frame is its own invocation and a later one may finish first.
     pub strict_order: bool,
+    /// Apply the template stage's route throttling (`DefaultRouteSettings`, `RouteSettings`), as
+    /// API Gateway does; off lifts it (`--no-throttling`).
+    pub throttling: bool,
     /// Where routes run.
     pub backend: BackendChoice,
     /// Template parameter values (`Key=Value`, as `sam deploy --parameter-overrides` takes
@@ -82,6 +85,7 @@ impl Default for Settings {
             max_connects_per_second: limits::MAX_NEW_CONNECTIONS_PER_SECOND,
             max_url_chars: limits::MAX_URL_CHARS,
             strict_order: false,
+            throttling: true,
             backend: BackendChoice::InProcess,
             parameter_overrides: Vec::new(),
             web_root: None,

@@ -21,6 +21,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chat_core::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+use chat_core::routes::Route;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::json;
@@ -75,6 +76,10 @@ pub(crate) async fn upgrade(
     }
     if !gateway.new_connections.try_take() {
         tracing::info!("refused connection: over the new-connection rate");
+        return refused(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
+    if !gateway.throttles.allows(Route::Connect.key()) {
+        tracing::info!("refused connection: over the $connect route's throttling");
         return refused(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
     }
     let mut peer = Peer {

@@ -137,6 +137,33 @@ pub struct RouteResponseSpec {
     pub key: String,
 }
 
+/// A route's throttling: a token bucket of `burst` requests, refilled at `rate` a second
+/// (`ThrottlingBurstLimit`, `ThrottlingRateLimit` of a stage's route settings).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    /// Requests at once (`ThrottlingBurstLimit`).
+    pub burst: u32,
+    /// Requests per second, on average (`ThrottlingRateLimit`).
+    pub rate: f64,
+}
+
+/// The stage's throttling: `DefaultRouteSettings` for every route, and `RouteSettings` by route
+/// key where a route has its own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageThrottling {
+    /// From `DefaultRouteSettings`; none when the stage sets no limit.
+    pub default: Option<Throttle>,
+    /// From `RouteSettings`, by route key.
+    pub routes: BTreeMap<String, Throttle>,
+}
+
+impl StageThrottling {
+    /// The limit of a route, if it has one.
+    pub fn of(&self, route_key: &str) -> Option<Throttle> {
+        self.routes.get(route_key).copied().or(self.default)
+    }
+}
+
 /// A function and what it is allowed to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSpec {
@@ -352,6 +379,45 @@ impl Template {
             expression => Some(text(expression, id, "Properties.RouteResponseSelectionExpression")?.to_owned()),
         };
         Ok(RouteSpec { logical_id: id.to_owned(), key: key.to_owned(), integration, function, response_selection })
+    }
+
+    /// The WebSocket stage's throttling under `context`'s parameters (none without an
+    /// `AWS::ApiGatewayV2::Stage`). A setting with only one of the two limits leaves the other
+    /// at API Gateway's account-level default (10,000 a second, bursts of 5,000).
+    pub fn stage_throttling(&self, context: &Context) -> Result<StageThrottling> {
+        let Some((stage, resource)) = self.resources_of("AWS::ApiGatewayV2::Stage").next() else {
+            return Ok(StageThrottling::default());
+        };
+        let properties = context.resolve(&resource.properties).unwrap_or(Value::Null);
+        let throttle = |settings: &Value, property: &'static str| -> Result<Option<Throttle>> {
+            let number = |name: &str| -> Result<Option<f64>> {
+                match &settings[name] {
+                    Value::Null => Ok(None),
+                    value => context
+                        .plain(value)
+                        .and_then(|text| text.parse::<f64>().ok())
+                        .filter(|number| *number >= 0.0)
+                        .map(Some)
+                        .ok_or_else(|| problem(stage, property, format!("{name} must be a number, 0 or more"))),
+                }
+            };
+            let (burst, rate) = (number("ThrottlingBurstLimit")?, number("ThrottlingRateLimit")?);
+            Ok((burst.is_some() || rate.is_some())
+                .then(|| Throttle { burst: burst.unwrap_or(5_000.0) as u32, rate: rate.unwrap_or(10_000.0) }))
+        };
+        let default = throttle(&properties["DefaultRouteSettings"], "Properties.DefaultRouteSettings")?;
+        let mut routes = BTreeMap::new();
+        if let Value::Mapping(settings) = &properties["RouteSettings"] {
+            for (key, settings) in settings {
+                let key = key
+                    .as_str()
+                    .ok_or_else(|| problem(stage, "Properties.RouteSettings", "has a key that is not text"))?;
+                if let Some(limit) = throttle(settings, "Properties.RouteSettings")? {
+                    routes.insert(key.to_owned(), limit);
+                }
+            }
+        }
+        Ok(StageThrottling { default, routes })
     }
 
     /// Every route response, with the route it belongs to.
