@@ -20,9 +20,12 @@ event_of = $(word 2,$(subst :, ,$(filter $(1):%,$(FUNCTION_EVENTS))))
 TOOLS := $(CURDIR)/.tools
 VENV := $(TOOLS)/venv
 NODE := $(TOOLS)/node
+CARGO_TOOLS := $(TOOLS)/cargo
+CFN_GUARD_VERSION := 3.2.1
+GUARD_STAMP := $(CARGO_TOOLS)/.installed-cfn-guard-$(CFN_GUARD_VERSION)
 PY_STAMP := $(VENV)/.installed-$(shell cksum < tools/requirements.txt | cut -d' ' -f1)
 NODE_STAMP := $(NODE)/.installed-$(shell cksum < tools/package-lock.json | cut -d' ' -f1)
-export PATH := $(VENV)/bin:$(NODE)/node_modules/.bin:$(PATH)
+export PATH := $(VENV)/bin:$(NODE)/node_modules/.bin:$(CARGO_TOOLS)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
 # Local runs talk to dynalite and the local gateway with dummy credentials.
@@ -35,17 +38,22 @@ ifeq ($(AUTH),1)
 LOCAL_ENV += AUTH_ISSUER=$(ISSUER) AUTH_AUDIENCE=chat-local
 endif
 
-.PHONY: help tools asyncapi browser screenshot dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
+.PHONY: help tools template-mutations asyncapi browser screenshot dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-tools: $(PY_STAMP) $(NODE_STAMP) ## Install the pinned tools into .tools/ (cargo-lambda, sam, cfn-lint, dynalite, wscat, @asyncapi/parser)
+tools: $(PY_STAMP) $(NODE_STAMP) $(GUARD_STAMP) ## Install the pinned tools into .tools/ (cargo-lambda, sam, cfn-lint, dynalite, wscat, @asyncapi/parser, cfn-guard)
 
 $(PY_STAMP): tools/requirements.txt
 	rm -rf $(VENV)
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	touch $@
+
+# AWS CloudFormation Guard, from crates.io (about 2 minutes to compile, once).
+$(GUARD_STAMP):
+	cargo install --quiet --locked cfn-guard --version $(CFN_GUARD_VERSION) --root $(CARGO_TOOLS)
 	touch $@
 
 $(NODE_STAMP): tools/package.json tools/package-lock.json
@@ -87,15 +95,20 @@ browser: ## Install Chromium and chromedriver for the browser tests (Debian: apt
 screenshot: browser ## Retake docs/chat.png: the browser test's screenshot of a real conversation
 	CHAT_SCREENSHOT=docs/chat.png cargo test -p chat-local-gateway --test gateway browser::alice_and_bob
 
+template-mutations: tools ## Apply each known misconfiguration (tools/template/mutations.yaml) to template.yaml, check each is caught, rewrite the README's table
+	cargo run --quiet -p chat-testing --bin template-mutations -- --write
+
 asyncapi: ## Regenerate docs/asyncapi.yaml, the protocol's AsyncAPI 3.0 document, from the Rust types
 	cargo run --quiet -p chat-testing --bin asyncapi > docs/asyncapi.yaml.tmp
 	mv docs/asyncapi.yaml.tmp docs/asyncapi.yaml
 
-lint: tools ## rustfmt, clippy -D warnings, cfn-lint and sam validate --lint on template.yaml, the AsyncAPI parser on docs/asyncapi.yaml
+lint: tools ## rustfmt, clippy -D warnings; cfn-lint, sam validate --lint, the Guard rules and the mutation test on template.yaml; the AsyncAPI parser on docs/asyncapi.yaml
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cfn-lint template.yaml
 	sam validate --lint
+	tools/template/check.sh template.yaml
+	cargo run --quiet -p chat-testing --bin template-mutations
 	sam validate --lint --region us-east-1 -t crates/local-gateway/tests/fixtures/sam-websocket-api.yaml
 	cp tools/validate-asyncapi.mjs $(NODE)/ && node $(NODE)/validate-asyncapi.mjs docs/asyncapi.yaml
 

@@ -6,12 +6,25 @@ become an S3 location (what `sam package` uploads them to), and the translator, 
 managed policies only for policies named by name (this project names none), gets an empty list.
 """
 
+import datetime
 import json
 import os
 import sys
 
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
+
+
+def undated(value):
+    """`value` with YAML 1.1 dates (an unquoted `Version: 2012-10-17`) back as the text they were:
+    CloudFormation reads them as strings."""
+    if isinstance(value, dict):
+        return {key: undated(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [undated(item) for item in value]
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
 
 
 class NoManagedPolicies:
@@ -27,7 +40,7 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: sam-expand.py TEMPLATE")
     with open(sys.argv[1], encoding="utf-8") as template:
-        fragment = yaml_parse(template.read())
+        fragment = undated(yaml_parse(template.read()))
     for function in [fragment.get("Globals", {}).get("Function", {})] + [
         resource.get("Properties", {})
         for resource in fragment.get("Resources", {}).values()
