@@ -59,7 +59,8 @@ export function readFrame(text) {
   }
   // API Gateway's own frames, not the chat's: `{"message":"Internal server error",
   // "connectionId":…,"requestId":…}` when a function fails, `{"message":"Forbidden",…}` when no
-  // route takes a frame. Only they carry `connectionId` and `requestId`.
+  // route takes a frame, `{"message":"Too Many Requests",…}` when the stage is throttling. Only
+  // they carry `connectionId` and `requestId`.
   if (typeof frame.message === "string" && typeof frame.connectionId === "string" && typeof frame.requestId === "string") {
     return { kind: "gateway", message: frame.message };
   }
@@ -87,6 +88,7 @@ export const ERROR_WORDS = {
 export function gatewayWords(message) {
   if (message === "Internal server error") return "The server failed to handle that: try again in a moment.";
   if (message === "Forbidden") return "The server has no route for that request.";
+  if (message === "Too Many Requests") return "Too many messages at once: wait a moment and send again.";
   return `API Gateway: ${message}`;
 }
 

@@ -118,7 +118,7 @@ fn messages() -> Vec<Message> {
         Message {
             name: "gatewayError",
             received: false,
-            summary: "API Gateway's own frame when a function fails (Internal server error) or no route takes a frame (Forbidden).",
+            summary: "API Gateway's own frame when a function fails (Internal server error), no route takes a frame (Forbidden) or the stage is throttling (Too Many Requests).",
             payload: closed(schema_of::<GatewayError>()),
         },
     ]
