@@ -13,7 +13,7 @@ TABLE ?= chat-connections
 # Each function's cargo binary and its sample event (events/<event>.json): the one list the
 # targets below use. A test checks it against template.yaml's functions and their routes.
 FUNCTION_EVENTS := connect:connect disconnect:disconnect default:default send-message:sendMessage \
-	join-room:joinRoom leave-room:leaveRoom authorizer:authorizer
+	join-room:joinRoom leave-room:leaveRoom get-history:getHistory authorizer:authorizer
 FUNCTIONS := $(foreach pair,$(FUNCTION_EVENTS),$(firstword $(subst :, ,$(pair))))
 event_of = $(word 2,$(subst :, ,$(filter $(1):%,$(FUNCTION_EVENTS))))
 
@@ -30,7 +30,7 @@ export SAM_CLI_TELEMETRY := 0
 
 # Local runs talk to dynalite and the local gateway with dummy credentials.
 LOCAL_ENV := AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
-	TABLE_NAME=$(TABLE) MEMBERSHIPS_TABLE_NAME=$(TABLE)-memberships \
+	TABLE_NAME=$(TABLE) MEMBERSHIPS_TABLE_NAME=$(TABLE)-memberships MESSAGES_TABLE_NAME=$(TABLE)-messages \
 	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
 	APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:$(PORT)/$(STAGE)
 # make watch AUTH=1: token mode, with make dev-auth's issuer (the authorizer needs it to start).
@@ -112,7 +112,7 @@ lint: tools ## rustfmt, clippy -D warnings; cfn-lint, sam validate --lint, the G
 	sam validate --lint --region us-east-1 -t crates/local-gateway/tests/fixtures/sam-websocket-api.yaml
 	cp tools/validate-asyncapi.mjs $(NODE)/ && node $(NODE)/validate-asyncapi.mjs docs/asyncapi.yaml
 
-build: tools ## Build the Lambda binaries (six routes, the authorizer) for arm64 (target/lambda/<name>/bootstrap)
+build: tools ## Build the Lambda binaries (seven routes, the authorizer) for arm64 (target/lambda/<name>/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 

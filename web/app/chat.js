@@ -179,9 +179,14 @@ function open(key) {
 function receive(text) {
   const frame = protocol.readFrame(text);
   switch (frame.kind) {
-    case "direct":
-      add(conversation("direct", frame.senderId), { sender: frame.senderId, body: frame.body });
+    case "direct": {
+      // A message this user sent from another tab comes back too: it belongs to the
+      // conversation with its recipient, and is this user's own.
+      const own = frame.senderId === chat.me && typeof frame.destinationUserId === "string";
+      const other = own ? frame.destinationUserId : frame.senderId;
+      add(conversation("direct", other), { sender: frame.senderId, body: frame.body, own });
       break;
+    }
     case "room":
       add(conversation("room", frame.roomId), { sender: frame.senderId, body: frame.body });
       break;

@@ -34,7 +34,8 @@ export function leaveRoom(roomId) {
 
 /**
  * What an incoming frame is:
- * `{kind: "direct", senderId, body}`, `{kind: "room", senderId, roomId, body}`,
+ * `{kind: "direct", senderId, destinationUserId, body, seq, sentAt}`,
+ * `{kind: "room", senderId, roomId, body, seq, sentAt}`,
  * `{kind: "joined", roomId}`, `{kind: "left", roomId}`, `{kind: "error", code, message}`,
  * `{kind: "gateway", message}` (API Gateway's own error frames), `{kind: "pong", message}`,
  * or `{kind: "unknown", text}`.
@@ -54,8 +55,15 @@ export function readFrame(text) {
   if (typeof frame.roomId === "string" && frame.left === true) return { kind: "left", roomId: frame.roomId };
   if (typeof frame.senderId === "string" && typeof frame.body === "string") {
     return typeof frame.roomId === "string"
-      ? { kind: "room", senderId: frame.senderId, roomId: frame.roomId, body: frame.body }
-      : { kind: "direct", senderId: frame.senderId, body: frame.body };
+      ? { kind: "room", senderId: frame.senderId, roomId: frame.roomId, body: frame.body, seq: frame.seq, sentAt: frame.sentAt }
+      : {
+          kind: "direct",
+          senderId: frame.senderId,
+          destinationUserId: frame.destinationUserId,
+          body: frame.body,
+          seq: frame.seq,
+          sentAt: frame.sentAt,
+        };
   }
   // API Gateway's own frames, not the chat's: `{"message":"Internal server error",
   // "connectionId":…,"requestId":…}` when a function fails, `{"message":"Forbidden",…}` when no
@@ -74,7 +82,6 @@ export const ERROR_WORDS = {
   missingField: "A required field was missing.",
   invalidField: "A field was not valid: ids are 1 to 128 letters, digits or _ . @ -.",
   bodyTooLarge: "Too long: a delivered message must fit in 128 KB.",
-  recipientNotConnected: "Not delivered: that user is not connected.",
   unknownAction: "The server does not know that action.",
   unknownConnection: "The server lost this connection's record: reconnect.",
   unavailable: "The server is busy or a backend failed: try again in a moment.",

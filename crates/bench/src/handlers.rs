@@ -45,6 +45,9 @@ fn events_for(route: Route, count: usize) -> Vec<ApiGatewayWebsocketProxyRequest
             Route::Disconnect => events::disconnect(&format!("conn-{n}")),
             Route::Default => events::load(Route::Default),
             Route::SendMessage => send_message("conn-0", "user-1"),
+            Route::GetHistory => {
+                events::message(route, "conn-0", &json!({"action": route.key(), "userId": "user-1"}).to_string())
+            }
             Route::JoinRoom | Route::LeaveRoom => {
                 let body = json!({"action": route.key(), "roomId": format!("room-{}", n % 40)}).to_string();
                 events::message(route, &format!("conn-{n}"), &body)

@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use crate::limits::{MAX_CONNECTIONS_PER_USER, MAX_MESSAGE_BYTES};
 use crate::protocol::{
-    ACTION_FIELD, DefaultRequest, Delivery, Echo, ErrorCode, ErrorFrame, GatewayError, Joined, Left, RoomDelivery,
-    RoomRequest, Route, SEND_ACTION, SendMessage,
+    ACTION_FIELD, DefaultRequest, Delivery, Echo, ErrorCode, ErrorFrame, GatewayError, GetHistory, History, Joined,
+    Left, RoomDelivery, RoomRequest, Route, SEND_ACTION, SendMessage,
 };
 
 /// One message of the document: its name, who sends it, a summary and its payload's schema.
@@ -79,6 +79,12 @@ fn messages() -> Vec<Message> {
             payload: request::<RoomRequest>(Route::LeaveRoom.key()),
         },
         Message {
+            name: Route::GetHistory.key(),
+            received: true,
+            summary: "A page of a conversation's stored messages.",
+            payload: request::<GetHistory>(Route::GetHistory.key()),
+        },
+        Message {
             name: SEND_ACTION,
             received: true,
             summary: "A ping (answered with a pong) or an echo, served by $default.",
@@ -87,13 +93,13 @@ fn messages() -> Vec<Message> {
         Message {
             name: "delivery",
             received: false,
-            summary: "A direct message, to every connection of its recipient.",
+            summary: "A direct message, stored, to every connection of its recipient and every other connection of its sender.",
             payload: closed(schema_of::<Delivery<'_>>()),
         },
         Message {
             name: "roomDelivery",
             received: false,
-            summary: "A room message, to every member connection but the sending one.",
+            summary: "A room message, stored, to every member connection but the sending one.",
             payload: closed(schema_of::<RoomDelivery<'_>>()),
         },
         Message {
@@ -103,6 +109,12 @@ fn messages() -> Vec<Message> {
             payload: closed(schema_of::<Joined>()),
         },
         Message { name: "left", received: false, summary: "leaveRoom's answer.", payload: closed(schema_of::<Left>()) },
+        Message {
+            name: "history",
+            received: false,
+            summary: "getHistory's answer: a page of messages in ascending seq.",
+            payload: closed(schema_of::<History>()),
+        },
         Message {
             name: "echo",
             received: false,

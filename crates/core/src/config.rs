@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | `TABLE_NAME` | every function but `$default` and the authorizer | yes |
 //! | `MEMBERSHIPS_TABLE_NAME` | `$disconnect`, `sendMessage`, `joinRoom`, `leaveRoom` | yes |
+//! | `MESSAGES_TABLE_NAME` | `sendMessage`, `getHistory` | yes |
+//! | `MESSAGE_RETENTION_DAYS` | `sendMessage` | no: 30 |
 //! | `APIGW_MANAGEMENT_ENDPOINT` | functions that post | no: built from the event and `AWS_REGION` |
 //! | `AWS_REGION` | functions that post (Lambda sets it) | when no endpoint is set |
 //! | `AUTH_ISSUER` | `$connect` (turns token mode on), the authorizer | the authorizer |
@@ -20,6 +22,12 @@ pub const TABLE_NAME: &str = "TABLE_NAME";
 
 /// Names the DynamoDB table of room memberships.
 pub const MEMBERSHIPS_TABLE_NAME: &str = "MEMBERSHIPS_TABLE_NAME";
+
+/// Names the DynamoDB table of messages.
+pub const MESSAGES_TABLE_NAME: &str = "MESSAGES_TABLE_NAME";
+
+/// How many days messages are kept (`MessageRetentionDays` in `template.yaml`).
+pub const MESSAGE_RETENTION_DAYS: &str = "MESSAGE_RETENTION_DAYS";
 
 /// Overrides the @connections endpoint built from each event, for local runs
 /// (e.g. `http://127.0.0.1:3001/dev` for the local gateway). Includes the stage.
@@ -74,6 +82,24 @@ impl<'a> Vars<'a> {
     /// [`ConfigError::Missing`] naming the variable when it is unset or empty.
     pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
         self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+}
+
+impl Vars<'_> {
+    /// How long messages are kept: [`MESSAGE_RETENTION_DAYS`], or 30 days when unset.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when it is not a whole number of days from 1 to 36,500.
+    pub fn message_retention(&self) -> Result<std::time::Duration, ConfigError> {
+        let Some(value) = self.optional(MESSAGE_RETENTION_DAYS) else { return Ok(crate::limits::MESSAGE_RETENTION) };
+        match value.trim().parse::<u64>() {
+            Ok(days @ 1..=36_500) => Ok(std::time::Duration::from_secs(days * 24 * 60 * 60)),
+            _ => Err(ConfigError::Invalid {
+                name: MESSAGE_RETENTION_DAYS,
+                value,
+                expected: "a whole number of days from 1 to 36500",
+            }),
+        }
     }
 }
 

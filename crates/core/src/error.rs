@@ -9,6 +9,16 @@ pub enum ConfigError {
     /// A required environment variable is unset or empty.
     #[error("environment variable {0} is not set; set it in template.yaml or your shell before starting")]
     Missing(&'static str),
+    /// An environment variable holds a value the function cannot use.
+    #[error("environment variable {name} is {value:?}; {expected}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should be.
+        expected: &'static str,
+    },
 }
 
 /// A connection store operation failed.
@@ -36,6 +46,27 @@ pub enum StoreError {
     /// A room operation, on a store not told the memberships table.
     #[error("this function has no memberships table; set MEMBERSHIPS_TABLE_NAME in template.yaml")]
     NoMembershipsTable,
+    /// A message operation, on a store not told the messages table.
+    #[error("this function has no messages table; set MESSAGES_TABLE_NAME in template.yaml")]
+    NoMessagesTable,
+    /// Every try to store a message found its seq taken by another sender.
+    #[error(
+        "conversation {conversation}: {attempts} tries to store a message all found their seq taken; too many senders at once"
+    )]
+    Contended {
+        /// The conversation's key.
+        conversation: String,
+        /// How many tries were made.
+        attempts: usize,
+    },
+    /// A stored message lacks an attribute or holds one of the wrong type.
+    #[error("a message of conversation {conversation} has no valid {attribute} attribute; delete it or fix the writer")]
+    MalformedMessage {
+        /// The conversation's key.
+        conversation: String,
+        /// The attribute that is missing or malformed.
+        attribute: &'static str,
+    },
     /// A stored record lacks an attribute or holds one of the wrong type.
     #[error("the record of connection {connection_id} has no valid {attribute} attribute; delete it or fix the writer")]
     Malformed {

@@ -30,6 +30,19 @@ pub const MAX_URL_CHARS: usize = 4096;
 /// maximum connection duration keeps a live connection's record from expiring under it.
 pub const RECORD_TTL: Duration = Duration::from_secs(MAX_CONNECTION_DURATION.as_secs() + 60 * 60);
 
+/// How long messages are kept by default (`MessageRetentionDays` in `template.yaml`).
+pub const MESSAGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// Tries to store a message at its conversation's next seq before giving up with
+/// `unavailable`: each lost try means another sender took that seq, so this many concurrent
+/// senders in one conversation still all get theirs.
+pub const MAX_APPEND_ATTEMPTS: usize = 64;
+
+/// Messages in a page of history when the client names no limit, and the most it may ask for.
+pub const HISTORY_PAGE: usize = 50;
+/// The largest `limit` of `getHistory`.
+pub const MAX_HISTORY_PAGE: usize = 100;
+
 /// Posts to one user's connections in flight at once; the rest wait their turn.
 pub const MAX_POSTS_IN_FLIGHT: usize = 32;
 

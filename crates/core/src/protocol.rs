@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::limits::MAX_MESSAGE_BYTES;
 
@@ -28,12 +28,21 @@ pub enum Route {
     JoinRoom,
     /// `leaveRoom`: ends the connection's membership of a room.
     LeaveRoom,
+    /// `getHistory`: a page of a conversation's stored messages.
+    GetHistory,
 }
 
 impl Route {
     /// Every route, in the order the README lists them.
-    pub const ALL: [Route; 6] =
-        [Route::Connect, Route::Disconnect, Route::Default, Route::SendMessage, Route::JoinRoom, Route::LeaveRoom];
+    pub const ALL: [Route; 7] = [
+        Route::Connect,
+        Route::Disconnect,
+        Route::Default,
+        Route::SendMessage,
+        Route::JoinRoom,
+        Route::LeaveRoom,
+        Route::GetHistory,
+    ];
 
     /// The route key API Gateway selects it by.
     pub const fn key(self) -> &'static str {
@@ -44,6 +53,7 @@ impl Route {
             Route::SendMessage => "sendMessage",
             Route::JoinRoom => "joinRoom",
             Route::LeaveRoom => "leaveRoom",
+            Route::GetHistory => "getHistory",
         }
     }
 
@@ -63,7 +73,8 @@ pub const ACTION_FIELD: &str = "action";
 pub const SEND_ACTION: &str = "send";
 
 /// Every action a client can send, as listed in `unknownAction` error frames.
-pub const ACTIONS: [&str; 4] = [Route::SendMessage.key(), Route::JoinRoom.key(), Route::LeaveRoom.key(), SEND_ACTION];
+pub const ACTIONS: [&str; 5] =
+    [Route::SendMessage.key(), Route::JoinRoom.key(), Route::LeaveRoom.key(), Route::GetHistory.key(), SEND_ACTION];
 
 /// What `{"action":"send"}` without a message answers.
 pub const PONG: &str = "🏓 pong";
@@ -206,6 +217,14 @@ pub mod fields {
     pub const BODY: &str = "body";
     /// The text `{"action":"send"}` echoes.
     pub const MESSAGE: &str = "message";
+    /// The other user of a direct conversation, in `getHistory`.
+    pub const USER_ID: &str = "userId";
+    /// `getHistory`: messages older than this seq.
+    pub const BEFORE: &str = "before";
+    /// `getHistory`: messages newer than this seq.
+    pub const AFTER: &str = "after";
+    /// `getHistory`: how many messages at most.
+    pub const LIMIT: &str = "limit";
 }
 
 /// Why a frame was refused. Each maps to one [`ErrorCode`].
@@ -369,6 +388,37 @@ impl JsonSchema for RoomRequest {
     }
 }
 
+impl JsonSchema for GetHistory {
+    fn schema_name() -> Cow<'static, str> {
+        "GetHistory".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        use crate::limits::{HISTORY_PAGE, MAX_HISTORY_PAGE};
+        let (user, room) = (generator.subschema_for::<UserId>(), generator.subschema_for::<RoomId>());
+        let seq = |description: &str| json!({ "type": "integer", "minimum": 0, "description": description });
+        json_schema!({
+            "description": "A page of a conversation's history: with a user (userId, from the asking user's side; one's own id for notes to oneself) or of a room (roomId), exactly one; before or after (exclusive, not both; neither is the newest page).",
+            "type": "object",
+            "properties": {
+                (fields::USER_ID): user,
+                (fields::ROOM_ID): room,
+                (fields::BEFORE): seq("Messages older than this seq."),
+                (fields::AFTER): seq("Messages newer than this seq."),
+                (fields::LIMIT): {
+                    "type": "integer", "minimum": 1, "maximum": MAX_HISTORY_PAGE, "default": HISTORY_PAGE,
+                    "description": "At most this many messages."
+                },
+            },
+            "oneOf": [
+                { "required": [fields::USER_ID], "not": { "required": [fields::ROOM_ID] } },
+                { "required": [fields::ROOM_ID], "not": { "required": [fields::USER_ID] } },
+            ],
+            "not": { "required": [fields::BEFORE, fields::AFTER] },
+        })
+    }
+}
+
 impl JsonSchema for DefaultRequest {
     fn schema_name() -> Cow<'static, str> {
         "DefaultRequest".into()
@@ -408,7 +458,8 @@ impl DefaultRequest {
     }
 }
 
-/// The frame every recipient connection receives.
+/// The frame a direct message reaches every connection of its recipient, and every other
+/// connection of its sender, with: today's fields first, then the stored message's.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery<'a> {
@@ -416,6 +467,12 @@ pub struct Delivery<'a> {
     pub sender_id: &'a str,
     /// The message text, unchanged.
     pub body: &'a str,
+    /// The recipient's user id: with `senderId`, it names the conversation on both sides.
+    pub destination_user_id: &'a str,
+    /// The message's position in its conversation, from 1.
+    pub seq: u64,
+    /// When the server stored it, epoch milliseconds.
+    pub sent_at: i64,
 }
 
 /// The frame every other member of a room receives.
@@ -428,6 +485,131 @@ pub struct RoomDelivery<'a> {
     pub room_id: &'a str,
     /// The message text, unchanged.
     pub body: &'a str,
+    /// The message's position in the room, from 1.
+    pub seq: u64,
+    /// When the server stored it, epoch milliseconds.
+    pub sent_at: i64,
+}
+
+/// A conversation as a request names it, from the requesting user's side: the other user
+/// (`userId`; one's own id for notes to oneself), or a room (`roomId`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConversationRef {
+    /// A direct conversation with this user.
+    User(UserId),
+    /// A room.
+    Room(RoomId),
+}
+
+/// A valid `getHistory` frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GetHistory {
+    /// The conversation.
+    pub conversation: ConversationRef,
+    /// Where the page starts.
+    pub cursor: crate::store::Cursor,
+    /// At most this many messages (1 to [`crate::limits::MAX_HISTORY_PAGE`]).
+    pub limit: usize,
+}
+
+impl GetHistory {
+    /// Parses and validates a `getHistory` frame's body.
+    pub fn parse(body: Option<&str>) -> Result<Self, FrameError> {
+        use crate::limits::{HISTORY_PAGE, MAX_HISTORY_PAGE};
+        use crate::store::Cursor;
+        let object = parse_object(body)?;
+        let conversation = conversation_field(&object)?;
+        let seq = |field: &'static str| -> Result<Option<u64>, FrameError> {
+            match object.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => value.as_u64().map(Some).ok_or_else(|| FrameError::InvalidField {
+                    field,
+                    problem: "must be a whole number, 0 or more".into(),
+                }),
+            }
+        };
+        let cursor = match (seq(fields::BEFORE)?, seq(fields::AFTER)?) {
+            (Some(_), Some(_)) => {
+                return Err(FrameError::InvalidField {
+                    field: fields::AFTER,
+                    problem: "cannot be given with before: page backwards or forwards".into(),
+                });
+            }
+            (Some(before), None) => Cursor::Before(before),
+            (None, Some(after)) => Cursor::After(after),
+            (None, None) => Cursor::Newest,
+        };
+        let limit = match seq(fields::LIMIT)? {
+            None => HISTORY_PAGE,
+            Some(limit @ 1..) if limit as usize <= MAX_HISTORY_PAGE => limit as usize,
+            Some(_) => {
+                return Err(FrameError::InvalidField {
+                    field: fields::LIMIT,
+                    problem: format!("must be from 1 to {MAX_HISTORY_PAGE}"),
+                });
+            }
+        };
+        Ok(Self { conversation, cursor, limit })
+    }
+}
+
+/// The conversation a request names: `userId` or `roomId`, exactly one.
+fn conversation_field(object: &Map<String, Value>) -> Result<ConversationRef, FrameError> {
+    let has = |field| !matches!(object.get(field), None | Some(Value::Null));
+    match (has(fields::USER_ID), has(fields::ROOM_ID)) {
+        (true, true) => Err(FrameError::InvalidField {
+            field: fields::ROOM_ID,
+            problem: "cannot be given with userId: name a user or a room".into(),
+        }),
+        (false, false) => Err(FrameError::MissingField("userId\" or \"roomId")),
+        (false, true) => Ok(ConversationRef::Room(room_field(object)?)),
+        (true, false) => {
+            let user = required_string(object, fields::USER_ID)?;
+            Ok(ConversationRef::User(UserId::parse(user).map_err(|problem| FrameError::InvalidField {
+                field: fields::USER_ID,
+                problem: format!("is not a valid user id: it {problem}"),
+            })?))
+        }
+    }
+}
+
+/// One message of a page of history.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryMessage {
+    /// Who sent it.
+    pub sender_id: UserId,
+    /// The text, unchanged.
+    pub body: String,
+    /// Its position in the conversation, from 1.
+    pub seq: u64,
+    /// When the server stored it, epoch milliseconds.
+    pub sent_at: i64,
+}
+
+/// `getHistory`'s answer: `{"type":"history","userId":"bob","messages":[…],"hasMore":true,
+/// "oldestSeq":1}` (or `"roomId"`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// Always `history`.
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "history"))]
+    pub kind: String,
+    /// The other user, for a direct conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The room, for a room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<RoomId>,
+    /// In ascending seq, contiguous; within 128 KB in all.
+    pub messages: Vec<HistoryMessage>,
+    /// Whether more lie in the cursor's direction: older for the newest page and `before`,
+    /// newer for `after`.
+    pub has_more: bool,
+    /// The oldest retained seq: every seq below it has expired. With nothing retained, the seq
+    /// the next message will get.
+    pub oldest_seq: u64,
 }
 
 /// `joinRoom`'s answer: `{"roomId":"lobby","joined":true}`.
@@ -471,6 +653,8 @@ pub enum Answer {
     Joined(Joined),
     /// `leaveRoom`'s confirmation.
     Left(Left),
+    /// `getHistory`'s page.
+    History(History),
     /// Why the request was refused.
     Error(ErrorFrame),
 }
@@ -485,10 +669,8 @@ pub enum ErrorCode {
     MissingField,
     /// A field has the wrong type, is empty, or is not a valid user id.
     InvalidField,
-    /// The delivered frame would exceed 128 KB.
+    /// The delivered frame, or a page of history holding the message alone, would exceed 128 KB.
     BodyTooLarge,
-    /// The recipient has no open connection.
-    RecipientNotConnected,
     /// The frame's action matches no route.
     UnknownAction,
     /// The sending connection has no record: it must reconnect.
@@ -515,7 +697,6 @@ impl ErrorCode {
                 400
             }
             ErrorCode::UnknownConnection | ErrorCode::Unauthorized | ErrorCode::NotInRoom => 403,
-            ErrorCode::RecipientNotConnected => 404,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::TooManyConnections | ErrorCode::TooManyRooms => 429,
             ErrorCode::Unavailable => 500,
@@ -523,12 +704,11 @@ impl ErrorCode {
     }
 
     /// Every code, for clients that must know them all (the web page's plain words).
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::InvalidField,
         ErrorCode::BodyTooLarge,
-        ErrorCode::RecipientNotConnected,
         ErrorCode::UnknownAction,
         ErrorCode::UnknownConnection,
         ErrorCode::Unavailable,
@@ -582,7 +762,7 @@ macro_rules! frames {
         $(impl sealed::Sealed for $frame {} impl Frame for $frame {})*
     };
 }
-frames!(Delivery<'_>, RoomDelivery<'_>, Echo, Joined, Left, ErrorFrame, Answer);
+frames!(Delivery<'_>, RoomDelivery<'_>, Echo, Joined, Left, History, ErrorFrame, Answer);
 
 /// A frame could not be serialized.
 #[derive(Debug, thiserror::Error)]
@@ -632,7 +812,7 @@ mod tests {
     fn unknown_action_frames_list_every_action() {
         let frame = serde_json::to_value(ErrorFrame::unknown_action()).unwrap();
         assert_eq!(frame["error"], "unknownAction");
-        assert_eq!(frame["actions"], serde_json::json!(["sendMessage", "joinRoom", "leaveRoom", "send"]));
+        assert_eq!(frame["actions"], serde_json::json!(["sendMessage", "joinRoom", "leaveRoom", "getHistory", "send"]));
     }
 
     #[test]
@@ -652,10 +832,16 @@ mod tests {
         assert_eq!(joined, r#"{"roomId":"lobby","joined":true}"#);
         let left = String::from_utf8(to_bytes(&Left { room_id: lobby, left: true }).unwrap()).unwrap();
         assert_eq!(left, r#"{"roomId":"lobby","left":true}"#);
-        let delivery = RoomDelivery { sender_id: "alice", room_id: "lobby", body: "hi" };
+        let delivery = RoomDelivery { sender_id: "alice", room_id: "lobby", body: "hi", seq: 42, sent_at: 7 };
         assert_eq!(
             String::from_utf8(to_bytes(&delivery).unwrap()).unwrap(),
-            r#"{"senderId":"alice","roomId":"lobby","body":"hi"}"#
+            r#"{"senderId":"alice","roomId":"lobby","body":"hi","seq":42,"sentAt":7}"#
+        );
+        let direct =
+            Delivery { sender_id: "alice", body: "hi", destination_user_id: "bob", seq: 7, sent_at: 1764528000123 };
+        assert_eq!(
+            String::from_utf8(to_bytes(&direct).unwrap()).unwrap(),
+            r#"{"senderId":"alice","body":"hi","destinationUserId":"bob","seq":7,"sentAt":1764528000123}"#
         );
         assert_eq!(RoomRequest::parse(Some(r#"{"action":"joinRoom"}"#)), Err(FrameError::MissingField("roomId")));
     }

@@ -43,8 +43,13 @@ async fn a_room_message_reaches_every_other_member_and_the_senders_other_joined_
     assert_eq!(chat.say("alice-1", to_room("lobby", "hi")).await, 200);
 
     let delivered = json!({"senderId": "alice", "roomId": "lobby", "body": "hi"});
-    assert_eq!(chat.frames_to("bob-1").last(), Some(&delivered));
-    assert_eq!(chat.frames_to("alice-2").last(), Some(&delivered), "the sender's other tab joined");
+    assert_eq!(chat.frames_to("bob-1").last().map(chat_testing::stored), Some(delivered.clone()));
+    assert_eq!(
+        chat.frames_to("alice-2").last().map(chat_testing::stored),
+        Some(delivered),
+        "the sender's other tab joined"
+    );
+    assert_eq!(chat.frames_to("bob-1").last().unwrap()["seq"], 1, "the room's first message");
     assert_eq!(chat.frames_to("alice-1").len(), before[0], "the sending connection gets nothing back");
     assert_eq!(chat.frames_to("alice-3").len(), before[2], "a tab that did not join hears nothing");
     assert_eq!(chat.frames_to("carol-1").len(), before[4]);

@@ -1,9 +1,10 @@
-//! One behavioural suite for every `ConnectionStore`: the in-memory store, and the DynamoDB
-//! store against a real DynamoDB API server (dynalite) with the table `template.yaml` declares.
+//! One behavioural suite for every store (connections, rooms, messages): the in-memory store,
+//! and the DynamoDB store against a real DynamoDB API server (dynalite) with the tables
+//! `template.yaml` declares.
 
 use chat_core::limits::MAX_ROOMS_PER_CONNECTION;
 use chat_core::protocol::{RoomId, UserId};
-use chat_core::store::{ConnectionStore, Joined, MemoryStore, RoomStore};
+use chat_core::store::{ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, RoomStore};
 use chat_testing::{Dynalite, events};
 
 fn user(id: &str) -> UserId {
@@ -212,7 +213,117 @@ async fn a_large_room_is_read_page_by_page_with_every_member_once<S: ConnectionS
     assert_eq!(all_members(store, "hall").await, ids);
 }
 
+/// When the test conversations' messages are sent: 2026-11-21T10:00:00Z, epoch ms.
+const SENT: i64 = 1_795_255_200_000;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+fn direct(a: &str, b: &str) -> Conversation {
+    Conversation::direct(&user(a), &user(b))
+}
+
+async fn seqs_of(store: &impl MessageStore, conversation: &Conversation, cursor: Cursor, limit: usize) -> Vec<u64> {
+    let page = store.history(conversation, cursor, limit, SENT).await.unwrap();
+    page.messages.iter().map(|message| message.seq).collect()
+}
+
+async fn messages_are_numbered_from_one_in_each_conversation_whichever_side_names_it(store: &impl MessageStore) {
+    let mut seqs = Vec::new();
+    for (from, to) in [("alice", "bob"), ("bob", "alice"), ("alice", "carol"), ("alice", "bob")] {
+        seqs.push(store.append(&direct(from, to), &user(from), "hi", SENT).await.unwrap().seq);
+    }
+    seqs.push(store.append(&Conversation::Room(room("lobby")), &user("alice"), "all", SENT).await.unwrap().seq);
+
+    assert_eq!(seqs, [1, 2, 1, 3, 1]);
+    let page = store.history(&direct("bob", "alice"), Cursor::Newest, 10, SENT).await.unwrap();
+    let senders: Vec<&str> = page.messages.iter().map(|message| message.sender_id.as_str()).collect();
+    assert_eq!(senders, ["alice", "bob", "alice"]);
+    assert_eq!((page.messages[0].body.as_str(), page.messages[0].sent_at), ("hi", SENT));
+    assert_eq!((page.has_more, page.oldest_seq), (false, 1));
+}
+
+async fn concurrent_senders_get_every_seq_once_with_no_gap(store: &impl MessageStore) {
+    let lobby = Conversation::Room(room("lobby"));
+    let senders = (0..20).map(|n| {
+        let lobby = &lobby;
+        async move {
+            let mut seqs = Vec::new();
+            for m in 0..10 {
+                let body = format!("{n}-{m}");
+                seqs.push(store.append(lobby, &user(&format!("u{n}")), &body, SENT).await.unwrap().seq);
+            }
+            seqs
+        }
+    });
+
+    let mut seqs: Vec<u64> = futures::future::join_all(senders).await.into_iter().flatten().collect();
+
+    seqs.sort();
+    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    let mut stored = Vec::new();
+    let mut cursor = Cursor::After(0);
+    loop {
+        let page = store.history(&lobby, cursor, 100, SENT).await.unwrap();
+        stored.extend(page.messages.iter().map(|message| message.seq));
+        match (page.has_more, page.messages.last()) {
+            (true, Some(last)) => cursor = Cursor::After(last.seq),
+            _ => break,
+        }
+    }
+    assert_eq!(stored, (1..=200).collect::<Vec<u64>>(), "history holds each once, in order");
+}
+
+async fn history_pages_backwards_and_forwards_from_a_cursor(store: &impl MessageStore) {
+    let chat = direct("alice", "bob");
+    for n in 1..=7 {
+        store.append(&chat, &user("alice"), &format!("m{n}"), SENT + n).await.unwrap();
+    }
+
+    assert_eq!(seqs_of(store, &chat, Cursor::Newest, 3).await, [5, 6, 7]);
+    assert_eq!(seqs_of(store, &chat, Cursor::Before(5), 3).await, [2, 3, 4]);
+    assert_eq!(seqs_of(store, &chat, Cursor::Before(2), 3).await, [1]);
+    assert!(seqs_of(store, &chat, Cursor::Before(1), 3).await.is_empty());
+    assert_eq!(seqs_of(store, &chat, Cursor::After(2), 3).await, [3, 4, 5]);
+    assert!(seqs_of(store, &chat, Cursor::After(7), 3).await.is_empty());
+    let newest = store.history(&chat, Cursor::Newest, 3, SENT).await.unwrap();
+    let oldest = store.history(&chat, Cursor::Before(2), 3, SENT).await.unwrap();
+    let forward = store.history(&chat, Cursor::After(4), 3, SENT).await.unwrap();
+    assert_eq!((newest.has_more, oldest.has_more, forward.has_more), (true, false, false));
+    assert_eq!(newest.messages[2].body, "m7");
+}
+
+async fn expired_messages_are_never_returned_and_numbering_never_restarts(store: &impl MessageStore) {
+    let chat = direct("alice", "bob");
+    for n in 0..3 {
+        store.append(&chat, &user("alice"), "old", SENT + n).await.unwrap();
+    }
+    // 31 days on, with the default 30 days' retention, all three have expired (TTL may not have
+    // deleted them yet).
+    let later = SENT + 31 * DAY_MS;
+
+    let gone = store.history(&chat, Cursor::Newest, 10, later).await.unwrap();
+    let next = store.append(&chat, &user("bob"), "new", later).await.unwrap();
+    let after = store.history(&chat, Cursor::Newest, 10, later).await.unwrap();
+
+    assert!(gone.messages.is_empty());
+    assert_eq!(gone.oldest_seq, 4, "nothing retained: the next seq, so 1 to 3 read as expired");
+    assert_eq!(next.seq, 4, "numbering goes on");
+    assert_eq!(after.messages.iter().map(|message| message.seq).collect::<Vec<_>>(), [4]);
+    assert_eq!(after.oldest_seq, 4);
+}
+
+async fn an_empty_conversation_has_no_history_and_starts_at_one(store: &impl MessageStore) {
+    let page = store.history(&direct("x", "y"), Cursor::Newest, 10, SENT).await.unwrap();
+
+    assert!(page.messages.is_empty());
+    assert_eq!((page.has_more, page.oldest_seq), (false, 1));
+}
+
 contract!(
+    messages_are_numbered_from_one_in_each_conversation_whichever_side_names_it,
+    concurrent_senders_get_every_seq_once_with_no_gap,
+    history_pages_backwards_and_forwards_from_a_cursor,
+    expired_messages_are_never_returned_and_numbering_never_restarts,
+    an_empty_conversation_has_no_history_and_starts_at_one,
     a_gone_connection_is_removed_only_if_it_was_opened_by_the_cutoff,
     a_saved_connection_can_be_found_with_every_field,
     an_unknown_connection_is_not_found,

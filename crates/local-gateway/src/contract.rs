@@ -129,7 +129,7 @@ mod tests {
     fn an_undocumented_post_or_a_documented_frame_refused_as_malformed_is_a_violation() {
         let contract = contract();
 
-        contract.check_post(br#"{"senderId":"alice","body":"hi"}"#);
+        contract.check_post(br#"{"senderId":"alice","body":"hi","destinationUserId":"bob","seq":1,"sentAt":7}"#);
         contract.check_routed(r#"{"action":"joinRoom","roomId":"lobby"}"#, 200);
         contract.check_routed(r#"{"action":"joinRoom","roomId":"no spaces"}"#, 400);
         assert!(contract.violations().is_empty(), "{:?}", contract.violations());

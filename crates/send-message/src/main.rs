@@ -1,5 +1,6 @@
-//! Lambda for `sendMessage`: delivers a message to every open connection of a user, or to every
-//! other member connection of a room.
+//! Lambda for `sendMessage`: stores a message at its conversation's next seq, then delivers it to
+//! every open connection of a user (and the sender's other connections), or to every other member
+//! connection of a room.
 
 use chat_core::{ApiGatewayMessenger, ApiGatewayWebsocketProxyRequest, DynamoDbStore, routes};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -14,7 +15,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let aws = chat_core::aws_config().await;
-    let (store, messenger) = (&DynamoDbStore::from_env(&aws)?, &ApiGatewayMessenger::from_env(&aws)?);
+    let store = &DynamoDbStore::from_env(&aws)?.with_messages_from_env()?;
+    let messenger = &ApiGatewayMessenger::from_env(&aws)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
         Ok::<_, Error>(routes::send_message(&event.payload, store, messenger).await.emit())
     }))

@@ -33,6 +33,8 @@ fn actions_needed(route: Route) -> BTreeSet<&'static str> {
             "dynamodb:Query",
             "dynamodb:DeleteItem",
             "dynamodb:BatchWriteItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
             "execute-api:ManageConnections",
         ]
         .into(),
@@ -40,6 +42,7 @@ fn actions_needed(route: Route) -> BTreeSet<&'static str> {
             ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem", "execute-api:ManageConnections"].into()
         }
         Route::LeaveRoom => ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "execute-api:ManageConnections"].into(),
+        Route::GetHistory => ["dynamodb:GetItem", "dynamodb:Query", "execute-api:ManageConnections"].into(),
     }
 }
 
@@ -172,8 +175,14 @@ fn the_query_grants_name_the_index_the_store_queries() {
     for route in [Route::Connect, Route::SendMessage] {
         let function = function_of(&template(), route);
 
-        let query =
-            function.statements.iter().find(|statement| statement.actions.contains(&"dynamodb:Query".into())).unwrap();
+        let query = function
+            .statements
+            .iter()
+            .find(|statement| {
+                statement.actions.contains(&"dynamodb:Query".into())
+                    && statement.resources.iter().any(|resource| resource.contains("ConnectionsTable"))
+            })
+            .unwrap();
 
         assert_eq!(query.resources, [format!("${{ConnectionsTable.Arn}}/index/{}", schema::USER_INDEX)]);
     }
@@ -354,6 +363,7 @@ fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)
     const CONNECTIONS: &str = "${ConnectionsTable.Arn}";
     const USER_INDEX: &str = "${ConnectionsTable.Arn}/index/userId-index";
     const MEMBERSHIPS: &str = "${MembershipsTable.Arn}";
+    const MESSAGES: &str = "${MessagesTable.Arn}";
     match route {
         Route::Connect => [("dynamodb:PutItem", CONNECTIONS), ("dynamodb:Query", USER_INDEX)].into(),
         Route::Disconnect => [("dynamodb:DeleteItem", CONNECTIONS), ("dynamodb:BatchWriteItem", MEMBERSHIPS)].into(),
@@ -364,6 +374,9 @@ fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)
             ("dynamodb:Query", USER_INDEX),
             ("dynamodb:Query", MEMBERSHIPS),
             ("dynamodb:BatchWriteItem", MEMBERSHIPS),
+            ("dynamodb:Query", MESSAGES),
+            ("dynamodb:PutItem", MESSAGES),
+            ("dynamodb:UpdateItem", MESSAGES),
         ]
         .into(),
         Route::JoinRoom => {
@@ -371,6 +384,7 @@ fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)
                 .into()
         }
         Route::LeaveRoom => [("dynamodb:UpdateItem", CONNECTIONS), ("dynamodb:DeleteItem", MEMBERSHIPS)].into(),
+        Route::GetHistory => [("dynamodb:GetItem", CONNECTIONS), ("dynamodb:Query", MESSAGES)].into(),
     }
 }
 

@@ -43,6 +43,9 @@ pub const TABLE: &str = "chat-connections";
 /// The memberships table's name beside [`TABLE`]: [`Dynalite::create_table`] names it so.
 pub const MEMBERSHIPS_TABLE: &str = "chat-connections-memberships";
 
+/// The messages table's name beside [`TABLE`]: [`Dynalite::create_table`] names it so.
+pub const MESSAGES_TABLE: &str = "chat-connections-messages";
+
 /// A DynamoDB client for `endpoint` with dummy credentials, as every local test uses, and the
 /// functions' own behaviour version and time limits.
 pub fn client_for(endpoint: &str, max_attempts: u32) -> Client {
@@ -127,14 +130,19 @@ impl Dynalite {
         client_for(&self.endpoint, 3)
     }
 
-    /// Creates the connections table named `name` and its memberships table
-    /// (`{name}-memberships`) as `template.yaml` declares them, and a store over both. dynalite
-    /// has no TTL API, so only TTL is left out.
+    /// Creates the connections table named `name`, its memberships table (`{name}-memberships`)
+    /// and its messages table (`{name}-messages`) as `template.yaml` declares them, and a store
+    /// over the three, keeping messages for the default retention. dynalite has no TTL API, so
+    /// only TTL is left out.
     pub async fn create_table(&self, name: &str) -> DynamoDbStore {
         let memberships = format!("{name}-memberships");
+        let messages = format!("{name}-messages");
         self.create_from_template(schema::CONNECTIONS_TABLE, name).await;
         self.create_from_template(schema::MEMBERSHIPS_TABLE, &memberships).await;
-        DynamoDbStore::new(self.client(), name).with_memberships(memberships)
+        self.create_from_template(schema::MESSAGES_TABLE, &messages).await;
+        DynamoDbStore::new(self.client(), name)
+            .with_memberships(memberships)
+            .with_messages(messages, chat_core::limits::MESSAGE_RETENTION)
     }
 
     /// Creates the table `template.yaml` declares as `logical_id`, named `name`.

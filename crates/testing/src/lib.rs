@@ -18,6 +18,22 @@ pub use recording::RecordingMessenger;
 
 use std::path::PathBuf;
 
+/// A delivered message frame without what storing it added (`seq`, at least 1, and `sentAt`,
+/// epoch ms), which it must carry: what tests compare when the seq or time is not theirs to know.
+///
+/// # Panics
+/// When the frame lacks either, or holds one of the wrong type.
+pub fn stored(frame: &serde_json::Value) -> serde_json::Value {
+    assert!(frame["seq"].as_u64().is_some_and(|seq| seq >= 1), "a delivered message carries its seq: {frame}");
+    assert!(frame["sentAt"].as_i64().is_some_and(|at| at > 0), "a delivered message carries sentAt: {frame}");
+    let mut rest = frame.clone();
+    if let Some(object) = rest.as_object_mut() {
+        object.remove("seq");
+        object.remove("sentAt");
+    }
+    rest
+}
+
 /// A tool `make tools` installs under `.tools/`, e.g. `node/node_modules/.bin/wscat`.
 ///
 /// # Panics

@@ -85,6 +85,12 @@ impl RecordingMessenger {
         self.posts().into_iter().filter(|post| post.connection_id == connection_id).map(|post| post.frame).collect()
     }
 
+    /// The message frames delivered to one connection, in order, each without its `seq` and
+    /// `sentAt` (which each must carry: [`crate::stored`]).
+    pub fn messages_to(&self, connection_id: &str) -> Vec<serde_json::Value> {
+        self.frames_to(connection_id).iter().map(crate::stored).collect()
+    }
+
     /// The most posts that were in flight at once.
     pub fn most_in_flight(&self) -> usize {
         self.most_in_flight.load(Ordering::SeqCst)

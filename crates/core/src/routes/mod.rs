@@ -9,6 +9,7 @@
 mod connect;
 mod default;
 mod disconnect;
+mod history;
 pub mod outcome;
 pub mod request;
 mod rooms;
@@ -30,6 +31,7 @@ pub mod handlers {
     pub use super::connect::connect;
     pub use super::default::default;
     pub use super::disconnect::disconnect;
+    pub use super::history::get_history;
     pub use super::rooms::{join_room, leave_room};
     pub use super::send_message::send_message;
 }
@@ -80,6 +82,18 @@ pub async fn leave_room(
         .await
 }
 
+/// `getHistory`: see [`handlers::get_history`].
+pub async fn get_history(
+    event: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+) -> Handled {
+    request::run(Route::GetHistory, event, Some(messenger), async |request, _| {
+        history::get_history(request, store).await
+    })
+    .await
+}
+
 /// Runs a route's handler with every dependency at hand (the local gateway and benchmarks do;
 /// each Lambda binary calls its own route with only what it needs).
 pub async fn handle(
@@ -96,6 +110,7 @@ pub async fn handle(
         Route::SendMessage => send_message(event, store, messenger).await,
         Route::JoinRoom => join_room(event, store, messenger).await,
         Route::LeaveRoom => leave_room(event, store, messenger).await,
+        Route::GetHistory => get_history(event, store, messenger).await,
     }
 }
 

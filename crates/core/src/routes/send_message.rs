@@ -1,5 +1,5 @@
-//! `sendMessage`: deliver a message to every open connection of a user, or to every other
-//! member of a room.
+//! `sendMessage`: store a message at its conversation's next seq, then deliver it to every open
+//! connection of a user (and the sender's other connections), or to every other member of a room.
 
 use futures::StreamExt;
 
@@ -9,19 +9,23 @@ use crate::limits::{GONE_AFTER, MAX_MESSAGE_BYTES, MAX_POSTS_IN_FLIGHT};
 use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    self, Addressee, Delivery, ErrorCode, Frame, FrameError, RoomDelivery, RoomId, SendMessage, UserId,
+    self, Addressee, Delivery, ErrorCode, Frame, FrameError, History, HistoryMessage, RoomDelivery, RoomId,
+    SendMessage, UserId,
 };
-use crate::store::{Connection, Store};
+use crate::store::{Connection, Conversation, Store, StoredMessage};
 
-/// Delivers a message: to a user (`destinationUserId`), `{"senderId","body"}` reaches every
-/// connection of theirs; to a room (`roomId`), `{"senderId","roomId","body"}` reaches every
-/// other member connection, read a page at a time. At most [`MAX_POSTS_IN_FLIGHT`] posts are in
-/// flight at once; `metrics` counts what was delivered, gone and failed.
+/// Stores a message, then delivers it. To a user (`destinationUserId`),
+/// `{"senderId","body","destinationUserId","seq","sentAt"}` reaches every connection of theirs
+/// and every other connection of the sender, online or not: a user with no open connection
+/// reads it later through history. To a room (`roomId`), `{"senderId","roomId","body","seq",
+/// "sentAt"}` reaches every other member connection, read a page at a time. At most
+/// [`MAX_POSTS_IN_FLIGHT`] posts are in flight at once; `metrics` counts what was delivered,
+/// gone and failed.
 ///
 /// The sender's id comes from the store's record of the sending connection, never from the
-/// frame. Refused frames, an offline recipient, a room the connection has not joined and
-/// backend failures are reported to the sender alone as error frames; nothing reaches anyone
-/// else.
+/// frame. Refused frames, a room the connection has not joined and a failure to store are
+/// reported to the sender alone as error frames. Once stored, a message is not refused: a post
+/// that fails leaves it to history.
 pub async fn send_message(
     request: &Request,
     store: &dyn Store,
@@ -29,85 +33,143 @@ pub async fn send_message(
     metrics: &mut Metrics,
 ) -> Outcome {
     let message = SendMessage::parse(request.body.as_deref())?;
+    let record: Connection = store.find(&request.connection_id).await?.ok_or_else(unknown_connection)?;
     // A record younger than this may belong to a connection whose handshake is still completing.
     let opened_by = request.request_time_ms - GONE_AFTER.as_millis() as i64;
     let fan_out = FanOut { store, messenger, endpoint: &request.endpoint, opened_by };
     let mut tally = Tally::default();
-    let sent = match &message.to {
-        Addressee::User(user) => to_user(request, &fan_out, user, &message.body, &mut tally).await,
-        Addressee::Room(room) => to_room(request, &fan_out, room, &message.body, &mut tally).await,
-    };
-    // Counted even when a later page of a room fails: those members did get the message.
+    let sender = &record.user_id;
+    let sent_at = request.request_time_ms;
+    match &message.to {
+        Addressee::User(user) => {
+            fits(sender, &message.body, DeliveredTo::User(user))?;
+            let stored = store.append(&Conversation::direct(sender, user), sender, &message.body, sent_at).await?;
+            to_user(request, &fan_out, user, &stored, &mut tally).await;
+        }
+        Addressee::Room(room) => {
+            if !record.rooms.contains(room) {
+                return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
+            }
+            fits(sender, &message.body, DeliveredTo::Room(room))?;
+            let stored = store.append(&Conversation::Room(room.clone()), sender, &message.body, sent_at).await?;
+            to_room(request, &fan_out, room, &stored, &mut tally).await;
+        }
+    }
     tally.record(metrics);
-    sent?;
     let (delivered, failed) = (tally.delivered, tally.failed);
     tracing::info!(connections = delivered + tally.gone + failed, delivered, failed, "sendMessage");
+    Ok(Reply::Done("stored"))
+}
 
-    if failed > 0 {
-        let text =
-            format!("the message reached {delivered} of {} connections; try again in a moment", delivered + failed);
-        return Err(Refusal::new(ErrorCode::Unavailable, text));
-    }
-    match &message.to {
-        Addressee::User(user) if delivered == 0 => Err(not_connected(user)),
-        // A room whose only member is the sender: nothing delivered, and nothing to answer.
-        _ => Ok(Reply::Done("delivered")),
+/// Where a message goes, for its size check.
+enum DeliveredTo<'a> {
+    User(&'a UserId),
+    Room(&'a RoomId),
+}
+
+/// Refuses a message whose delivered frame, or a page of history holding it alone, would
+/// exceed API Gateway's 128 KB, measured with the largest seq and time: so that any page of
+/// history can hold at least one message.
+fn fits(sender: &UserId, body: &str, to: DeliveredTo) -> Result<(), FrameError> {
+    let (seq, sent_at) = (u64::MAX, i64::MAX);
+    let message = HistoryMessage { sender_id: sender.clone(), body: body.to_owned(), seq, sent_at };
+    let page = |user_id: Option<UserId>, room_id: Option<RoomId>| History {
+        kind: "history".into(),
+        user_id,
+        room_id,
+        messages: vec![message.clone()],
+        has_more: true,
+        oldest_seq: seq,
+    };
+    let sizes = match to {
+        DeliveredTo::User(user) => {
+            let delivered =
+                Delivery { sender_id: sender.as_str(), body, destination_user_id: user.as_str(), seq, sent_at };
+            let longer = if user.as_str().len() > sender.as_str().len() { user } else { sender };
+            [size(&delivered)?, size(&page(Some(longer.clone()), None))?]
+        }
+        DeliveredTo::Room(room) => {
+            let delivered = RoomDelivery { sender_id: sender.as_str(), room_id: room.as_str(), body, seq, sent_at };
+            [size(&delivered)?, size(&page(None, Some(room.clone())))?]
+        }
+    };
+    match sizes.into_iter().max().unwrap_or_default() {
+        size if size > MAX_MESSAGE_BYTES => Err(FrameError::BodyTooLarge { size }),
+        _ => Ok(()),
     }
 }
 
-/// A direct message: the sender's record and the recipient's connections are read at once.
-async fn to_user(
-    request: &Request,
-    fan_out: &FanOut<'_>,
-    user: &UserId,
-    body: &str,
-    tally: &mut Tally,
-) -> Result<(), Refusal> {
-    let (record, recipients) =
-        futures::join!(fan_out.store.find(&request.connection_id), fan_out.store.connections_of(user));
-    let record = record?.ok_or_else(unknown_connection)?;
-    let frame = encode(&Delivery { sender_id: record.user_id.as_str(), body })?;
-    *tally += fan_out.deliver(recipients?, &frame).await;
-    Ok(())
+fn size(frame: &impl Frame) -> Result<usize, FrameError> {
+    protocol::to_bytes(frame).map(|bytes| bytes.len()).map_err(|_| FrameError::BodyTooLarge { size: usize::MAX })
 }
 
-/// A room message: the sender's membership is checked, then the members are read a page at a
-/// time, so a room of any size holds one page of ids in memory.
-async fn to_room(
-    request: &Request,
-    fan_out: &FanOut<'_>,
-    room: &RoomId,
-    body: &str,
-    tally: &mut Tally,
-) -> Result<(), Refusal> {
-    let record: Connection = fan_out.store.find(&request.connection_id).await?.ok_or_else(unknown_connection)?;
-    if !record.rooms.contains(room) {
-        return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
+/// A direct message: to every connection of the recipient and of the sender but the sending
+/// one (a note to oneself: the sender's other connections).
+async fn to_user(request: &Request, fan_out: &FanOut<'_>, user: &UserId, stored: &StoredMessage, tally: &mut Tally) {
+    let sender = &stored.sender_id;
+    let frame = Delivery {
+        sender_id: sender.as_str(),
+        body: &stored.body,
+        destination_user_id: user.as_str(),
+        seq: stored.seq,
+        sent_at: stored.sent_at,
+    };
+    let Some(frame) = encoded(&frame) else { return };
+    let (theirs, mine) = if user == sender {
+        (fan_out.store.connections_of(user).await, Ok(Vec::new()))
+    } else {
+        futures::join!(fan_out.store.connections_of(user), fan_out.store.connections_of(sender))
+    };
+    let mut recipients = Vec::new();
+    for connections in [theirs, mine] {
+        match connections {
+            Ok(ids) => recipients.extend(ids),
+            // Stored all the same: these connections read it through history.
+            Err(error) => {
+                tracing::error!(error = %Chain(&error), "could not read recipients; the message waits in history");
+                tally.failed += 1;
+            }
+        }
     }
-    let frame = encode(&RoomDelivery { sender_id: record.user_id.as_str(), room_id: room.as_str(), body })?;
+    recipients.retain(|id| *id != request.connection_id);
+    *tally += fan_out.deliver(recipients, &frame).await;
+}
+
+/// A room message: the members are read a page at a time, so a room of any size holds one
+/// page of ids in memory.
+async fn to_room(request: &Request, fan_out: &FanOut<'_>, room: &RoomId, stored: &StoredMessage, tally: &mut Tally) {
+    let frame = RoomDelivery {
+        sender_id: stored.sender_id.as_str(),
+        room_id: room.as_str(),
+        body: &stored.body,
+        seq: stored.seq,
+        sent_at: stored.sent_at,
+    };
+    let Some(frame) = encoded(&frame) else { return };
     let mut after: Option<String> = None;
     loop {
-        let page = fan_out.store.members(room, after.as_deref()).await?;
+        let page = match fan_out.store.members(room, after.as_deref()).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::error!(error = %Chain(&error), "could not read the room's members; the rest read the message through history");
+                tally.failed += 1;
+                return;
+            }
+        };
         let others = page.connection_ids.into_iter().filter(|id| *id != request.connection_id).collect();
         *tally += fan_out.deliver(others, &frame).await;
         match page.next {
             Some(next) => after = Some(next),
-            None => return Ok(()),
+            None => return,
         }
     }
 }
 
-/// The delivered frame's bytes, refused when they would exceed API Gateway's 128 KB.
-fn encode(frame: &impl Frame) -> Result<Vec<u8>, Refusal> {
-    let bytes = protocol::to_bytes(frame)?;
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(FrameError::BodyTooLarge { size: bytes.len() }.into());
-    }
-    Ok(bytes)
-}
-
-fn not_connected(user_id: &UserId) -> Refusal {
-    Refusal::new(ErrorCode::RecipientNotConnected, format!("user {user_id} has no open connection"))
+/// The delivered frame's bytes (already known to fit: [`fits`]).
+fn encoded(frame: &impl Frame) -> Option<Vec<u8>> {
+    protocol::to_bytes(frame)
+        .map_err(|error| tracing::error!(error = %Chain(&error), "could not encode a delivery"))
+        .ok()
 }
 
 /// What happened to the posts of one message.

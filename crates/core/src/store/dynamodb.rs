@@ -12,14 +12,21 @@ use std::collections::{BTreeSet, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 
-use super::schema::{CONNECTED_AT, CONNECTION_ID, EXPIRES_AT, ROOM_ID, ROOMS, USER_ID, USER_INDEX};
-use super::{Connection, ConnectionStore, Joined, MembersPage, RoomStore};
+use super::schema::{
+    BODY, CONNECTED_AT, CONNECTION_ID, CONVERSATION, EXPIRES_AT, LAST_SEQ, ROOM_ID, ROOMS, SENDER_ID, SENT_AT, SEQ,
+    USER_ID, USER_INDEX,
+};
+use super::{
+    Connection, ConnectionStore, Conversation, Cursor, HistoryPage, Joined, MembersPage, MessageStore, RoomStore,
+    StoredMessage,
+};
 use crate::config;
 use crate::error::{ConfigError, StoreError};
-use crate::limits::MAX_ROOMS_PER_CONNECTION;
+use crate::limits::{MAX_APPEND_ATTEMPTS, MAX_ROOMS_PER_CONNECTION};
 use crate::protocol::{RoomId, UserId};
 
 /// Connections in a DynamoDB table laid out as [`super::schema`] says.
@@ -28,13 +35,34 @@ pub struct DynamoDbStore {
     client: Client,
     table: String,
     memberships: Option<String>,
+    messages: Option<(String, std::time::Duration)>,
     page_size: Option<i32>,
 }
 
 impl DynamoDbStore {
     /// A store over `table`, reached with `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), memberships: None, page_size: None }
+        Self { client, table: table.into(), memberships: None, messages: None, page_size: None }
+    }
+
+    /// Keeps messages in `table`, each for `retention`.
+    pub fn with_messages(mut self, table: impl Into<String>, retention: std::time::Duration) -> Self {
+        self.messages = Some((table.into(), retention));
+        self
+    }
+
+    /// Keeps messages in the table `MESSAGES_TABLE_NAME` names, for `MESSAGE_RETENTION_DAYS`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when `MESSAGES_TABLE_NAME` is unset, [`ConfigError::Invalid`]
+    /// when the retention is not a number of days.
+    pub fn with_messages_from_env(self) -> Result<Self, ConfigError> {
+        let vars = config::Vars::env();
+        Ok(self.with_messages(vars.required(config::MESSAGES_TABLE_NAME)?, vars.message_retention()?))
+    }
+
+    fn messages(&self) -> Result<(&str, std::time::Duration), StoreError> {
+        self.messages.as_ref().map(|(table, retention)| (table.as_str(), *retention)).ok_or(StoreError::NoMessagesTable)
     }
 
     /// Keeps room memberships in `table`.
@@ -368,4 +396,219 @@ impl RoomStore for DynamoDbStore {
             .cloned();
         Ok(MembersPage { connection_ids, next })
     }
+}
+
+/// Messages: one item per message, keyed by conversation and seq, and the conversation's head
+/// (seq 0). Appending is a strongly consistent Query for the newest item, a conditional PutItem
+/// of the next seq (tried again on the next one when another sender took it), and an
+/// UpdateItem raising the head; history is one or two strongly consistent Queries.
+impl DynamoDbStore {
+    /// The conversation's latest seq: its newest message's, or the head's once every message
+    /// has expired, or 0.
+    async fn latest_seq(&self, table: &str, key: &str) -> Result<u64, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#c = :c AND #s >= :zero")
+            .expression_attribute_names("#c", CONVERSATION)
+            .expression_attribute_names("#s", SEQ)
+            .expression_attribute_values(":c", string(key))
+            .expression_attribute_values(":zero", number(0))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::dynamodb("Query"))?;
+        let Some(item) = output.items.unwrap_or_default().into_iter().next() else { return Ok(0) };
+        let attribute = |name| read_number(&item, name, key);
+        match attribute(SEQ)? {
+            0 => Ok(item.get(LAST_SEQ).map_or(Ok(0), |_| attribute(LAST_SEQ))?),
+            seq => Ok(seq),
+        }
+    }
+
+    /// Raises the head to `seq`; a head already past it stays as it is.
+    async fn raise_head(&self, table: &str, key: &str, seq: u64) {
+        let result = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key(CONVERSATION, string(key))
+            .key(SEQ, number(0))
+            .update_expression("SET #last = :seq")
+            .condition_expression("attribute_not_exists(#last) OR #last < :seq")
+            .expression_attribute_names("#last", LAST_SEQ)
+            .expression_attribute_values(":seq", number(seq as i64))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(error)
+                if error.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) => {}
+            // Only matters once every message of the conversation has expired; the next
+            // message raises it again.
+            Err(error) => tracing::warn!(error = %crate::error::Chain(&error), "could not raise a conversation's head"),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageStore for DynamoDbStore {
+    async fn append(
+        &self,
+        conversation: &Conversation,
+        sender: &UserId,
+        body: &str,
+        sent_at: i64,
+    ) -> Result<StoredMessage, StoreError> {
+        let (table, retention) = self.messages()?;
+        let key = conversation.key();
+        for attempt in 0..MAX_APPEND_ATTEMPTS {
+            let seq = self.latest_seq(table, &key).await? + 1;
+            let put = self
+                .client
+                .put_item()
+                .table_name(table)
+                .item(CONVERSATION, string(&key))
+                .item(SEQ, number(seq as i64))
+                .item(SENDER_ID, string(sender.as_str()))
+                .item(BODY, string(body))
+                .item(SENT_AT, number(sent_at))
+                .item(EXPIRES_AT, number(super::expires_at(sent_at, retention)))
+                .condition_expression("attribute_not_exists(#s)")
+                .expression_attribute_names("#s", SEQ)
+                .send()
+                .await;
+            match put {
+                Ok(_) => {
+                    self.raise_head(table, &key, seq).await;
+                    return Ok(StoredMessage { seq, sender_id: sender.clone(), body: body.to_owned(), sent_at });
+                }
+                // Another sender stored a message at this seq first: after a short random pause
+                // (so that senders who lost together do not collide again), take the next one.
+                Err(error)
+                    if error.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+                {
+                    tokio::time::sleep(super::messages::contention_pause(attempt)).await;
+                }
+                Err(error) => return Err(StoreError::dynamodb("PutItem")(error)),
+            }
+        }
+        Err(StoreError::Contended { conversation: key, attempts: MAX_APPEND_ATTEMPTS })
+    }
+
+    async fn history(
+        &self,
+        conversation: &Conversation,
+        cursor: Cursor,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<HistoryPage, StoreError> {
+        let (table, _) = self.messages()?;
+        let key = conversation.key();
+        let now = now_ms / 1000;
+        if cursor == Cursor::Before(1) || cursor == Cursor::Before(0) {
+            // Nothing comes before the first message.
+            return Ok(HistoryPage {
+                messages: Vec::new(),
+                has_more: false,
+                oldest_seq: self.oldest_retained(table, &key, now).await?,
+            });
+        }
+        let (condition, bound, forward) = match cursor {
+            Cursor::Newest => ("#c = :c AND #s >= :bound", 1, false),
+            Cursor::Before(before) => ("#c = :c AND #s BETWEEN :one AND :bound", before as i64 - 1, false),
+            Cursor::After(after) => ("#c = :c AND #s > :bound", after as i64, true),
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression(condition)
+            .expression_attribute_names("#c", CONVERSATION)
+            .expression_attribute_names("#s", SEQ)
+            .expression_attribute_values(":c", string(&key))
+            .expression_attribute_values(":bound", number(bound))
+            .scan_index_forward(forward)
+            .limit(limit as i32 + 1)
+            .consistent_read(true);
+        if condition.contains(":one") {
+            query = query.expression_attribute_values(":one", number(1));
+        }
+        let items = query.send().await.map_err(StoreError::dynamodb("Query"))?.items.unwrap_or_default();
+        // TTL deletes lazily, up to days late: expired messages are left out here.
+        let mut messages = Vec::with_capacity(items.len());
+        for item in &items {
+            if read_number(item, EXPIRES_AT, &key)? as i64 > now {
+                messages.push(read_message(item, &key)?);
+            }
+        }
+        let has_more = messages.len() > limit;
+        messages.truncate(limit);
+        if !forward {
+            messages.reverse();
+        }
+        let oldest_seq = self.oldest_retained(table, &key, now).await?;
+        Ok(HistoryPage { messages, has_more, oldest_seq })
+    }
+}
+
+impl DynamoDbStore {
+    /// The oldest seq not yet expired, or the next seq when none is retained. Reads past the
+    /// expired messages TTL has not deleted yet, a page at a time.
+    async fn oldest_retained(&self, table: &str, key: &str, now: i64) -> Result<u64, StoreError> {
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("#c = :c AND #s >= :one")
+                .filter_expression("#e > :now")
+                .expression_attribute_names("#c", CONVERSATION)
+                .expression_attribute_names("#s", SEQ)
+                .expression_attribute_names("#e", EXPIRES_AT)
+                .expression_attribute_values(":c", string(key))
+                .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":now", number(now))
+                .projection_expression("#s")
+                .limit(100)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::dynamodb("Query"))?;
+            if let Some(item) = output.items.unwrap_or_default().first() {
+                return read_number(item, SEQ, key);
+            }
+            match output.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => return Ok(self.latest_seq(table, key).await? + 1),
+            }
+        }
+    }
+}
+
+fn read_number(
+    item: &HashMap<String, AttributeValue>,
+    attribute: &'static str,
+    conversation: &str,
+) -> Result<u64, StoreError> {
+    item.get(attribute)
+        .and_then(|value| value.as_n().ok())
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or_else(|| StoreError::MalformedMessage { conversation: conversation.to_owned(), attribute })
+}
+
+fn read_message(item: &HashMap<String, AttributeValue>, conversation: &str) -> Result<StoredMessage, StoreError> {
+    let malformed = |attribute| StoreError::MalformedMessage { conversation: conversation.to_owned(), attribute };
+    let text = |attribute| item.get(attribute).and_then(|value| value.as_s().ok()).ok_or_else(|| malformed(attribute));
+    Ok(StoredMessage {
+        seq: read_number(item, SEQ, conversation)?,
+        sender_id: UserId::parse(text(SENDER_ID)?).map_err(|_| malformed(SENDER_ID))?,
+        body: text(BODY)?.clone(),
+        sent_at: read_number(item, SENT_AT, conversation)? as i64,
+    })
 }

@@ -1,22 +1,33 @@
-//! The connection and room store for one machine: maps behind a lock, for the local gateway.
+//! The connection, room and message store for one machine: maps behind a lock, for the local
+//! gateway.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::RwLock;
 
 use async_trait::async_trait;
 
-use super::{Connection, ConnectionStore, Joined, MembersPage, RoomStore};
+use super::{
+    Connection, ConnectionStore, Conversation, Cursor, HistoryPage, Joined, MembersPage, MessageStore, RoomStore,
+    StoredMessage,
+};
 use crate::error::StoreError;
-use crate::limits::MAX_ROOMS_PER_CONNECTION;
+use crate::limits::{MAX_ROOMS_PER_CONNECTION, MESSAGE_RETENTION};
 use crate::protocol::{RoomId, UserId};
 
 /// Members per page of [`RoomStore::members`], as a DynamoDB page holds many.
 const PAGE: usize = 1000;
 
-/// Connections kept in process memory, indexed by connection and by user.
-#[derive(Debug, Default)]
+/// Connections, rooms and messages kept in process memory, indexed by connection and by user.
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    retention: std::time::Duration,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self { inner: RwLock::default(), retention: MESSAGE_RETENTION }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -24,6 +35,15 @@ struct Inner {
     connections: HashMap<String, Connection>,
     by_user: HashMap<UserId, HashSet<String>>,
     members: HashMap<RoomId, BTreeSet<String>>,
+    conversations: HashMap<Conversation, Log>,
+}
+
+/// One conversation's messages and the latest seq it ever had.
+#[derive(Debug, Default)]
+struct Log {
+    last_seq: u64,
+    /// By seq: the message and when it expires, epoch seconds.
+    messages: std::collections::BTreeMap<u64, (StoredMessage, i64)>,
 }
 
 impl Inner {
@@ -54,6 +74,12 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps messages for `retention` instead of [`MESSAGE_RETENTION`].
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// How many connections are recorded.
@@ -153,5 +179,52 @@ impl RoomStore for MemoryStore {
             page.last().cloned().unwrap_or_default()
         });
         Ok(MembersPage { connection_ids: page, next })
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryStore {
+    async fn append(
+        &self,
+        conversation: &Conversation,
+        sender: &UserId,
+        body: &str,
+        sent_at: i64,
+    ) -> Result<StoredMessage, StoreError> {
+        let mut inner = self.write();
+        let log = inner.conversations.entry(conversation.clone()).or_default();
+        log.last_seq += 1;
+        let message = StoredMessage { seq: log.last_seq, sender_id: sender.clone(), body: body.to_owned(), sent_at };
+        log.messages.insert(message.seq, (message.clone(), super::expires_at(sent_at, self.retention)));
+        Ok(message)
+    }
+
+    async fn history(
+        &self,
+        conversation: &Conversation,
+        cursor: Cursor,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<HistoryPage, StoreError> {
+        let inner = self.read();
+        let Some(log) = inner.conversations.get(conversation) else {
+            return Ok(HistoryPage { oldest_seq: 1, ..HistoryPage::default() });
+        };
+        let now = now_ms / 1000;
+        let retained = || log.messages.values().filter(|(_, expires)| *expires > now).map(|(message, _)| message);
+        let oldest_seq = retained().next().map_or(log.last_seq + 1, |message| message.seq);
+        let mut messages: Vec<StoredMessage> = match cursor {
+            Cursor::Newest => retained().rev().take(limit + 1).cloned().collect(),
+            Cursor::Before(before) => {
+                retained().rev().filter(|message| message.seq < before).take(limit + 1).cloned().collect()
+            }
+            Cursor::After(after) => retained().filter(|message| message.seq > after).take(limit + 1).cloned().collect(),
+        };
+        let has_more = messages.len() > limit;
+        messages.truncate(limit);
+        if !matches!(cursor, Cursor::After(_)) {
+            messages.reverse();
+        }
+        Ok(HistoryPage { messages, has_more, oldest_seq })
     }
 }

@@ -1,12 +1,15 @@
-//! Who is connected: the connection store, one trait with a DynamoDB and an in-memory implementation.
+//! What the chat remembers: connections, room memberships and messages, each behind a trait
+//! with a DynamoDB and an in-memory implementation.
 
 mod dynamodb;
 mod memory;
+mod messages;
 
 use async_trait::async_trait;
 
 pub use dynamodb::DynamoDbStore;
 pub use memory::MemoryStore;
+pub use messages::{Conversation, Cursor, HistoryPage, MessageStore, StoredMessage, expires_at};
 
 use std::collections::BTreeSet;
 
@@ -37,6 +40,22 @@ pub mod schema {
     /// Partition key of the memberships table; its sort key is [`CONNECTION_ID`], and each
     /// membership carries its connection's [`EXPIRES_AT`].
     pub const ROOM_ID: &str = "roomId";
+
+    /// The messages table's logical id in `template.yaml`.
+    pub const MESSAGES_TABLE: &str = "MessagesTable";
+    /// Partition key of the messages table: the conversation's key (`d#alice#bob`, `r#lobby`).
+    pub const CONVERSATION: &str = "conversation";
+    /// Sort key of the messages table (a number): the message's position, from 1; 0 is the
+    /// conversation's head record.
+    pub const SEQ: &str = "seq";
+    /// On the head record: the latest seq ever stored.
+    pub const LAST_SEQ: &str = "lastSeq";
+    /// On a message: the sender's user id.
+    pub const SENDER_ID: &str = "senderId";
+    /// On a message: its text.
+    pub const BODY: &str = "body";
+    /// On a message: when it was stored, epoch milliseconds.
+    pub const SENT_AT: &str = "sentAt";
 }
 
 /// One open WebSocket connection and the user it belongs to.
@@ -129,7 +148,7 @@ pub trait RoomStore: Send + Sync {
     async fn members(&self, room: &RoomId, after: Option<&str>) -> Result<MembersPage, StoreError>;
 }
 
-/// Both stores in one, as the handlers that touch connections and rooms need them.
-pub trait Store: ConnectionStore + RoomStore {}
+/// Every store in one, as the handlers that touch connections, rooms and messages need them.
+pub trait Store: ConnectionStore + RoomStore + MessageStore {}
 
-impl<T: ConnectionStore + RoomStore> Store for T {}
+impl<T: ConnectionStore + RoomStore + MessageStore> Store for T {}

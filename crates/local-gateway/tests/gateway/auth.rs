@@ -37,7 +37,10 @@ async fn a_token_in_the_query_connects_as_its_user_whatever_user_id_says() {
     let mut bob =
         Client::try_connect(&format!("{}?token={}", gateway.url(), issuer.token("bob"))).await.expect("connects");
     bob.send_message("alice", "hi alice").await;
-    assert_eq!(alice.receive().await, json!({"senderId": "bob", "body": "hi alice"}));
+    assert_eq!(
+        alice.receive_message().await,
+        json!({"senderId": "bob", "body": "hi alice", "destinationUserId": "alice"})
+    );
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@ async fn two_users_chat_and_the_sender_gets_no_echo() {
     one.send_message("2", "hello there!").await;
     two.send_message("1", "hi back").await;
 
-    assert_eq!(two.receive().await, json!({"senderId": "1", "body": "hello there!"}));
-    assert_eq!(one.receive().await, json!({"senderId": "2", "body": "hi back"}));
+    assert_eq!(two.receive_message().await, json!({"senderId": "1", "body": "hello there!", "destinationUserId": "2"}));
+    assert_eq!(one.receive_message().await, json!({"senderId": "2", "body": "hi back", "destinationUserId": "1"}));
     one.expect_nothing_before_echo(&gateway).await;
     two.expect_nothing_before_echo(&gateway).await;
 }
@@ -28,25 +28,35 @@ async fn a_user_with_two_tabs_receives_in_both() {
 
     alice.send_message("bob", "hi").await;
 
+    let hi = json!({"senderId": "alice", "body": "hi", "destinationUserId": "bob"});
     for bob in [&mut bob_phone, &mut bob_laptop] {
-        assert_eq!(bob.receive().await, json!({"senderId": "alice", "body": "hi"}));
+        assert_eq!(bob.receive_message().await, hi);
     }
-    // Alice's frames are handled in order: a note to herself reaches her other tab after
-    // anything her first message could have sent it.
+    assert_eq!(alice_other_tab.receive_message().await, hi, "the sender's other tab shows what it sent");
+    // Once that message is handled, a note to herself reaches her other tab next: nothing else
+    // was sent to it.
+    gateway.settled().await;
     alice.send_message("alice", "marker").await;
-    alice_other_tab.next_is(json!({"senderId": "alice", "body": "marker"})).await;
+    alice_other_tab.next_message_is(json!({"senderId": "alice", "body": "marker", "destinationUserId": "alice"})).await;
 }
 
 #[tokio::test]
-async fn messaging_an_offline_user_answers_recipient_not_connected() {
+async fn a_message_to_an_offline_user_waits_in_history_for_them() {
     let gateway = gateway().await;
     let mut alice = Client::connect(&gateway, "alice").await;
 
     alice.send_message("bob", "anyone?").await;
+    alice.expect_nothing_before_echo(&gateway).await;
+    let mut bob = Client::connect(&gateway, "bob").await;
+    bob.send_json(json!({"action": "getHistory", "userId": "alice"})).await;
 
-    let frame = alice.receive().await;
-    assert_eq!(frame["error"], "recipientNotConnected");
-    assert!(frame["message"].as_str().unwrap().contains("bob"));
+    let history = bob.receive().await;
+    assert_eq!(history["type"], "history");
+    assert_eq!(history["userId"], "alice");
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(chat_testing::stored(&history["messages"][0]), json!({"senderId": "alice", "body": "anyone?"}));
+    assert_eq!(history["messages"][0]["seq"], 1);
+    assert_eq!((history["hasMore"].clone(), history["oldestSeq"].clone()), (json!(false), json!(1)));
 }
 
 #[tokio::test]
@@ -64,7 +74,7 @@ async fn invalid_send_message_frames_get_error_frames_and_reach_nobody() {
     assert!(missing["message"].as_str().unwrap().contains("destinationUserId"));
     assert_eq!(invalid["error"], "invalidField");
     alice.send_message("bob", "marker").await;
-    bob.next_is(json!({"senderId": "alice", "body": "marker"})).await;
+    bob.next_message_is(json!({"senderId": "alice", "body": "marker", "destinationUserId": "bob"})).await;
 }
 
 #[tokio::test]
@@ -90,7 +100,7 @@ async fn frames_that_match_no_route_reach_default_and_list_the_actions() {
         client.send_text(frame).await;
         let answer = client.receive().await;
         assert_eq!(answer["error"], "unknownAction", "{frame}");
-        assert_eq!(answer["actions"], json!(["sendMessage", "joinRoom", "leaveRoom", "send"]), "{frame}");
+        assert_eq!(answer["actions"], json!(["sendMessage", "joinRoom", "leaveRoom", "getHistory", "send"]), "{frame}");
     }
 }
 
@@ -200,7 +210,7 @@ async fn three_clients_in_a_room_talk_through_the_gateway_with_routes_from_the_t
     }
     clients[0].send_json(json!({"action": "sendMessage", "roomId": "lobby", "body": "hi all"})).await;
     for client in &mut clients[1..] {
-        assert_eq!(client.receive().await, json!({"senderId": "alice", "roomId": "lobby", "body": "hi all"}));
+        assert_eq!(client.receive_message().await, json!({"senderId": "alice", "roomId": "lobby", "body": "hi all"}));
     }
     clients[0].expect_nothing_before_echo(&gateway).await;
     clients[2].send_json(json!({"action": "leaveRoom", "roomId": "lobby"})).await;

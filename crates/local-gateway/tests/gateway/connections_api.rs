@@ -113,7 +113,7 @@ async fn a_send_message_to_a_connection_that_is_gone_cleans_its_record() {
 
     alice.send_message("bob", "hi").await;
 
-    assert_eq!(bob.receive().await, json!({"senderId": "alice", "body": "hi"}));
+    assert_eq!(bob.receive_message().await, json!({"senderId": "alice", "body": "hi", "destinationUserId": "bob"}));
     eventually("the stale record is gone", || store.len() == 2).await;
     alice.expect_nothing_before_echo(&gateway).await;
 }

@@ -99,7 +99,10 @@ async fn a_client_that_stops_reading_stalls_nobody_gets_429_or_410_and_is_discon
     for n in 0..30 {
         let sent = Instant::now();
         alice.send_message("bob", &format!("message {n}")).await;
-        assert_eq!(bob.receive().await, json!({"senderId": "alice", "body": format!("message {n}")}));
+        assert_eq!(
+            bob.receive_message().await,
+            json!({"senderId": "alice", "body": format!("message {n}"), "destinationUserId": "bob"})
+        );
         slowest = slowest.max(sent.elapsed());
     }
     let statuses = flood.await.unwrap();

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 
 use chat_core::config;
-use chat_testing::dynalite::{MEMBERSHIPS_TABLE, TABLE};
+use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE};
 
 async fn build_functions() {
     let mut cargo = Command::new(env!("CARGO"));
@@ -35,6 +35,7 @@ fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str, env: 
         .env("AWS_SECRET_ACCESS_KEY", "local")
         .env(config::TABLE_NAME, TABLE)
         .env(config::MEMBERSHIPS_TABLE_NAME, MEMBERSHIPS_TABLE)
+        .env(config::MESSAGES_TABLE_NAME, MESSAGES_TABLE)
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
         .env(config::MANAGEMENT_ENDPOINT, format!("http://127.0.0.1:{gateway_port}/dev"))
         .envs(env.iter().map(|(key, value)| (key, value)))
@@ -109,7 +110,10 @@ async fn the_real_binaries_chat_through_cargo_lambda_watch_and_dynalite() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    assert_eq!(received, json!({"senderId": "alice", "body": "hello from a real Lambda binary"}));
+    assert_eq!(
+        chat_testing::stored(&received),
+        json!({"senderId": "alice", "body": "hello from a real Lambda binary", "destinationUserId": "bob"})
+    );
     assert_eq!(pong, json!({"message": "🏓 pong"}));
     assert_eq!(store.connections_of(&UserId::parse("alice").unwrap()).await.unwrap().len(), 1);
     alice.close(Some(1000)).await;
@@ -128,7 +132,7 @@ async fn when_dynalite_stops_mid_chat_senders_hear_unavailable_and_the_chat_reco
     let mut alice = Client::connect(&gateway, "alice").await;
     let mut bob = Client::connect(&gateway, "bob").await;
     alice.send_message("bob", "before").await;
-    assert_eq!(bob.receive().await, json!({"senderId": "alice", "body": "before"}));
+    assert_eq!(bob.receive_message().await, json!({"senderId": "alice", "body": "before", "destinationUserId": "bob"}));
 
     drop(dynalite);
     alice.send_message("bob", "during").await;
@@ -140,7 +144,11 @@ async fn when_dynalite_stops_mid_chat_senders_hear_unavailable_and_the_chat_reco
 
     assert_eq!(during["error"], "unavailable", "{during}");
     assert!(still_running, "no process crashed");
-    assert_eq!(after, json!({"senderId": "alice", "body": "after"}), "bob got nothing during the outage, then this");
+    assert_eq!(
+        chat_testing::stored(&after),
+        json!({"senderId": "alice", "body": "after", "destinationUserId": "bob"}),
+        "bob got nothing during the outage, then this"
+    );
     alice.close(Some(1000)).await;
     bob.close(Some(1000)).await;
     gateway.shutdown().await.unwrap();
@@ -163,7 +171,10 @@ async fn token_mode_runs_the_real_authorizer_binary_against_the_issuers_jwks() {
     let mut bob =
         Client::try_connect(&format!("{}?token={}", gateway.url(), issuer.token("bob"))).await.expect("bob connects");
     bob.send_message("alice", "verified hello").await;
-    assert_eq!(alice.receive().await, json!({"senderId": "bob", "body": "verified hello"}));
+    assert_eq!(
+        alice.receive_message().await,
+        json!({"senderId": "bob", "body": "verified hello", "destinationUserId": "alice"})
+    );
     assert_eq!(store.connections_of(&UserId::parse("alice").unwrap()).await.unwrap().len(), 1);
     assert_eq!(store.connections_of(&UserId::parse("bob").unwrap()).await.unwrap().len(), 1, "bob's own tab only");
 

@@ -137,6 +137,18 @@ impl Client {
         }
     }
 
+    /// The next data frame, a delivered message, without its `seq` and `sentAt` (which it must
+    /// carry: [`chat_testing::stored`]).
+    pub async fn receive_message(&mut self) -> Value {
+        chat_testing::stored(&self.receive().await)
+    }
+
+    /// Asserts that the next frame is the message `marker` (compared without `seq` and
+    /// `sentAt`): a positive signal that nothing arrived before it.
+    pub async fn next_message_is(&mut self, marker: Value) {
+        assert_eq!(self.receive_message().await, marker, "a frame arrived before the marker");
+    }
+
     /// Asserts that the next frame is `marker`, a frame the test made sure comes after anything
     /// it expects not to arrive: a positive signal that nothing did, with no bare sleep.
     pub async fn next_is(&mut self, marker: Value) {

@@ -1,0 +1,115 @@
+//! Stored messages: every message of a conversation, numbered 1, 2, 3, … by `seq`, kept for the
+//! retention period and read back a page at a time.
+//!
+//! How `seq` stays consecutive with no gap and no repeat, under any number of concurrent senders
+//! and a crash at any step: a message *is* its slot. Appending reads the conversation's latest
+//! seq, then writes the message at the next one on the condition that the slot is empty; a
+//! sender that loses the race reads again and takes the slot after. Nothing is reserved before
+//! the message is written, so a crash leaves either the whole message or nothing. A small head
+//! record (seq 0), raised after each write, remembers the latest seq once every message has
+//! expired, so numbering never restarts.
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::protocol::{RoomId, UserId};
+
+/// A conversation: direct between two users (named, from each side, by the other user's id; a
+/// user may message themself), or a room.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Conversation {
+    /// Between two users, held in order so that both sides name the same conversation.
+    Direct(UserId, UserId),
+    /// A room.
+    Room(RoomId),
+}
+
+impl Conversation {
+    /// The direct conversation between `a` and `b`, whichever side names it.
+    pub fn direct(a: &UserId, b: &UserId) -> Self {
+        if a <= b { Self::Direct(a.clone(), b.clone()) } else { Self::Direct(b.clone(), a.clone()) }
+    }
+
+    /// Its key in the store: `d#alice#bob` or `r#lobby` (ids never hold `#`).
+    pub fn key(&self) -> String {
+        match self {
+            Self::Direct(a, b) => format!("d#{a}#{b}"),
+            Self::Room(room) => format!("r#{room}"),
+        }
+    }
+}
+
+/// A message as stored and as history returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its position in its conversation, from 1.
+    pub seq: u64,
+    /// Who sent it.
+    pub sender_id: UserId,
+    /// The text, unchanged.
+    pub body: String,
+    /// Server time it was stored, epoch milliseconds.
+    pub sent_at: i64,
+}
+
+/// Where a page of history starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// The newest messages.
+    Newest,
+    /// Messages older than this seq (exclusive).
+    Before(u64),
+    /// Messages newer than this seq (exclusive).
+    After(u64),
+}
+
+/// One page of a conversation's history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// In ascending `seq`, contiguous.
+    pub messages: Vec<StoredMessage>,
+    /// Whether more lie in the cursor's direction: older for [`Cursor::Newest`] and
+    /// [`Cursor::Before`], newer for [`Cursor::After`].
+    pub has_more: bool,
+    /// The oldest retained seq; every seq below it has expired. With nothing retained, the seq
+    /// the next message will get.
+    pub oldest_seq: u64,
+}
+
+/// Where messages are kept.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a message as its conversation's next, sent at `sent_at` (epoch ms) and kept for
+    /// the store's retention; the stored message with its `seq`.
+    async fn append(
+        &self,
+        conversation: &Conversation,
+        sender: &UserId,
+        body: &str,
+        sent_at: i64,
+    ) -> Result<StoredMessage, StoreError>;
+
+    /// Up to `limit` messages from `cursor`, in ascending seq, strongly consistent. Messages
+    /// whose retention ended by `now_ms` are never returned, even before TTL deletes them.
+    async fn history(
+        &self,
+        conversation: &Conversation,
+        cursor: Cursor,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<HistoryPage, StoreError>;
+}
+
+/// When a message sent at `sent_at` (epoch ms) expires, epoch seconds, after `retention`.
+pub fn expires_at(sent_at: i64, retention: std::time::Duration) -> i64 {
+    sent_at / 1000 + retention.as_secs() as i64
+}
+
+/// How long a sender that lost the race for a seq waits before trying again: random, up to
+/// 2 ms more for each lost try, at most 50 ms (full jitter, as AWS's guidance on retries under
+/// contention advises).
+pub(crate) fn contention_pause(lost: usize) -> std::time::Duration {
+    use std::hash::{BuildHasher, RandomState};
+    let ceiling_us = ((lost as u64 + 1) * 2_000).min(50_000);
+    std::time::Duration::from_micros(RandomState::new().hash_one(lost) % ceiling_us)
+}
