@@ -497,3 +497,94 @@ fn each_error_code_has_one_status() {
     assert_eq!(ErrorCode::TooManyConnections.status(), 429);
     assert_eq!(ErrorCode::Unavailable.status(), 500);
 }
+
+#[tokio::test]
+async fn the_sample_get_history_event_returns_what_user_1_sent_user_2() {
+    let chat = Chat::with(&[(ALICE_TAB, "1"), ("bob-tab", "2")]).await;
+    routes::send_message(&events::load(Route::SendMessage), &chat.store, &chat.messenger).await;
+
+    let response = routes::get_history(&events::load(Route::GetHistory), &chat.store, &chat.messenger).await;
+
+    assert_eq!(response.status(), 200);
+    let history = &chat.messenger.frames_to(ALICE_TAB)[0];
+    let sent_at = events::load(Route::SendMessage).request_context.request_time_epoch;
+    assert_eq!(
+        *history,
+        json!({
+            "type": "history",
+            "userId": "2",
+            "messages": [{"senderId": "1", "body": "hello there!", "seq": 1, "sentAt": sent_at}],
+            "hasMore": false,
+            "oldestSeq": 1,
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_page_of_history_is_cut_to_128_kb_keeping_the_messages_nearest_its_cursor() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob")]).await;
+    let big = "x".repeat(50 * 1024);
+    for _ in 0..4 {
+        chat.send("alice-1", message_to("bob", &big)).await;
+    }
+
+    let newest = json!({"action": "getHistory", "userId": "alice"});
+    let oldest_first = json!({"action": "getHistory", "userId": "alice", "after": 0});
+    for (request, kept) in [(newest, [3, 4]), (oldest_first, [1, 2])] {
+        let event = events::message(Route::GetHistory, "bob-1", &request.to_string());
+        routes::get_history(&event, &chat.store, &chat.messenger).await;
+        let frame = chat.messenger.frames_to("bob-1").pop().unwrap();
+        assert!(serde_json::to_vec(&frame).unwrap().len() <= 128 * 1024);
+        let seqs: Vec<u64> = frame["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, kept, "{request}");
+        assert_eq!(frame["hasMore"], true, "dropped messages are still to come: {request}");
+    }
+}
+
+#[tokio::test]
+async fn history_is_only_for_conversations_the_user_belongs_to_and_bad_requests_are_refused() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("mallory-1", "mallory")]).await;
+    chat.join("alice-1", "secret").await;
+    chat.say("alice-1", json!({"action": "sendMessage", "roomId": "secret", "body": "psst"})).await;
+    chat.send("alice-1", message_to("bob", "for bob")).await;
+
+    let ask = |body: Value| events::message(Route::GetHistory, "mallory-1", &body.to_string());
+    let room =
+        routes::get_history(&ask(json!({"action": "getHistory", "roomId": "secret"})), &chat.store, &chat.messenger)
+            .await;
+    // Mallory's own conversation with bob holds nothing of alice's.
+    routes::get_history(&ask(json!({"action": "getHistory", "userId": "bob"})), &chat.store, &chat.messenger).await;
+    let mut codes = Vec::new();
+    for body in [
+        json!({"action": "getHistory"}),
+        json!({"action": "getHistory", "userId": "bob", "roomId": "secret"}),
+        json!({"action": "getHistory", "userId": "bob", "before": 3, "after": 1}),
+        json!({"action": "getHistory", "userId": "bob", "limit": 101}),
+        json!({"action": "getHistory", "userId": "bob", "limit": 0}),
+        json!({"action": "getHistory", "userId": "bob", "before": -1}),
+    ] {
+        let handled = routes::get_history(&ask(body.clone()), &chat.store, &chat.messenger).await;
+        assert_eq!(handled.status(), 400, "{body}");
+    }
+    for frame in chat.messenger.frames_to("mallory-1") {
+        codes.push(frame["error"].as_str().unwrap_or(frame["type"].as_str().unwrap_or_default()).to_owned());
+        if frame["type"] == "history" {
+            assert!(frame["messages"].as_array().unwrap().is_empty(), "{frame}");
+        }
+    }
+
+    assert_eq!(room.status(), 403);
+    assert_eq!(
+        codes,
+        [
+            "notInRoom",
+            "history",
+            "missingField",
+            "invalidField",
+            "invalidField",
+            "invalidField",
+            "invalidField",
+            "invalidField"
+        ]
+    );
+}
