@@ -11,9 +11,10 @@ use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
 use crate::limits::{MAX_CONNECTIONS_PER_USER, MAX_MESSAGE_BYTES};
+use crate::protocol::fields::CLIENT_REQUEST_ID;
 use crate::protocol::{
-    ACTION_FIELD, DefaultRequest, Delivery, Echo, ErrorCode, ErrorFrame, GatewayError, GetHistory, History, Joined,
-    Left, RoomDelivery, RoomRequest, Route, SEND_ACTION, SendMessage,
+    ACTION_FIELD, Ack, DefaultRequest, Delivery, Echo, ErrorCode, ErrorFrame, GatewayError, GetHistory, History,
+    Joined, Left, MAX_CLIENT_REQUEST_ID_CHARS, RoomDelivery, RoomRequest, Route, SEND_ACTION, SendMessage,
 };
 
 /// One message of the document: its name, who sends it, a summary and its payload's schema.
@@ -42,6 +43,25 @@ fn closed(mut schema: Schema) -> Schema {
     schema
 }
 
+/// The schema of `clientRequestId`, which any request may carry and its answer carries back.
+fn client_request_id() -> Value {
+    json!({
+        "type": "string",
+        "pattern": format!("^[A-Za-z0-9_-]{{1,{MAX_CLIENT_REQUEST_ID_CHARS}}}$"),
+        "description": "The client's id for a request, carried back by its one answer (a reply, an acknowledgement or an error frame); for sendMessage, the idempotency key per sender and conversation for 24 hours.",
+    })
+}
+
+/// An answer's schema: closed, and carrying the request's `clientRequestId` when it had one.
+fn answer(schema: Schema) -> Schema {
+    let mut schema = closed(schema);
+    let properties = schema.ensure_object().entry("properties").or_insert_with(|| json!({}));
+    if let Some(properties) = properties.as_object_mut() {
+        properties.insert(CLIENT_REQUEST_ID.to_owned(), client_request_id());
+    }
+    schema
+}
+
 /// A client frame's schema: the schema of the type that parses it, with the `action` that
 /// selects its route.
 fn request<T: JsonSchema>(action: &str) -> Schema {
@@ -50,6 +70,7 @@ fn request<T: JsonSchema>(action: &str) -> Schema {
     if let Some(properties) = properties.as_object_mut() {
         let selects = json!({ "type": "string", "const": action, "description": "Selects the route." });
         properties.insert(ACTION_FIELD.to_owned(), selects);
+        properties.insert(CLIENT_REQUEST_ID.to_owned(), client_request_id());
     }
     let required = schema.ensure_object().entry("required").or_insert_with(|| json!([]));
     if let Some(required) = required.as_array_mut() {
@@ -106,26 +127,32 @@ fn messages() -> Vec<Message> {
             name: "joined",
             received: false,
             summary: "joinRoom's answer.",
-            payload: closed(schema_of::<Joined>()),
+            payload: answer(schema_of::<Joined>()),
         },
-        Message { name: "left", received: false, summary: "leaveRoom's answer.", payload: closed(schema_of::<Left>()) },
+        Message { name: "left", received: false, summary: "leaveRoom's answer.", payload: answer(schema_of::<Left>()) },
+        Message {
+            name: "ack",
+            received: false,
+            summary: "sendMessage's acknowledgement, when it carried a clientRequestId: the message is stored.",
+            payload: closed(schema_of::<Ack>()),
+        },
         Message {
             name: "history",
             received: false,
             summary: "getHistory's answer: a page of messages in ascending seq.",
-            payload: closed(schema_of::<History>()),
+            payload: answer(schema_of::<History>()),
         },
         Message {
             name: "echo",
             received: false,
             summary: "send's answer: the pong, or the echoed message.",
-            payload: closed(schema_of::<Echo>()),
+            payload: answer(schema_of::<Echo>()),
         },
         Message {
             name: "error",
             received: false,
             summary: "Why a frame was refused, to its sender alone.",
-            payload: closed(schema_of::<ErrorFrame>()),
+            payload: answer(schema_of::<ErrorFrame>()),
         },
         Message {
             name: "gatewayError",

@@ -33,10 +33,11 @@ pub const RECORD_TTL: Duration = Duration::from_secs(MAX_CONNECTION_DURATION.as_
 /// How long messages are kept by default (`MessageRetentionDays` in `template.yaml`).
 pub const MESSAGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
-/// Tries to store a message at its conversation's next seq before giving up with
-/// `unavailable`: each lost try means another sender took that seq, so this many concurrent
-/// senders in one conversation still all get theirs.
-pub const MAX_APPEND_ATTEMPTS: usize = 64;
+/// How long `sendMessage` keeps trying to store a message at its conversation's next seq, each
+/// lost try meaning another sender took that seq, before giving up with `unavailable`: well
+/// inside the function's 10 s, which must also hold the reads, the acknowledgement and the
+/// fan-out.
+pub const APPEND_TIME_LIMIT: Duration = Duration::from_secs(4);
 
 /// Messages in a page of history when the client names no limit, and the most it may ask for.
 pub const HISTORY_PAGE: usize = 50;

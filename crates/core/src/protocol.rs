@@ -225,6 +225,82 @@ pub mod fields {
     pub const AFTER: &str = "after";
     /// `getHistory`: how many messages at most.
     pub const LIMIT: &str = "limit";
+    /// Any request: the client's id for it, carried back by its answer.
+    pub const CLIENT_REQUEST_ID: &str = "clientRequestId";
+}
+
+/// The longest `clientRequestId` accepted.
+pub const MAX_CLIENT_REQUEST_ID_CHARS: usize = 64;
+
+/// A client's id for one request: 1 to 64 ASCII letters, digits, `_` or `-`. Any request may
+/// carry one; the function's one answer to it (a reply, an acknowledgement or an error frame)
+/// carries it back. For `sendMessage` it is also the idempotency key, per sender and
+/// conversation, for 24 hours.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct ClientRequestId(String);
+
+impl ClientRequestId {
+    /// Validates an id.
+    ///
+    /// # Errors
+    /// [`FrameError::InvalidField`] when it is empty, longer than 64 characters, or holds
+    /// anything but letters, digits, `_` and `-`.
+    pub fn parse(value: &str) -> Result<Self, FrameError> {
+        let valid = (1..=MAX_CLIENT_REQUEST_ID_CHARS).contains(&value.len())
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if valid {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(FrameError::InvalidField {
+                field: fields::CLIENT_REQUEST_ID,
+                problem: format!("must be 1 to {MAX_CLIENT_REQUEST_ID_CHARS} letters, digits, _ or -"),
+            })
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A request's `clientRequestId`, if its body is a JSON object that has one.
+    ///
+    /// # Errors
+    /// [`FrameError::InvalidField`] when it is present but not a valid id.
+    pub fn of_request(body: Option<&str>) -> Result<Option<Self>, FrameError> {
+        let Ok(object) = parse_object(body) else { return Ok(None) };
+        match object.get(fields::CLIENT_REQUEST_ID) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(id)) => Self::parse(id).map(Some),
+            Some(_) => {
+                Err(FrameError::InvalidField { field: fields::CLIENT_REQUEST_ID, problem: "must be a string".into() })
+            }
+        }
+    }
+}
+
+/// `sendMessage`'s acknowledgement, to the sending connection once the message is stored and
+/// before it is delivered: `{"type":"ack","clientRequestId":"r1","destinationUserId":"bob",
+/// "seq":7,"sentAt":…}` (or `"roomId"`). A repeat of the request is acknowledged the same.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    /// Always `ack`.
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "ack"))]
+    pub kind: String,
+    /// The request's id.
+    pub client_request_id: ClientRequestId,
+    /// The recipient, for a direct message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_user_id: Option<UserId>,
+    /// The room, for a room message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<RoomId>,
+    /// The stored message's seq.
+    pub seq: u64,
+    /// When it was stored, epoch milliseconds.
+    pub sent_at: i64,
 }
 
 /// Why a frame was refused. Each maps to one [`ErrorCode`].
@@ -655,6 +731,8 @@ pub enum Answer {
     Left(Left),
     /// `getHistory`'s page.
     History(History),
+    /// `sendMessage`'s acknowledgement (with a `clientRequestId`).
+    Ack(Ack),
     /// Why the request was refused.
     Error(ErrorFrame),
 }
@@ -762,7 +840,7 @@ macro_rules! frames {
         $(impl sealed::Sealed for $frame {} impl Frame for $frame {})*
     };
 }
-frames!(Delivery<'_>, RoomDelivery<'_>, Echo, Joined, Left, History, ErrorFrame, Answer);
+frames!(Delivery<'_>, RoomDelivery<'_>, Echo, Joined, Left, History, Ack, ErrorFrame, Answer);
 
 /// A frame could not be serialized.
 #[derive(Debug, thiserror::Error)]
@@ -773,6 +851,19 @@ pub struct EncodeError {
     /// What serde_json reported.
     #[source]
     pub source: serde_json::Error,
+}
+
+/// An answer's bytes with `"clientRequestId":id` added as its last field (answers that name it
+/// already, acknowledgements, are left as they are). The id's alphabet needs no escaping.
+pub fn answer_bytes(answer: &Answer, client_request_id: Option<&ClientRequestId>) -> Result<Vec<u8>, EncodeError> {
+    let mut bytes = to_bytes(answer)?;
+    if let (Some(id), false) = (client_request_id, matches!(answer, Answer::Ack(_)))
+        && bytes.last() == Some(&b'}')
+    {
+        bytes.pop();
+        bytes.extend_from_slice(format!(",\"{}\":\"{}\"}}", fields::CLIENT_REQUEST_ID, id.as_str()).as_bytes());
+    }
+    Ok(bytes)
 }
 
 /// Serializes a frame to the bytes posted to a connection.

@@ -3,7 +3,7 @@
 
 use chat_core::asyncapi;
 use chat_core::protocol::{
-    self, Answer, DefaultRequest, Echo, ErrorCode, ErrorFrame, Joined, RoomId, RoomRequest, SendMessage,
+    self, Answer, DefaultRequest, Echo, ErrorCode, ErrorFrame, GetHistory, Joined, RoomId, RoomRequest, SendMessage,
 };
 use chat_testing::contract;
 use proptest::prelude::*;
@@ -49,6 +49,7 @@ fn client_frames_are_published_with_the_schemas_of_the_types_that_parse_them() {
         ("sendMessage", asyncapi::schema_of::<SendMessage>()),
         ("joinRoom", asyncapi::schema_of::<RoomRequest>()),
         ("leaveRoom", asyncapi::schema_of::<RoomRequest>()),
+        ("getHistory", asyncapi::schema_of::<GetHistory>()),
         ("send", asyncapi::schema_of::<DefaultRequest>()),
     ];
 
@@ -56,6 +57,9 @@ fn client_frames_are_published_with_the_schemas_of_the_types_that_parse_them() {
         let mut payload = document["components"]["messages"][name]["payload"].clone();
         assert_eq!(payload["properties"]["action"]["const"], name, "{name} selects its route");
         payload["properties"].as_object_mut().unwrap().remove("action");
+        // Any request may carry one: the adapter reads it, whatever the route.
+        let id = payload["properties"].as_object_mut().unwrap().remove("clientRequestId");
+        assert_eq!(id.unwrap()["pattern"], "^[A-Za-z0-9_-]{1,64}$", "{name}");
         let required = payload["required"].as_array_mut().unwrap();
         required.retain(|field| field != "action");
         if required.is_empty() {

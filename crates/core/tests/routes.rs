@@ -423,6 +423,7 @@ fn request(route: Route, connection_id: &str, body: &str) -> Request {
         request_time_ms: 1_795_255_205_000,
         connected_at_ms: 1_795_255_200_000,
         body: Some(body.into()),
+        client_request_id: None,
         caller: Caller::default(),
     }
 }

@@ -4,7 +4,9 @@
 
 use chat_core::limits::MAX_ROOMS_PER_CONNECTION;
 use chat_core::protocol::{RoomId, UserId};
-use chat_core::store::{ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, RoomStore};
+use chat_core::store::{
+    Appended, ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, RoomStore, StoredMessage,
+};
 use chat_testing::{Dynalite, events};
 
 fn user(id: &str) -> UserId {
@@ -217,6 +219,20 @@ async fn a_large_room_is_read_page_by_page_with_every_member_once<S: ConnectionS
 const SENT: i64 = 1_795_255_200_000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// Stores a message with no `clientRequestId`: always a new one.
+async fn append(
+    store: &impl MessageStore,
+    conversation: &Conversation,
+    sender: &UserId,
+    body: &str,
+    at: i64,
+) -> StoredMessage {
+    match store.append(conversation, sender, body, at, None).await.unwrap() {
+        Appended::Stored(message) => message,
+        other => panic!("a send without a clientRequestId is always stored, got {other:?}"),
+    }
+}
+
 fn direct(a: &str, b: &str) -> Conversation {
     Conversation::direct(&user(a), &user(b))
 }
@@ -229,9 +245,9 @@ async fn seqs_of(store: &impl MessageStore, conversation: &Conversation, cursor:
 async fn messages_are_numbered_from_one_in_each_conversation_whichever_side_names_it(store: &impl MessageStore) {
     let mut seqs = Vec::new();
     for (from, to) in [("alice", "bob"), ("bob", "alice"), ("alice", "carol"), ("alice", "bob")] {
-        seqs.push(store.append(&direct(from, to), &user(from), "hi", SENT).await.unwrap().seq);
+        seqs.push(append(store, &direct(from, to), &user(from), "hi", SENT).await.seq);
     }
-    seqs.push(store.append(&Conversation::Room(room("lobby")), &user("alice"), "all", SENT).await.unwrap().seq);
+    seqs.push(append(store, &Conversation::Room(room("lobby")), &user("alice"), "all", SENT).await.seq);
 
     assert_eq!(seqs, [1, 2, 1, 3, 1]);
     let page = store.history(&direct("bob", "alice"), Cursor::Newest, 10, SENT).await.unwrap();
@@ -249,7 +265,7 @@ async fn concurrent_senders_get_every_seq_once_with_no_gap(store: &impl MessageS
             let mut seqs = Vec::new();
             for m in 0..10 {
                 let body = format!("{n}-{m}");
-                seqs.push(store.append(lobby, &user(&format!("u{n}")), &body, SENT).await.unwrap().seq);
+                seqs.push(append(store, lobby, &user(&format!("u{n}")), &body, SENT).await.seq);
             }
             seqs
         }
@@ -275,7 +291,7 @@ async fn concurrent_senders_get_every_seq_once_with_no_gap(store: &impl MessageS
 async fn history_pages_backwards_and_forwards_from_a_cursor(store: &impl MessageStore) {
     let chat = direct("alice", "bob");
     for n in 1..=7 {
-        store.append(&chat, &user("alice"), &format!("m{n}"), SENT + n).await.unwrap();
+        append(store, &chat, &user("alice"), &format!("m{n}"), SENT + n).await;
     }
 
     assert_eq!(seqs_of(store, &chat, Cursor::Newest, 3).await, [5, 6, 7]);
@@ -294,14 +310,14 @@ async fn history_pages_backwards_and_forwards_from_a_cursor(store: &impl Message
 async fn expired_messages_are_never_returned_and_numbering_never_restarts(store: &impl MessageStore) {
     let chat = direct("alice", "bob");
     for n in 0..3 {
-        store.append(&chat, &user("alice"), "old", SENT + n).await.unwrap();
+        append(store, &chat, &user("alice"), "old", SENT + n).await;
     }
     // 31 days on, with the default 30 days' retention, all three have expired (TTL may not have
     // deleted them yet).
     let later = SENT + 31 * DAY_MS;
 
     let gone = store.history(&chat, Cursor::Newest, 10, later).await.unwrap();
-    let next = store.append(&chat, &user("bob"), "new", later).await.unwrap();
+    let next = append(store, &chat, &user("bob"), "new", later).await;
     let after = store.history(&chat, Cursor::Newest, 10, later).await.unwrap();
 
     assert!(gone.messages.is_empty());

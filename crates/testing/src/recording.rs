@@ -18,6 +18,8 @@ pub struct Post {
     pub connection_id: String,
     /// The frame, parsed as JSON.
     pub frame: serde_json::Value,
+    /// The frame as posted, for tests of field order.
+    pub text: String,
 }
 
 /// Makes the error a failing connection answers with.
@@ -91,6 +93,11 @@ impl RecordingMessenger {
         self.frames_to(connection_id).iter().map(crate::stored).collect()
     }
 
+    /// The frames delivered to one connection as posted, text, in order.
+    pub fn texts_to(&self, connection_id: &str) -> Vec<String> {
+        self.posts().into_iter().filter(|post| post.connection_id == connection_id).map(|post| post.text).collect()
+    }
+
     /// The most posts that were in flight at once.
     pub fn most_in_flight(&self) -> usize {
         self.most_in_flight.load(Ordering::SeqCst)
@@ -115,6 +122,7 @@ impl Messenger for RecordingMessenger {
             endpoint: endpoint.clone(),
             connection_id: connection_id.to_owned(),
             frame,
+            text: String::from_utf8_lossy(data).into_owned(),
         });
         Ok(())
     }

@@ -168,14 +168,22 @@ pub async fn conclude(
     respond(status, text, metrics)
 }
 
-/// Posts `answer` to the sender; whether it arrived (nothing to post counts as arrived). A
-/// failure is logged, as there is nobody else to tell, and counted as a failed post.
-async fn post(request: &Request, answer: &Answer, messenger: Option<&dyn Messenger>, metrics: &mut Metrics) -> bool {
+/// Posts `answer` to the sender, with the request's `clientRequestId`; whether it arrived
+/// (nothing to post counts as arrived). A failure is logged, as there is nobody else to tell,
+/// and counted as a failed post. Handlers that must answer before they finish (`sendMessage`'s
+/// acknowledgement, before its fan-out) call it themselves and then reply [`Reply::Done`].
+pub(crate) async fn post(
+    request: &Request,
+    answer: &Answer,
+    messenger: Option<&dyn Messenger>,
+    metrics: &mut Metrics,
+) -> bool {
     let Some(messenger) = messenger else { return true };
-    let posted: Result<(), Box<dyn Error + Send + Sync>> = match protocol::to_bytes(answer) {
-        Ok(data) => messenger.post(&request.endpoint, &request.connection_id, &data).await.map_err(Into::into),
-        Err(error) => Err(error.into()),
-    };
+    let posted: Result<(), Box<dyn Error + Send + Sync>> =
+        match protocol::answer_bytes(answer, request.client_request_id.as_ref()) {
+            Ok(data) => messenger.post(&request.endpoint, &request.connection_id, &data).await.map_err(Into::into),
+            Err(error) => Err(error.into()),
+        };
     if let Err(error) = &posted {
         tracing::warn!(error = %Chain(error.as_ref()), "could not reply to the sender");
         metrics.posts_failed += 1;

@@ -29,6 +29,8 @@ pub struct Request {
     pub connected_at_ms: i64,
     /// The frame's text (MESSAGE events); `None` on `$connect` and `$disconnect`.
     pub body: Option<String>,
+    /// The frame's `clientRequestId`, once [`run`] has read it: carried back by the answer.
+    pub client_request_id: Option<crate::protocol::ClientRequestId>,
     /// Who the connection says it is, as far as the event says (read on every route; only
     /// `$connect` uses it).
     pub caller: Caller,
@@ -71,6 +73,7 @@ impl Request {
             request_time_ms: context.request_time_epoch,
             connected_at_ms: context.connected_at,
             body: event.body.clone(),
+            client_request_id: None,
             caller: Caller {
                 verified_user: auth::authorized_user(&context.authorizer.fields).map(str::to_owned),
                 claimed_user: event.query_string_parameters.first(crate::identity::USER_ID_PARAM).map(str::to_owned),
@@ -102,8 +105,17 @@ pub async fn run(
         Err(error) => return outcome::malformed(&error, metrics),
     };
     let span = tracing::info_span!("invocation", route = route.key(), connection_id = %request.connection_id);
+    let mut request = request;
     async {
-        let outcome = handler(&request, &mut metrics).await;
+        // Read before the handler runs, so that every answer, error frames included, carries
+        // it back; an invalid one is the request's error.
+        let outcome = match crate::protocol::ClientRequestId::of_request(request.body.as_deref()) {
+            Ok(id) => {
+                request.client_request_id = id;
+                handler(&request, &mut metrics).await
+            }
+            Err(error) => Err(error.into()),
+        };
         outcome::conclude(&request, outcome, messenger, metrics).await
     }
     .instrument(span)

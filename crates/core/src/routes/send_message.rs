@@ -9,10 +9,10 @@ use crate::limits::{GONE_AFTER, MAX_MESSAGE_BYTES, MAX_POSTS_IN_FLIGHT};
 use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
 use crate::protocol::{
-    self, Addressee, Delivery, ErrorCode, Frame, FrameError, History, HistoryMessage, RoomDelivery, RoomId,
-    SendMessage, UserId,
+    self, Ack, Addressee, Answer, Delivery, ErrorCode, Frame, FrameError, History, HistoryMessage, RoomDelivery,
+    RoomId, SendMessage, UserId, fields,
 };
-use crate::store::{Connection, Conversation, Store, StoredMessage};
+use crate::store::{Appended, Connection, Conversation, Idempotency, Store, StoredMessage};
 
 /// Stores a message, then delivers it. To a user (`destinationUserId`),
 /// `{"senderId","body","destinationUserId","seq","sentAt"}` reaches every connection of theirs
@@ -40,25 +40,66 @@ pub async fn send_message(
     let mut tally = Tally::default();
     let sender = &record.user_id;
     let sent_at = request.request_time_ms;
-    match &message.to {
-        Addressee::User(user) => {
-            fits(sender, &message.body, DeliveredTo::User(user))?;
-            let stored = store.append(&Conversation::direct(sender, user), sender, &message.body, sent_at).await?;
-            to_user(request, &fan_out, user, &stored, &mut tally).await;
-        }
+    let idempotency = request.client_request_id.as_ref().map(|id| Idempotency { client_request_id: id.as_str() });
+    let (conversation, to) = match &message.to {
+        Addressee::User(user) => (Conversation::direct(sender, user), DeliveredTo::User(user)),
         Addressee::Room(room) => {
             if !record.rooms.contains(room) {
                 return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
             }
-            fits(sender, &message.body, DeliveredTo::Room(room))?;
-            let stored = store.append(&Conversation::Room(room.clone()), sender, &message.body, sent_at).await?;
-            to_room(request, &fan_out, room, &stored, &mut tally).await;
+            (Conversation::Room(room.clone()), DeliveredTo::Room(room))
         }
+    };
+    fits(sender, &message.body, &to)?;
+    let stored = match store.append(&conversation, sender, &message.body, sent_at, idempotency).await? {
+        Appended::Stored(stored) => stored,
+        // Delivered again (at least once: clients drop a seq they hold), so that a failure
+        // between storing and posting is healed by the client's retry.
+        Appended::Repeat(first) => first,
+        Appended::DifferentBody => {
+            return Err(FrameError::InvalidField {
+                field: fields::CLIENT_REQUEST_ID,
+                problem: "was used for a different message to this conversation within 24 hours".into(),
+            }
+            .into());
+        }
+        Appended::InProgress => {
+            return Err(Refusal::new(
+                ErrorCode::Unavailable,
+                "the first send with this clientRequestId is still being stored; send it again in a moment",
+            ));
+        }
+    };
+    // Acknowledged once stored, before the fan-out: the sender may stop retrying.
+    let acknowledged = match &request.client_request_id {
+        Some(id) => {
+            let ack = Ack {
+                kind: "ack".into(),
+                client_request_id: id.clone(),
+                destination_user_id: match &to {
+                    DeliveredTo::User(user) => Some((*user).clone()),
+                    DeliveredTo::Room(_) => None,
+                },
+                room_id: match &to {
+                    DeliveredTo::Room(room) => Some((*room).clone()),
+                    DeliveredTo::User(_) => None,
+                },
+                seq: stored.seq,
+                sent_at: stored.sent_at,
+            };
+            super::outcome::post(request, &Answer::Ack(ack), Some(messenger), metrics).await;
+            true
+        }
+        None => false,
+    };
+    match to {
+        DeliveredTo::User(user) => to_user(request, &fan_out, user, &stored, &mut tally).await,
+        DeliveredTo::Room(room) => to_room(request, &fan_out, room, &stored, &mut tally).await,
     }
     tally.record(metrics);
     let (delivered, failed) = (tally.delivered, tally.failed);
     tracing::info!(connections = delivered + tally.gone + failed, delivered, failed, "sendMessage");
-    Ok(Reply::Done("stored"))
+    Ok(Reply::Done(if acknowledged { "acknowledged" } else { "stored" }))
 }
 
 /// Where a message goes, for its size check.
@@ -70,7 +111,7 @@ enum DeliveredTo<'a> {
 /// Refuses a message whose delivered frame, or a page of history holding it alone, would
 /// exceed API Gateway's 128 KB, measured with the largest seq and time: so that any page of
 /// history can hold at least one message.
-fn fits(sender: &UserId, body: &str, to: DeliveredTo) -> Result<(), FrameError> {
+fn fits(sender: &UserId, body: &str, to: &DeliveredTo) -> Result<(), FrameError> {
     let (seq, sent_at) = (u64::MAX, i64::MAX);
     let message = HistoryMessage { sender_id: sender.clone(), body: body.to_owned(), seq, sent_at };
     let page = |user_id: Option<UserId>, room_id: Option<RoomId>| History {
@@ -90,7 +131,7 @@ fn fits(sender: &UserId, body: &str, to: DeliveredTo) -> Result<(), FrameError> 
         }
         DeliveredTo::Room(room) => {
             let delivered = RoomDelivery { sender_id: sender.as_str(), room_id: room.as_str(), body, seq, sent_at };
-            [size(&delivered)?, size(&page(None, Some(room.clone())))?]
+            [size(&delivered)?, size(&page(None, Some((*room).clone())))?]
         }
     };
     match sizes.into_iter().max().unwrap_or_default() {

@@ -17,16 +17,16 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 
 use super::schema::{
-    BODY, CONNECTED_AT, CONNECTION_ID, CONVERSATION, EXPIRES_AT, LAST_SEQ, ROOM_ID, ROOMS, SENDER_ID, SENT_AT, SEQ,
-    USER_ID, USER_INDEX,
+    BODY, BODY_HASH, CLAIMED_AT, CONNECTED_AT, CONNECTION_ID, CONVERSATION, EXPIRES_AT, LAST_SEQ, MESSAGE_SEQ,
+    REQUEST_KEY, ROOM_ID, ROOMS, SENDER_ID, SENT_AT, SEQ, USER_ID, USER_INDEX,
 };
 use super::{
-    Connection, ConnectionStore, Conversation, Cursor, HistoryPage, Joined, MembersPage, MessageStore, RoomStore,
-    StoredMessage,
+    Appended, Connection, ConnectionStore, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, Joined,
+    MembersPage, MessageStore, RoomStore, StoredMessage,
 };
 use crate::config;
 use crate::error::{ConfigError, StoreError};
-use crate::limits::{MAX_APPEND_ATTEMPTS, MAX_ROOMS_PER_CONNECTION};
+use crate::limits::{APPEND_TIME_LIMIT, MAX_ROOMS_PER_CONNECTION};
 use crate::protocol::{RoomId, UserId};
 
 /// Connections in a DynamoDB table laid out as [`super::schema`] says.
@@ -462,12 +462,31 @@ impl MessageStore for DynamoDbStore {
         sender: &UserId,
         body: &str,
         sent_at: i64,
-    ) -> Result<StoredMessage, StoreError> {
+        idempotency: Option<Idempotency<'_>>,
+    ) -> Result<Appended, StoreError> {
         let (table, retention) = self.messages()?;
         let key = conversation.key();
-        for attempt in 0..MAX_APPEND_ATTEMPTS {
-            let seq = self.latest_seq(table, &key).await? + 1;
-            let put = self
+        let mut latest = self.latest_seq(table, &key).await?;
+        let claim = match idempotency {
+            None => None,
+            Some(request) => {
+                let claim = Claim::new(&key, sender, request.client_request_id, body, sent_at);
+                match self.claim(table, &claim, latest).await? {
+                    Claimed::Ours => Some(claim),
+                    // The claim keeps the body's hash, not the body: a repeat's body is the same.
+                    Claimed::Answered(Appended::Repeat(first)) => {
+                        return Ok(Appended::Repeat(StoredMessage { body: body.to_owned(), ..first }));
+                    }
+                    Claimed::Answered(answer) => return Ok(answer),
+                }
+            }
+        };
+        let started = std::time::Instant::now();
+        let mut attempt = 0;
+        while attempt == 0 || started.elapsed() < APPEND_TIME_LIMIT {
+            attempt += 1;
+            let seq = latest + 1;
+            let mut put = self
                 .client
                 .put_item()
                 .table_name(table)
@@ -478,13 +497,18 @@ impl MessageStore for DynamoDbStore {
                 .item(SENT_AT, number(sent_at))
                 .item(EXPIRES_AT, number(super::expires_at(sent_at, retention)))
                 .condition_expression("attribute_not_exists(#s)")
-                .expression_attribute_names("#s", SEQ)
-                .send()
-                .await;
-            match put {
+                .expression_attribute_names("#s", SEQ);
+            if let Some(claim) = &claim {
+                put = put.item(REQUEST_KEY, string(&claim.key));
+            }
+            match put.send().await {
                 Ok(_) => {
                     self.raise_head(table, &key, seq).await;
-                    return Ok(StoredMessage { seq, sender_id: sender.clone(), body: body.to_owned(), sent_at });
+                    let message = StoredMessage { seq, sender_id: sender.clone(), body: body.to_owned(), sent_at };
+                    if let Some(claim) = &claim {
+                        self.complete_claim(table, claim, &message).await?;
+                    }
+                    return Ok(Appended::Stored(message));
                 }
                 // Another sender stored a message at this seq first: after a short random pause
                 // (so that senders who lost together do not collide again), take the next one.
@@ -492,11 +516,21 @@ impl MessageStore for DynamoDbStore {
                     if error.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) =>
                 {
                     tokio::time::sleep(super::messages::contention_pause(attempt)).await;
+                    latest = self.latest_seq(table, &key).await?;
                 }
-                Err(error) => return Err(StoreError::dynamodb("PutItem")(error)),
+                Err(error) => {
+                    if let Some(claim) = &claim {
+                        self.release_claim(table, claim).await;
+                    }
+                    return Err(StoreError::dynamodb("PutItem")(error));
+                }
             }
         }
-        Err(StoreError::Contended { conversation: key, attempts: MAX_APPEND_ATTEMPTS })
+        // Nothing was stored: the claim goes, so that the client's retry is not told to wait.
+        if let Some(claim) = &claim {
+            self.release_claim(table, claim).await;
+        }
+        Err(StoreError::Contended { conversation: key, attempts: attempt })
     }
 
     async fn history(
@@ -611,4 +645,211 @@ fn read_message(item: &HashMap<String, AttributeValue>, conversation: &str) -> R
         body: text(BODY)?.clone(),
         sent_at: read_number(item, SENT_AT, conversation)? as i64,
     })
+}
+
+/// A `clientRequestId`'s claim on its message: an item of the messages table keyed
+/// `k#<sender>#<clientRequestId>#<conversation>` (seq 0), holding the body's hash, when it was
+/// claimed, the conversation's latest seq then, and once stored the message's seq and time. It
+/// expires after [`IDEMPOTENCY_WINDOW`].
+///
+/// Why a request is stored once: the claim is a conditional put, so of concurrent repeats one
+/// claims and the others read its claim; each stored message names its claim (`requestKey`).
+/// A claim left pending by a function that failed can be taken over once it is older than the
+/// functions' timeout ([`TAKEOVER_AFTER`]); the new owner first looks for a message that names the
+/// claim among those stored since it was made, so a failure after the write and before the
+/// claim was completed does not store the message twice.
+struct Claim {
+    key: String,
+    conversation: String,
+    sender: UserId,
+    body_hash: String,
+    sent_at: i64,
+}
+
+/// A pending claim older than this belongs to a function that failed (the functions time out
+/// after 10 s) and may be taken over.
+const TAKEOVER_AFTER: i64 = 15_000;
+
+/// How often, and how long apart, a repeat reads a claim that is still pending before answering
+/// [`Appended::InProgress`].
+const PENDING_READS: (usize, std::time::Duration) = (5, std::time::Duration::from_millis(200));
+
+enum Claimed {
+    /// This invocation stores the message.
+    Ours,
+    /// The request was already stored, is still being stored, or named another body.
+    Answered(Appended),
+}
+
+impl Claim {
+    fn new(conversation: &str, sender: &UserId, client_request_id: &str, body: &str, sent_at: i64) -> Self {
+        Self {
+            key: format!("k#{sender}#{client_request_id}#{conversation}"),
+            conversation: conversation.to_owned(),
+            sender: sender.clone(),
+            body_hash: super::messages::body_hash(body),
+            sent_at,
+        }
+    }
+}
+
+impl DynamoDbStore {
+    /// Claims the request for this invocation, or says what became of it.
+    async fn claim(&self, table: &str, claim: &Claim, latest: u64) -> Result<Claimed, StoreError> {
+        let lapses = (claim.sent_at + IDEMPOTENCY_WINDOW.as_millis() as i64) / 1000;
+        let put = self
+            .client
+            .put_item()
+            .table_name(table)
+            .item(CONVERSATION, string(&claim.key))
+            .item(SEQ, number(0))
+            .item(BODY_HASH, string(&claim.body_hash))
+            .item(CLAIMED_AT, number(claim.sent_at))
+            .item(LAST_SEQ, number(latest as i64))
+            .item(EXPIRES_AT, number(lapses))
+            // A claim past its window that TTL has not deleted yet counts as none.
+            .condition_expression("attribute_not_exists(#c) OR #e < :now")
+            .expression_attribute_names("#c", CONVERSATION)
+            .expression_attribute_names("#e", EXPIRES_AT)
+            .expression_attribute_values(":now", number(claim.sent_at / 1000))
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(Claimed::Ours),
+            Err(error) if error.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) => {
+            }
+            Err(error) => return Err(StoreError::dynamodb("PutItem")(error)),
+        }
+        for read in 0..PENDING_READS.0 {
+            let item = self
+                .client
+                .get_item()
+                .table_name(table)
+                .key(CONVERSATION, string(&claim.key))
+                .key(SEQ, number(0))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(StoreError::dynamodb("GetItem"))?
+                .item
+                .unwrap_or_default();
+            let text = |name: &str| item.get(name).and_then(|value| value.as_s().ok()).cloned().unwrap_or_default();
+            let at = |name: &'static str| read_number(&item, name, &claim.key);
+            if text(BODY_HASH) != claim.body_hash {
+                return Ok(Claimed::Answered(Appended::DifferentBody));
+            }
+            if item.contains_key(MESSAGE_SEQ) {
+                let message = StoredMessage {
+                    seq: at(MESSAGE_SEQ)?,
+                    sender_id: claim.sender.clone(),
+                    body: String::new(),
+                    sent_at: at(SENT_AT)? as i64,
+                };
+                return Ok(Claimed::Answered(Appended::Repeat(message)));
+            }
+            let claimed_at = at(CLAIMED_AT)? as i64;
+            if claim.sent_at - claimed_at > TAKEOVER_AFTER {
+                return self.take_over(table, claim, claimed_at, at(LAST_SEQ)?).await;
+            }
+            if read + 1 < PENDING_READS.0 {
+                tokio::time::sleep(PENDING_READS.1).await;
+            }
+        }
+        Ok(Claimed::Answered(Appended::InProgress))
+    }
+
+    /// Takes over a claim a failed function left pending: unless it was stored after all.
+    async fn take_over(&self, table: &str, claim: &Claim, claimed_at: i64, base: u64) -> Result<Claimed, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key(CONVERSATION, string(&claim.key))
+            .key(SEQ, number(0))
+            .update_expression("SET #at = :now")
+            .condition_expression("#at = :then AND attribute_not_exists(#m)")
+            .expression_attribute_names("#at", CLAIMED_AT)
+            .expression_attribute_names("#m", MESSAGE_SEQ)
+            .expression_attribute_values(":now", number(claim.sent_at))
+            .expression_attribute_values(":then", number(claimed_at))
+            .send()
+            .await;
+        match update {
+            Ok(_) => {}
+            // Another repeat took it over, or the first completed it, just now.
+            Err(error)
+                if error.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                return Ok(Claimed::Answered(Appended::InProgress));
+            }
+            Err(error) => return Err(StoreError::dynamodb("UpdateItem")(error)),
+        }
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("#c = :c AND #s > :base")
+                .filter_expression("#k = :k")
+                .expression_attribute_names("#c", CONVERSATION)
+                .expression_attribute_names("#s", SEQ)
+                .expression_attribute_names("#k", REQUEST_KEY)
+                .expression_attribute_values(":c", string(&claim.conversation))
+                .expression_attribute_values(":base", number(base as i64))
+                .expression_attribute_values(":k", string(&claim.key))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::dynamodb("Query"))?;
+            if let Some(item) = output.items.unwrap_or_default().first() {
+                let message = read_message(item, &claim.conversation)?;
+                self.complete_claim(table, claim, &message).await?;
+                return Ok(Claimed::Answered(Appended::Repeat(message)));
+            }
+            match output.last_evaluated_key {
+                Some(last) => start = Some(last),
+                None => return Ok(Claimed::Ours),
+            }
+        }
+    }
+
+    /// Deletes a claim whose message was not stored, if it is still this invocation's; a claim
+    /// left behind is taken over after [`TAKEOVER_AFTER`] anyway.
+    async fn release_claim(&self, table: &str, claim: &Claim) {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(table)
+            .key(CONVERSATION, string(&claim.key))
+            .key(SEQ, number(0))
+            .condition_expression("#at = :mine AND attribute_not_exists(#m)")
+            .expression_attribute_names("#at", CLAIMED_AT)
+            .expression_attribute_names("#m", MESSAGE_SEQ)
+            .expression_attribute_values(":mine", number(claim.sent_at))
+            .send()
+            .await;
+        if let Err(error) = result {
+            tracing::info!(error = %crate::error::Chain(&error), "a claim was not released; it is taken over once stale");
+        }
+    }
+
+    /// Records on the claim which message it stored.
+    async fn complete_claim(&self, table: &str, claim: &Claim, message: &StoredMessage) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(table)
+            .key(CONVERSATION, string(&claim.key))
+            .key(SEQ, number(0))
+            .update_expression("SET #m = :seq, #t = :at")
+            .expression_attribute_names("#m", MESSAGE_SEQ)
+            .expression_attribute_names("#t", SENT_AT)
+            .expression_attribute_values(":seq", number(message.seq as i64))
+            .expression_attribute_values(":at", number(message.sent_at))
+            .send()
+            .await
+            .map_err(StoreError::dynamodb("UpdateItem"))?;
+        Ok(())
+    }
 }

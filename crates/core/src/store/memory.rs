@@ -7,8 +7,8 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 
 use super::{
-    Connection, ConnectionStore, Conversation, Cursor, HistoryPage, Joined, MembersPage, MessageStore, RoomStore,
-    StoredMessage,
+    Appended, Connection, ConnectionStore, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, Joined,
+    MembersPage, MessageStore, RoomStore, StoredMessage,
 };
 use crate::error::StoreError;
 use crate::limits::{MAX_ROOMS_PER_CONNECTION, MESSAGE_RETENTION};
@@ -36,6 +36,9 @@ struct Inner {
     by_user: HashMap<UserId, HashSet<String>>,
     members: HashMap<RoomId, BTreeSet<String>>,
     conversations: HashMap<Conversation, Log>,
+    /// By conversation, sender and `clientRequestId`: the body's hash, the message's seq and
+    /// when the claim lapses (epoch ms).
+    requests: HashMap<(Conversation, UserId, String), (String, u64, i64)>,
 }
 
 /// One conversation's messages and the latest seq it ever had.
@@ -190,13 +193,32 @@ impl MessageStore for MemoryStore {
         sender: &UserId,
         body: &str,
         sent_at: i64,
-    ) -> Result<StoredMessage, StoreError> {
+        idempotency: Option<Idempotency<'_>>,
+    ) -> Result<Appended, StoreError> {
         let mut inner = self.write();
+        let key =
+            idempotency.map(|request| (conversation.clone(), sender.clone(), request.client_request_id.to_owned()));
+        let hash = super::messages::body_hash(body);
+        if let Some((first_hash, seq, lapses)) = key.as_ref().and_then(|key| inner.requests.get(key))
+            && *lapses > sent_at
+        {
+            if *first_hash != hash {
+                return Ok(Appended::DifferentBody);
+            }
+            let first = inner.conversations.get(conversation).and_then(|log| log.messages.get(seq));
+            if let Some((message, _)) = first {
+                return Ok(Appended::Repeat(message.clone()));
+            }
+        }
         let log = inner.conversations.entry(conversation.clone()).or_default();
         log.last_seq += 1;
         let message = StoredMessage { seq: log.last_seq, sender_id: sender.clone(), body: body.to_owned(), sent_at };
         log.messages.insert(message.seq, (message.clone(), super::expires_at(sent_at, self.retention)));
-        Ok(message)
+        if let Some(key) = key {
+            let lapses = sent_at + IDEMPOTENCY_WINDOW.as_millis() as i64;
+            inner.requests.insert(key, (hash, message.seq, lapses));
+        }
+        Ok(Appended::Stored(message))
     }
 
     async fn history(

@@ -76,18 +76,45 @@ pub struct HistoryPage {
     pub oldest_seq: u64,
 }
 
+/// What became of an [`MessageStore::append`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, at the conversation's next seq.
+    Stored(StoredMessage),
+    /// A repeat of a request already stored (same sender, conversation, `clientRequestId` and
+    /// body, within 24 hours): nothing new was stored; this is the first one.
+    Repeat(StoredMessage),
+    /// The `clientRequestId` was used, within 24 hours, for a different body.
+    DifferentBody,
+    /// The first request with this `clientRequestId` is still being stored by another
+    /// invocation; ask again in a moment.
+    InProgress,
+}
+
+/// How long a `clientRequestId` identifies one message of its sender in one conversation.
+pub const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// A request with a `clientRequestId`, as an append carries it.
+#[derive(Clone, Copy, Debug)]
+pub struct Idempotency<'a> {
+    /// The client's id for the request.
+    pub client_request_id: &'a str,
+}
+
 /// Where messages are kept.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Stores a message as its conversation's next, sent at `sent_at` (epoch ms) and kept for
-    /// the store's retention; the stored message with its `seq`.
+    /// the store's retention. With `idempotency`, a request already stored is not stored again
+    /// ([`Appended::Repeat`]), within [`IDEMPOTENCY_WINDOW`].
     async fn append(
         &self,
         conversation: &Conversation,
         sender: &UserId,
         body: &str,
         sent_at: i64,
-    ) -> Result<StoredMessage, StoreError>;
+        idempotency: Option<Idempotency<'_>>,
+    ) -> Result<Appended, StoreError>;
 
     /// Up to `limit` messages from `cursor`, in ascending seq, strongly consistent. Messages
     /// whose retention ended by `now_ms` are never returned, even before TTL deletes them.
@@ -106,10 +133,19 @@ pub fn expires_at(sent_at: i64, retention: std::time::Duration) -> i64 {
 }
 
 /// How long a sender that lost the race for a seq waits before trying again: random, up to
-/// 2 ms more for each lost try, at most 50 ms (full jitter, as AWS's guidance on retries under
+/// 5 ms more for each lost try, at most 100 ms (full jitter, as AWS's guidance on retries under
 /// contention advises).
 pub(crate) fn contention_pause(lost: usize) -> std::time::Duration {
     use std::hash::{BuildHasher, RandomState};
-    let ceiling_us = ((lost as u64 + 1) * 2_000).min(50_000);
+    let ceiling_us = (lost as u64 * 5_000).clamp(1_000, 100_000);
     std::time::Duration::from_micros(RandomState::new().hash_one(lost) % ceiling_us)
+}
+
+/// A stable 64-bit FNV-1a hash of a body, as hex: what a `clientRequestId` remembers of its
+/// message, to tell a repeat from a different message (the sender alone chooses both).
+pub(crate) fn body_hash(body: &str) -> String {
+    let hash = body
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+    format!("{hash:016x}")
 }

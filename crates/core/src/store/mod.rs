@@ -9,7 +9,10 @@ use async_trait::async_trait;
 
 pub use dynamodb::DynamoDbStore;
 pub use memory::MemoryStore;
-pub use messages::{Conversation, Cursor, HistoryPage, MessageStore, StoredMessage, expires_at};
+pub use messages::{
+    Appended, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, MessageStore, StoredMessage,
+    expires_at,
+};
 
 use std::collections::BTreeSet;
 
@@ -56,6 +59,14 @@ pub mod schema {
     pub const BODY: &str = "body";
     /// On a message: when it was stored, epoch milliseconds.
     pub const SENT_AT: &str = "sentAt";
+    /// On a message sent with a `clientRequestId`: the key of its claim.
+    pub const REQUEST_KEY: &str = "requestKey";
+    /// On a claim: the hash of the body it was made for.
+    pub const BODY_HASH: &str = "bodyHash";
+    /// On a claim: when it was made (or taken over), epoch milliseconds.
+    pub const CLAIMED_AT: &str = "claimedAt";
+    /// On a claim, once its message is stored: the message's seq.
+    pub const MESSAGE_SEQ: &str = "messageSeq";
 }
 
 /// One open WebSocket connection and the user it belongs to.

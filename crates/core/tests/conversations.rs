@@ -1,0 +1,245 @@
+//! Durable conversations through the route handlers, on both stores (in memory, and DynamoDB on
+//! dynalite): seqs under concurrent senders, acknowledgements and idempotent sends with
+//! `clientRequestId`, and every member holding every message, live or through history.
+
+use std::collections::BTreeMap;
+
+use chat_core::identity::Mode;
+use chat_core::routes::{self, Route};
+use chat_core::store::{MemoryStore, Store};
+use chat_testing::{Dynalite, RecordingMessenger, events};
+use serde_json::{Value, json};
+
+/// Connects each `(connection id, user)` in demo mode.
+async fn connect(store: &dyn Store, connections: &[(&str, &str)]) {
+    for (id, user) in connections {
+        let response = routes::connect(&events::connect(id, Some(user)), store, Mode::Demo).await;
+        assert_eq!(response.status(), 200, "{id}");
+    }
+}
+
+/// Sends `frame` from `connection`, a minute after it connected; the status.
+async fn send(store: &dyn Store, messenger: &RecordingMessenger, connection: &str, frame: &Value) -> i64 {
+    let event = events::message_after(Route::SendMessage, connection, &frame.to_string(), 60);
+    routes::send_message(&event, store, messenger).await.status()
+}
+
+/// Every message of a conversation, read page by page with `after`.
+async fn history(store: &dyn Store, messenger: &RecordingMessenger, connection: &str, ask: Value) -> Vec<Value> {
+    let mut messages = Vec::new();
+    let mut after = 0;
+    loop {
+        let mut frame = ask.clone();
+        frame["action"] = json!("getHistory");
+        frame["after"] = json!(after);
+        frame["limit"] = json!(100);
+        let event = events::message_after(Route::GetHistory, connection, &frame.to_string(), 60);
+        assert_eq!(routes::get_history(&event, store, messenger).await.status(), 200);
+        let page = messenger.frames_to(connection).pop().unwrap();
+        let got = page["messages"].as_array().unwrap().clone();
+        messages.extend(got.iter().cloned());
+        match (page["hasMore"].as_bool(), got.last()) {
+            (Some(true), Some(last)) => after = last["seq"].as_u64().unwrap(),
+            _ => return messages,
+        }
+    }
+}
+
+async fn twenty_connections_send_fifty_messages_each_to_one_room_at_once(store: &dyn Store) {
+    let messenger = RecordingMessenger::new();
+    let senders: Vec<(String, String)> = (0..20).map(|n| (format!("c{n}"), format!("u{n}"))).collect();
+    let pairs: Vec<(&str, &str)> = senders.iter().map(|(c, u)| (c.as_str(), u.as_str())).collect();
+    connect(store, &pairs).await;
+    for (connection, _) in &pairs {
+        let event = events::message(Route::JoinRoom, connection, r#"{"action":"joinRoom","roomId":"lobby"}"#);
+        assert_eq!(routes::join_room(&event, store, &messenger).await.status(), 200);
+    }
+
+    let sending = pairs.iter().map(|(connection, _)| {
+        let messenger = &messenger;
+        async move {
+            for m in 0..50 {
+                // As a client does: a send answered `unavailable` (here, when one sender loses
+                // the race for a seq too often) is sent again with the same clientRequestId.
+                let id = format!("{connection}-{m}");
+                let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": id, "clientRequestId": id});
+                let mut tries = 0;
+                while send(store, messenger, connection, &frame).await != 200 {
+                    tries += 1;
+                    assert!(tries < 5, "{id}: {:?}", messenger.frames_to(connection).last());
+                }
+            }
+        }
+    });
+    futures::future::join_all(sending).await;
+
+    let stored = history(store, &messenger, "c0", json!({"roomId": "lobby"})).await;
+    let seqs: Vec<u64> = stored.iter().map(|message| message["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=1000).collect::<Vec<u64>>(), "seqs 1 to 1000, each once, in order");
+    // Every member holds all 1,000: those it sent, and those delivered to it live.
+    for (connection, _) in &pairs {
+        let mut held: Vec<u64> = messenger
+            .frames_to(connection)
+            .iter()
+            .filter(|frame| frame["roomId"] == "lobby" && frame.get("senderId").is_some())
+            .map(|frame| frame["seq"].as_u64().unwrap())
+            .collect();
+        held.extend(
+            stored
+                .iter()
+                .filter(|m| m["body"].as_str().unwrap().starts_with(&format!("{connection}-")))
+                .map(|m| m["seq"].as_u64().unwrap()),
+        );
+        held.sort();
+        held.dedup();
+        assert_eq!(held.len(), 1000, "{connection} holds every message");
+    }
+}
+
+async fn both_users_of_a_direct_conversation_sending_at_once_get_consecutive_seqs(store: &dyn Store) {
+    let messenger = RecordingMessenger::new();
+    connect(store, &[("a1", "alice"), ("b1", "bob")]).await;
+
+    let sending = [("a1", "bob"), ("b1", "alice")].map(|(connection, to)| {
+        let messenger = &messenger;
+        async move {
+            for m in 0..30 {
+                let frame = json!({"action": "sendMessage", "destinationUserId": to, "body": format!("{m}")});
+                assert_eq!(send(store, messenger, connection, &frame).await, 200);
+            }
+        }
+    });
+    futures::future::join_all(sending).await;
+
+    let stored = history(store, &messenger, "a1", json!({"userId": "bob"})).await;
+    let seqs: Vec<u64> = stored.iter().map(|message| message["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=60).collect::<Vec<u64>>());
+    let from_bob = history(store, &messenger, "b1", json!({"userId": "alice"})).await;
+    assert_eq!(from_bob, stored, "one conversation, named from either side");
+}
+
+async fn a_send_with_a_client_request_id_is_acknowledged_once_stored(store: &dyn Store) {
+    let messenger = RecordingMessenger::new();
+    connect(store, &[("a1", "alice"), ("b1", "bob")]).await;
+
+    let frame = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "hi", "clientRequestId": "r-1"});
+    assert_eq!(send(store, &messenger, "a1", &frame).await, 200);
+
+    let ack = &messenger.texts_to("a1")[0];
+    let delivered = &messenger.frames_to("b1")[0];
+    assert_eq!(
+        *ack,
+        format!(
+            r#"{{"type":"ack","clientRequestId":"r-1","destinationUserId":"bob","seq":1,"sentAt":{}}}"#,
+            delivered["sentAt"]
+        )
+    );
+    assert_eq!(delivered["seq"], 1);
+    let room = json!({"action": "sendMessage", "roomId": "lobby", "body": "hi", "clientRequestId": "r-2"});
+    assert_eq!(send(store, &messenger, "a1", &room).await, 403);
+    let refused = messenger.frames_to("a1").pop().unwrap();
+    assert_eq!((refused["error"].clone(), refused["clientRequestId"].clone()), (json!("notInRoom"), json!("r-2")));
+}
+
+async fn repeats_store_one_message_and_are_acknowledged_alike_sequentially_or_concurrently(store: &dyn Store) {
+    for (n, repeats) in [1, 2, 10].into_iter().enumerate() {
+        let messenger = RecordingMessenger::new();
+        let (alice, bob) = (format!("a{n}"), format!("b{n}"));
+        let (alice_user, bob_user) = (format!("alice{n}"), format!("bob{n}"));
+        connect(store, &[(&alice, &alice_user), (&bob, &bob_user)]).await;
+        let frame =
+            json!({"action": "sendMessage", "destinationUserId": bob_user, "body": "once", "clientRequestId": "same"});
+
+        // Half one after the other, half at once.
+        for _ in 0..repeats / 2 {
+            assert_eq!(send(store, &messenger, &alice, &frame).await, 200);
+        }
+        let at_once = (0..repeats - repeats / 2).map(|_| send(store, &messenger, &alice, &frame));
+        let statuses = futures::future::join_all(at_once).await;
+
+        assert!(statuses.iter().all(|status| *status == 200), "{repeats}: {statuses:?}");
+        let stored = history(store, &messenger, &bob, json!({"userId": alice_user})).await;
+        assert_eq!(stored.len(), 1, "{repeats} sends, one message");
+        let acks: Vec<Value> = messenger.frames_to(&alice).into_iter().filter(|frame| frame["type"] == "ack").collect();
+        assert_eq!(acks.len(), repeats, "each send is acknowledged");
+        assert!(acks.iter().all(|ack| *ack == acks[0]), "identical acknowledgements: {acks:?}");
+        let live: Vec<Value> = messenger.frames_to(&bob).into_iter().filter(|frame| frame["body"] == "once").collect();
+        assert!(!live.is_empty() && live.iter().all(|frame| frame["seq"] == 1), "bob receives it at least once");
+    }
+}
+
+async fn a_repeat_with_a_different_body_is_an_invalid_field_and_stores_nothing(store: &dyn Store) {
+    let messenger = RecordingMessenger::new();
+    connect(store, &[("a1", "alice"), ("b1", "bob")]).await;
+    let first = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "one", "clientRequestId": "k"});
+    let other = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "two", "clientRequestId": "k"});
+    let elsewhere =
+        json!({"action": "sendMessage", "destinationUserId": "carol", "body": "two", "clientRequestId": "k"});
+
+    assert_eq!(send(store, &messenger, "a1", &first).await, 200);
+    assert_eq!(send(store, &messenger, "a1", &other).await, 400);
+    let refused = messenger.frames_to("a1").pop().unwrap();
+    assert_eq!(send(store, &messenger, "a1", &elsewhere).await, 200, "the key is per conversation");
+
+    assert_eq!((refused["error"].clone(), refused["clientRequestId"].clone()), (json!("invalidField"), json!("k")));
+    assert!(refused["message"].as_str().unwrap().contains("clientRequestId"));
+    assert_eq!(history(store, &messenger, "b1", json!({"userId": "alice"})).await.len(), 1);
+}
+
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(&super::MemoryStore::new()).await;
+                }
+            )*
+        }
+
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let dynalite = super::Dynalite::start();
+                    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
+                    super::$case(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    twenty_connections_send_fifty_messages_each_to_one_room_at_once,
+    both_users_of_a_direct_conversation_sending_at_once_get_consecutive_seqs,
+    a_send_with_a_client_request_id_is_acknowledged_once_stored,
+    repeats_store_one_message_and_are_acknowledged_alike_sequentially_or_concurrently,
+    a_repeat_with_a_different_body_is_an_invalid_field_and_stores_nothing,
+);
+
+#[tokio::test]
+async fn an_invalid_client_request_id_is_refused_before_anything_is_stored() {
+    let (store, messenger) = (MemoryStore::new(), RecordingMessenger::new());
+    connect(&store, &[("a1", "alice"), ("b1", "bob")]).await;
+
+    let mut codes = BTreeMap::new();
+    for id in [json!(""), json!("x".repeat(65)), json!("no spaces"), json!(7)] {
+        let frame = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "hi", "clientRequestId": id});
+        assert_eq!(send(&store, &messenger, "a1", &frame).await, 400, "{id}");
+        let refused = messenger.frames_to("a1").pop().unwrap();
+        assert!(refused.get("clientRequestId").is_none(), "an invalid id is not echoed: {refused}");
+        codes.insert(id.to_string(), refused["error"].as_str().unwrap().to_owned());
+    }
+    let ok = json!({"action": "send", "clientRequestId": "ping_1"});
+    let echo = routes::default(&events::message(Route::Default, "a1", &ok.to_string()), &messenger).await;
+
+    assert!(codes.values().all(|code| code == "invalidField"), "{codes:?}");
+    assert!(messenger.frames_to("b1").is_empty(), "nothing was stored or delivered");
+    assert_eq!(echo.status(), 200);
+    assert_eq!(
+        messenger.texts_to("a1").pop().unwrap(),
+        r#"{"message":"🏓 pong","clientRequestId":"ping_1"}"#,
+        "any answer carries the id back, after its own fields"
+    );
+}
