@@ -124,7 +124,8 @@ pub async fn calls(figures: &mut Vec<Figure>) {
     let counter = CountRequests::default();
     let config = dynalite.client().config().to_builder().interceptor(counter.clone()).build();
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), chat_testing::dynalite::TABLE)
-        .with_memberships(chat_testing::dynalite::MEMBERSHIPS_TABLE);
+        .with_memberships(chat_testing::dynalite::MEMBERSHIPS_TABLE)
+        .with_messages(chat_testing::dynalite::MESSAGES_TABLE, chat_core::limits::MESSAGE_RETENTION);
     for (id, user) in
         [("alice-1", "alice"), ("bob-1", "bob"), ("carol-1", "carol"), ("carol-2", "carol"), ("carol-3", "carol")]
     {
