@@ -3,6 +3,14 @@
 //! `clientRequestId`, and every member holding every message, live or through history.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use chat_core::DynamoDbStore;
+use chat_testing::dynalite;
+use tokio::sync::Notify;
 
 use chat_core::identity::Mode;
 use chat_core::routes::{self, Route};
@@ -217,6 +225,95 @@ on_both_stores!(
     repeats_store_one_message_and_are_acknowledged_alike_sequentially_or_concurrently,
     a_repeat_with_a_different_body_is_an_invalid_field_and_stores_nothing,
 );
+
+/// Counts the DynamoDB calls that came back, and wakes whoever waits for a count.
+#[derive(Clone, Debug, Default)]
+struct Completed(Arc<(AtomicUsize, Notify)>);
+
+impl Intercept for Completed {
+    fn name(&self) -> &'static str {
+        "Completed"
+    }
+
+    fn read_after_transmit(
+        &self,
+        _: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.0.fetch_add(1, Ordering::SeqCst);
+        self.0.1.notify_waiters();
+        Ok(())
+    }
+}
+
+impl Completed {
+    fn count(&self) -> usize {
+        self.0.0.load(Ordering::SeqCst)
+    }
+
+    /// Returns once `count` calls have come back.
+    async fn reached(&self, count: usize) {
+        loop {
+            let woken = self.0.1.notified();
+            if self.count() >= count {
+                return;
+            }
+            woken.await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_send_that_dies_after_any_of_its_dynamodb_calls_is_healed_by_its_retry_with_no_hole_or_repeat() {
+    let dynalite = Dynalite::start();
+    dynalite.create_table(dynalite::TABLE).await;
+    let completed = Completed::default();
+    let config = dynalite.client().config().to_builder().interceptor(completed.clone()).build();
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), dynalite::TABLE)
+        .with_memberships(dynalite::MEMBERSHIPS_TABLE)
+        .with_messages(dynalite::MESSAGES_TABLE, chat_core::limits::MESSAGE_RETENTION);
+    // A send with a clientRequestId makes 8 calls: the sender's record, the latest seq, the
+    // claim, the message, the head, the claim's completion, and both users' connections.
+    for dies_after in 1..=8 {
+        let messenger = RecordingMessenger::new();
+        let (alice, bob) = (format!("alice{dies_after}"), format!("bob{dies_after}"));
+        let (alice_tab, bob_tab) = (format!("a{dies_after}"), format!("b{dies_after}"));
+        connect(&store, &[(&alice_tab, &alice), (&bob_tab, &bob)]).await;
+        let once = json!({"action": "sendMessage", "destinationUserId": bob, "body": "once", "clientRequestId": "c1"});
+        let first = events::message_after(Route::SendMessage, &alice_tab, &once.to_string(), 60);
+
+        // The function dies (its future is dropped) once that many of its calls have come back.
+        let before = completed.count();
+        tokio::select! {
+            _ = routes::send_message(&first, &store, &messenger) => {}
+            () = completed.reached(before + dies_after) => {}
+        }
+        // The client heard no acknowledgement, or did not wait for it: it sends again 20 s later,
+        // past the time a dead function's claim is held; then a second message.
+        let retry = events::message_after(Route::SendMessage, &alice_tab, &once.to_string(), 80);
+        let healed = routes::send_message(&retry, &store, &messenger).await;
+        let next = json!({"action": "sendMessage", "destinationUserId": bob, "body": "next"});
+
+        assert_eq!(healed.status(), 200, "died after {dies_after} calls");
+        assert_eq!(send(&store, &messenger, &alice_tab, &next).await, 200);
+        let stored = history(&store, &messenger, &bob_tab, json!({"userId": alice})).await;
+        let seqs: Vec<(u64, &str)> =
+            stored.iter().map(|m| (m["seq"].as_u64().unwrap(), m["body"].as_str().unwrap())).collect();
+        assert_eq!(seqs, [(1, "once"), (2, "next")], "died after {dies_after} calls: no hole, no repeat");
+        let acks: Vec<Value> =
+            messenger.frames_to(&alice_tab).into_iter().filter(|frame| frame["type"] == "ack").collect();
+        assert_eq!(acks.last().unwrap()["seq"], 1, "the retry is acknowledged with the first seq");
+        if dies_after <= 5 {
+            // Up to the head's update the first send really died: it never acknowledged.
+            assert_eq!(acks.len(), 1, "died after {dies_after} calls, yet acknowledged");
+        }
+        assert!(
+            messenger.frames_to(&bob_tab).iter().any(|frame| frame["body"] == "once" && frame["seq"] == 1),
+            "died after {dies_after} calls: the retry delivered it"
+        );
+    }
+}
 
 #[tokio::test]
 async fn an_invalid_client_request_id_is_refused_before_anything_is_stored() {

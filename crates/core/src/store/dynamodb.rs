@@ -505,8 +505,12 @@ impl MessageStore for DynamoDbStore {
                 Ok(_) => {
                     self.raise_head(table, &key, seq).await;
                     let message = StoredMessage { seq, sender_id: sender.clone(), body: body.to_owned(), sent_at };
-                    if let Some(claim) = &claim {
-                        self.complete_claim(table, claim, &message).await?;
+                    // Stored: a claim left pending is taken over by the client's retry, which
+                    // finds this message, so a failure to complete it is no failure to store.
+                    if let Some(claim) = &claim
+                        && let Err(error) = self.complete_claim(table, claim, &message).await
+                    {
+                        tracing::warn!(error = %crate::error::Chain(&error), "a stored message's claim was left pending");
                     }
                     return Ok(Appended::Stored(message));
                 }
