@@ -688,7 +688,7 @@ pub struct History {
     pub oldest_seq: u64,
 }
 
-/// `joinRoom`'s answer: `{"roomId":"lobby","joined":true}`.
+/// `joinRoom`'s answer: `{"roomId":"lobby","joined":true,"seq":41}`.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Joined {
@@ -696,6 +696,9 @@ pub struct Joined {
     pub room_id: RoomId,
     /// Always true.
     pub joined: bool,
+    /// The room's latest seq, read after the membership was in place: every later message is
+    /// delivered to the connection, and every earlier one is in history (`before` seq + 1).
+    pub seq: u64,
 }
 
 /// `leaveRoom`'s answer: `{"roomId":"lobby","left":true}`.
@@ -919,8 +922,9 @@ mod tests {
     #[test]
     fn room_frames_are_exactly_as_documented() {
         let lobby = RoomId::parse("lobby").unwrap();
-        let joined = String::from_utf8(to_bytes(&Joined { room_id: lobby.clone(), joined: true }).unwrap()).unwrap();
-        assert_eq!(joined, r#"{"roomId":"lobby","joined":true}"#);
+        let joined =
+            String::from_utf8(to_bytes(&Joined { room_id: lobby.clone(), joined: true, seq: 41 }).unwrap()).unwrap();
+        assert_eq!(joined, r#"{"roomId":"lobby","joined":true,"seq":41}"#);
         let left = String::from_utf8(to_bytes(&Left { room_id: lobby, left: true }).unwrap()).unwrap();
         assert_eq!(left, r#"{"roomId":"lobby","left":true}"#);
         let delivery = RoomDelivery { sender_id: "alice", room_id: "lobby", body: "hi", seq: 42, sent_at: 7 };

@@ -30,7 +30,7 @@ fn every_answer_the_handlers_build_matches_a_frame_the_document_says_the_chat_se
     let lobby = RoomId::parse("lobby").unwrap();
     let answers = [
         Answer::Echo(Echo { message: protocol::PONG.into() }),
-        Answer::Joined(Joined { room_id: lobby.clone(), joined: true }),
+        Answer::Joined(Joined { room_id: lobby.clone(), joined: true, seq: 3 }),
         Answer::Error(ErrorFrame::unknown_action()),
         Answer::Error(ErrorFrame::new(ErrorCode::NotInRoom, "join room lobby before sending to it")),
     ];

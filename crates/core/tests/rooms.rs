@@ -20,7 +20,7 @@ async fn the_sample_join_event_answers_joined_and_joining_again_answers_the_same
     for _ in 0..2 {
         assert_eq!(routes::join_room(&sample, &chat.store, &chat.messenger).await.status(), 200);
     }
-    let joined = json!({"roomId": "lobby", "joined": true});
+    let joined = json!({"roomId": "lobby", "joined": true, "seq": 0});
     assert_eq!(chat.frames_to("L0SM9cOFvHcCIhw="), vec![joined.clone(), joined]);
 }
 
@@ -72,7 +72,11 @@ async fn a_room_whose_only_member_is_the_sender_delivers_nothing_and_answers_not
     let chat = Chat::with(&[("alice-1", "alice")]).await;
     chat.join("alice-1", "lobby").await;
     assert_eq!(chat.say("alice-1", to_room("lobby", "anyone?")).await, 200);
-    assert_eq!(chat.frames_to("alice-1"), vec![json!({"roomId": "lobby", "joined": true})], "replies are for errors");
+    assert_eq!(
+        chat.frames_to("alice-1"),
+        vec![json!({"roomId": "lobby", "joined": true, "seq": 0})],
+        "replies are for errors"
+    );
 }
 
 #[tokio::test]
@@ -163,4 +167,20 @@ async fn a_large_room_is_served_with_at_most_the_fan_out_limit_in_flight() {
         assert_eq!(chat.frames_to(id).last().unwrap()["body"], "all of you");
     }
     assert!(chat.messenger.most_in_flight() <= MAX_POSTS_IN_FLIGHT);
+}
+
+#[tokio::test]
+async fn joining_answers_the_rooms_latest_seq_so_history_before_it_and_deliveries_after_it_miss_nothing() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob")]).await;
+    chat.join("alice-1", "lobby").await;
+    for body in ["one", "two"] {
+        assert_eq!(chat.say("alice-1", to_room("lobby", body)).await, 200);
+    }
+
+    assert_eq!(chat.join("bob-1", "lobby").await, 200);
+    assert_eq!(chat.say("alice-1", to_room("lobby", "three")).await, 200);
+
+    let bob = chat.frames_to("bob-1");
+    assert_eq!(bob[0], json!({"roomId": "lobby", "joined": true, "seq": 2}));
+    assert_eq!((bob[1]["body"].clone(), bob[1]["seq"].clone()), (json!("three"), json!(3)), "the next one is live");
 }

@@ -38,9 +38,14 @@ fn actions_needed(route: Route) -> BTreeSet<&'static str> {
             "execute-api:ManageConnections",
         ]
         .into(),
-        Route::JoinRoom => {
-            ["dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem", "execute-api:ManageConnections"].into()
-        }
+        Route::JoinRoom => [
+            "dynamodb:UpdateItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "execute-api:ManageConnections",
+        ]
+        .into(),
         Route::LeaveRoom => ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "execute-api:ManageConnections"].into(),
         Route::GetHistory => ["dynamodb:GetItem", "dynamodb:Query", "execute-api:ManageConnections"].into(),
     }
@@ -379,10 +384,13 @@ fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)
             ("dynamodb:UpdateItem", MESSAGES),
         ]
         .into(),
-        Route::JoinRoom => {
-            [("dynamodb:UpdateItem", CONNECTIONS), ("dynamodb:GetItem", CONNECTIONS), ("dynamodb:PutItem", MEMBERSHIPS)]
-                .into()
-        }
+        Route::JoinRoom => [
+            ("dynamodb:UpdateItem", CONNECTIONS),
+            ("dynamodb:GetItem", CONNECTIONS),
+            ("dynamodb:PutItem", MEMBERSHIPS),
+            ("dynamodb:Query", MESSAGES),
+        ]
+        .into(),
         Route::LeaveRoom => [("dynamodb:UpdateItem", CONNECTIONS), ("dynamodb:DeleteItem", MEMBERSHIPS)].into(),
         Route::GetHistory => [("dynamodb:GetItem", CONNECTIONS), ("dynamodb:Query", MESSAGES)].into(),
     }

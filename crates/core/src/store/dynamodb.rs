@@ -537,6 +537,11 @@ impl MessageStore for DynamoDbStore {
         Err(StoreError::Contended { conversation: key, attempts: attempt })
     }
 
+    async fn latest_seq(&self, conversation: &Conversation) -> Result<u64, StoreError> {
+        let (table, _) = self.messages()?;
+        DynamoDbStore::latest_seq(self, table, &conversation.key()).await
+    }
+
     async fn history(
         &self,
         conversation: &Conversation,

@@ -221,6 +221,10 @@ impl MessageStore for MemoryStore {
         Ok(Appended::Stored(message))
     }
 
+    async fn latest_seq(&self, conversation: &Conversation) -> Result<u64, StoreError> {
+        Ok(self.read().conversations.get(conversation).map_or(0, |log| log.last_seq))
+    }
+
     async fn history(
         &self,
         conversation: &Conversation,

@@ -116,6 +116,9 @@ pub trait MessageStore: Send + Sync {
         idempotency: Option<Idempotency<'_>>,
     ) -> Result<Appended, StoreError>;
 
+    /// The conversation's latest seq (0 before its first message), strongly consistent.
+    async fn latest_seq(&self, conversation: &Conversation) -> Result<u64, StoreError>;
+
     /// Up to `limit` messages from `cursor`, in ascending seq, strongly consistent. Messages
     /// whose retention ended by `now_ms` are never returned, even before TTL deletes them.
     async fn history(

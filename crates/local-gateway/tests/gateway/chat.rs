@@ -205,7 +205,7 @@ async fn three_clients_in_a_room_talk_through_the_gateway_with_routes_from_the_t
     for user in ["alice", "bob", "carol"] {
         let mut client = Client::connect(&gateway, user).await;
         client.send_json(json!({"action": "joinRoom", "roomId": "lobby"})).await;
-        assert_eq!(client.receive().await, json!({"roomId": "lobby", "joined": true}));
+        assert_eq!(client.receive().await, json!({"roomId": "lobby", "joined": true, "seq": 0}));
         clients.push(client);
     }
     clients[0].send_json(json!({"action": "sendMessage", "roomId": "lobby", "body": "hi all"})).await;
