@@ -5,12 +5,14 @@
 #   tools/template/check.sh template.yaml
 #
 # Prints one line per finding, `cfn-lint <rule id> <message>`, `cfn-guard <rule name>` or
-# `sam-translator <message>`, and exits 1 when there is any (2 when a tool itself fails). Needs
-# cfn-lint, the SAM translator and cfn-guard on PATH (`make tools` installs them in .tools/).
+# `sam-translator <message>`, and exits 1 when there is any (2 when a tool itself fails). Uses
+# the pinned cfn-lint, SAM translator and cfn-guard that `make tools` installs in .tools/.
 set -uo pipefail
 
 template=${1:?usage: check.sh TEMPLATE}
 here=$(cd "$(dirname "$0")" && pwd)
+tools=$here/../../.tools
+export PATH="$tools/venv/bin:$tools/cargo/bin:$PATH"
 found=0
 
 lint=$(cfn-lint --format parseable -- "$template" 2>&1)
