@@ -13,7 +13,8 @@ TABLE ?= chat-connections
 # Each function's cargo binary and its sample event (events/<event>.json): the one list the
 # targets below use. A test checks it against template.yaml's functions and their routes.
 FUNCTION_EVENTS := connect:connect disconnect:disconnect default:default send-message:sendMessage \
-	join-room:joinRoom leave-room:leaveRoom get-history:getHistory authorizer:authorizer
+	join-room:joinRoom leave-room:leaveRoom get-history:getHistory sync:sync mark-read:markRead \
+	authorizer:authorizer
 FUNCTIONS := $(foreach pair,$(FUNCTION_EVENTS),$(firstword $(subst :, ,$(pair))))
 event_of = $(word 2,$(subst :, ,$(filter $(1):%,$(FUNCTION_EVENTS))))
 
@@ -30,7 +31,8 @@ export SAM_CLI_TELEMETRY := 0
 
 # Local runs talk to dynalite and the local gateway with dummy credentials.
 LOCAL_ENV := AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
-	TABLE_NAME=$(TABLE) MEMBERSHIPS_TABLE_NAME=$(TABLE)-memberships MESSAGES_TABLE_NAME=$(TABLE)-messages \
+	TABLE_NAME=$(TABLE) MEMBERSHIPS_TABLE_NAME=$(TABLE)-memberships USERS_TABLE_NAME=$(TABLE)-users \
+	MESSAGES_TABLE_NAME=$(TABLE)-messages \
 	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
 	APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:$(PORT)/$(STAGE)
 # make watch AUTH=1: token mode, with make dev-auth's issuer (the authorizer needs it to start).

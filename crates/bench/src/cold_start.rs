@@ -9,7 +9,7 @@ use chat_core::config;
 use chat_core::routes::Route;
 use chat_core::store::ConnectionStore;
 use chat_local_gateway::Running;
-use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE};
+use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE, USERS_TABLE};
 use chat_testing::issuer::CLIENT_ID;
 use chat_testing::{Dynalite, Issuer, deployment, events};
 
@@ -47,6 +47,7 @@ pub fn function_env(dynalite: &Dynalite, management_url: &str) -> Vec<(String, S
         (config::TABLE_NAME, TABLE),
         (config::MEMBERSHIPS_TABLE_NAME, MEMBERSHIPS_TABLE),
         (config::MESSAGES_TABLE_NAME, MESSAGES_TABLE),
+        (config::USERS_TABLE_NAME, USERS_TABLE),
         ("AWS_ENDPOINT_URL_DYNAMODB", dynalite.endpoint()),
         (config::MANAGEMENT_ENDPOINT, management_url),
     ]

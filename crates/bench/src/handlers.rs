@@ -3,18 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use chat_core::identity::Mode;
 use chat_core::messenger::{Endpoint, Messenger};
 use chat_core::protocol::RoomId;
 use chat_core::routes::{self, Route};
 use chat_core::store::{ConnectionStore, MemoryStore, RoomStore};
-use chat_core::{ApiGatewayWebsocketProxyRequest, DynamoDbStore, PostError};
+use chat_core::{ApiGatewayWebsocketProxyRequest, PostError};
+use chat_testing::calls::DynamoDbCalls;
 use chat_testing::{Dynalite, events};
 use serde_json::json;
 
@@ -45,8 +43,12 @@ fn events_for(route: Route, count: usize) -> Vec<ApiGatewayWebsocketProxyRequest
             Route::Disconnect => events::disconnect(&format!("conn-{n}")),
             Route::Default => events::load(Route::Default),
             Route::SendMessage => send_message("conn-0", "user-1"),
-            Route::GetHistory => {
+            Route::GetHistory | Route::Sync => {
                 events::message(route, "conn-0", &json!({"action": route.key(), "userId": "user-1"}).to_string())
+            }
+            Route::MarkRead => {
+                let body = json!({"action": route.key(), "userId": "user-1", "seq": n + 1}).to_string();
+                events::message(route, "conn-0", &body)
             }
             Route::JoinRoom | Route::LeaveRoom => {
                 let body = json!({"action": route.key(), "roomId": format!("room-{}", n % 40)}).to_string();
@@ -85,47 +87,24 @@ pub async fn warm(iterations: usize, figures: &mut Vec<Figure>) {
     }
 }
 
-/// Counts DynamoDB requests by operation, as they leave the SDK (retries included).
-#[derive(Clone, Debug, Default)]
-struct CountRequests(Arc<Mutex<BTreeMap<String, usize>>>);
-
-impl Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
+/// The calls taken from `record`, counted by operation: `1 GetItem + 2 Query`.
+fn counted(record: &DynamoDbCalls) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for call in record.take() {
+        *counts.entry(call.operation).or_default() += 1;
     }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
-        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
-        *self.0.lock().expect("counter").entry(operation).or_default() += 1;
-        Ok(())
+    if counts.is_empty() {
+        return "none".into();
     }
-}
-
-impl CountRequests {
-    fn take(&self) -> String {
-        let counts = std::mem::take(&mut *self.0.lock().expect("counter"));
-        if counts.is_empty() {
-            return "none".into();
-        }
-        counts.iter().map(|(operation, count)| format!("{count} {operation}")).collect::<Vec<_>>().join(" + ")
-    }
+    counts.iter().map(|(operation, count)| format!("{count} {operation}")).collect::<Vec<_>>().join(" + ")
 }
 
 /// DynamoDB requests and posts per event, against dynalite.
 pub async fn calls(figures: &mut Vec<Figure>) {
     let dynalite = Dynalite::start();
     dynalite.create_table(chat_testing::dynalite::TABLE).await;
-    let counter = CountRequests::default();
-    let config = dynalite.client().config().to_builder().interceptor(counter.clone()).build();
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), chat_testing::dynalite::TABLE)
-        .with_memberships(chat_testing::dynalite::MEMBERSHIPS_TABLE)
-        .with_messages(chat_testing::dynalite::MESSAGES_TABLE, chat_core::limits::MESSAGE_RETENTION);
+    let counter = DynamoDbCalls::default();
+    let store = chat_testing::dynalite::store_with(counter.client(&dynalite.client()));
     for (id, user) in
         [("alice-1", "alice"), ("bob-1", "bob"), ("carol-1", "carol"), ("carol-2", "carol"), ("carol-3", "carol")]
     {
@@ -135,7 +114,7 @@ pub async fn calls(figures: &mut Vec<Figure>) {
     for id in ["bob-1", "carol-1", "carol-2"] {
         store.join(id, &lobby).await.expect("seeding dynalite");
     }
-    counter.take();
+    counted(&counter);
 
     let room = |action: &str, from: &str| {
         let body = json!({"action": action, "roomId": "lobby", "body": "hello, room"}).to_string();
@@ -163,7 +142,7 @@ pub async fn calls(figures: &mut Vec<Figure>) {
         let posts = messenger.0.load(Ordering::Relaxed);
         figures.push(Figure {
             name: format!("calls per {name}"),
-            value: format!("DynamoDB: {}; @connections posts: {posts}", counter.take()),
+            value: format!("DynamoDB: {}; @connections posts: {posts}", counted(&counter)),
             target: None,
         });
     }

@@ -14,7 +14,8 @@ use crate::limits::{MAX_CONNECTIONS_PER_USER, MAX_MESSAGE_BYTES};
 use crate::protocol::fields::CLIENT_REQUEST_ID;
 use crate::protocol::{
     ACTION_FIELD, Ack, DefaultRequest, Delivery, Echo, ErrorCode, ErrorFrame, GatewayError, GetHistory, History,
-    Joined, Left, MAX_CLIENT_REQUEST_ID_CHARS, RoomDelivery, RoomRequest, Route, SEND_ACTION, SendMessage,
+    Joined, Left, MAX_CLIENT_REQUEST_ID_CHARS, MarkRead, Read, ReadReceipt, RoomDelivery, RoomRequest, Route,
+    SEND_ACTION, SendMessage, Sync, SyncRequest,
 };
 
 /// One message of the document: its name, who sends it, a summary and its payload's schema.
@@ -106,6 +107,18 @@ fn messages() -> Vec<Message> {
             payload: request::<GetHistory>(Route::GetHistory.key()),
         },
         Message {
+            name: Route::Sync.key(),
+            received: true,
+            summary: "A page of the user's conversations, most recently active first: what a client shows after any absence.",
+            payload: request::<SyncRequest>(Route::Sync.key()),
+        },
+        Message {
+            name: Route::MarkRead.key(),
+            received: true,
+            summary: "Raise the user's read state in a conversation.",
+            payload: request::<MarkRead>(Route::MarkRead.key()),
+        },
+        Message {
             name: SEND_ACTION,
             received: true,
             summary: "A ping (answered with a pong) or an echo, served by $default.",
@@ -126,10 +139,15 @@ fn messages() -> Vec<Message> {
         Message {
             name: "joined",
             received: false,
-            summary: "joinRoom's answer.",
+            summary: "joinRoom's answer, also sent to the user's other connections.",
             payload: answer(schema_of::<Joined>()),
         },
-        Message { name: "left", received: false, summary: "leaveRoom's answer.", payload: answer(schema_of::<Left>()) },
+        Message {
+            name: "left",
+            received: false,
+            summary: "leaveRoom's answer, also sent to the user's other connections.",
+            payload: answer(schema_of::<Left>()),
+        },
         Message {
             name: "ack",
             received: false,
@@ -141,6 +159,24 @@ fn messages() -> Vec<Message> {
             received: false,
             summary: "getHistory's answer: a page of messages in ascending seq.",
             payload: answer(schema_of::<History>()),
+        },
+        Message {
+            name: "sync",
+            received: false,
+            summary: "sync's answer: a page of the user's conversations with their latest seq, read state and last message.",
+            payload: answer(schema_of::<Sync>()),
+        },
+        Message {
+            name: "read",
+            received: false,
+            summary: "markRead's answer, also sent to the user's other connections: their read state in a conversation.",
+            payload: answer(schema_of::<Read>()),
+        },
+        Message {
+            name: "readReceipt",
+            received: false,
+            summary: "To every connection of the other user of a direct conversation: how far the user has read.",
+            payload: closed(schema_of::<ReadReceipt>()),
         },
         Message {
             name: "echo",

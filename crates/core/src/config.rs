@@ -4,9 +4,10 @@
 //! | variable | read by | required |
 //! |---|---|---|
 //! | `TABLE_NAME` | every function but `$default` and the authorizer | yes |
-//! | `MEMBERSHIPS_TABLE_NAME` | `$disconnect`, `sendMessage`, `joinRoom`, `leaveRoom` | yes |
-//! | `MESSAGES_TABLE_NAME` | `sendMessage`, `getHistory` | yes |
-//! | `MESSAGE_RETENTION_DAYS` | `sendMessage` | no: 30 |
+//! | `MEMBERSHIPS_TABLE_NAME` | the same | yes |
+//! | `USERS_TABLE_NAME` | the same | yes |
+//! | `MESSAGES_TABLE_NAME` | the same | yes |
+//! | `MESSAGE_RETENTION_DAYS` | the same | no: 30 |
 //! | `APIGW_MANAGEMENT_ENDPOINT` | functions that post | no: built from the event and `AWS_REGION` |
 //! | `AWS_REGION` | functions that post (Lambda sets it) | when no endpoint is set |
 //! | `AUTH_ISSUER` | `$connect` (turns token mode on), the authorizer | the authorizer |
@@ -22,6 +23,9 @@ pub const TABLE_NAME: &str = "TABLE_NAME";
 
 /// Names the DynamoDB table of room memberships.
 pub const MEMBERSHIPS_TABLE_NAME: &str = "MEMBERSHIPS_TABLE_NAME";
+
+/// Names the DynamoDB table of users' connections, rooms and conversations.
+pub const USERS_TABLE_NAME: &str = "USERS_TABLE_NAME";
 
 /// Names the DynamoDB table of messages.
 pub const MESSAGES_TABLE_NAME: &str = "MESSAGES_TABLE_NAME";

@@ -46,6 +46,16 @@ pub enum StoreError {
     /// A room operation, on a store not told the memberships table.
     #[error("this function has no memberships table; set MEMBERSHIPS_TABLE_NAME in template.yaml")]
     NoMembershipsTable,
+    /// A user operation, on a store not told the users table.
+    #[error("this function has no users table; set USERS_TABLE_NAME in template.yaml")]
+    NoUsersTable,
+    /// A user's rooms or connections kept changing while their room subscriptions were being
+    /// written.
+    #[error("a user's rooms or connections changed in each of {rounds} rounds of settling their subscriptions")]
+    Unsettled {
+        /// How many rounds were made.
+        rounds: usize,
+    },
     /// A message operation, on a store not told the messages table.
     #[error("this function has no messages table; set MESSAGES_TABLE_NAME in template.yaml")]
     NoMessagesTable,

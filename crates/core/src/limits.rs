@@ -47,8 +47,17 @@ pub const MAX_HISTORY_PAGE: usize = 100;
 /// Posts to one user's connections in flight at once; the rest wait their turn.
 pub const MAX_POSTS_IN_FLIGHT: usize = 32;
 
-/// Rooms one connection may be a member of at once; the next `joinRoom` is refused.
-pub const MAX_ROOMS_PER_CONNECTION: usize = 50;
+/// Rooms one user may have joined at once; the next `joinRoom` is refused. A soft limit: two
+/// joins racing past it from two tabs can both succeed.
+pub const MAX_ROOMS_PER_USER: usize = 50;
+
+/// Characters of a conversation's last message that `sync` shows.
+pub const PREVIEW_CHARS: usize = 100;
+
+/// Conversations in a page of `sync` when the client names no limit, and the most it may ask for.
+pub const SYNC_PAGE: usize = 50;
+/// The largest `limit` of `sync`.
+pub const MAX_SYNC_PAGE: usize = 100;
 
 /// Open connections one user may hold; the next `$connect` is refused with 429.
 pub const MAX_CONNECTIONS_PER_USER: usize = 20;

@@ -30,11 +30,15 @@ pub enum Route {
     LeaveRoom,
     /// `getHistory`: a page of a conversation's stored messages.
     GetHistory,
+    /// `sync`: the user's conversations, most recently active first.
+    Sync,
+    /// `markRead`: raises the user's read state in a conversation.
+    MarkRead,
 }
 
 impl Route {
     /// Every route, in the order the README lists them.
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 9] = [
         Route::Connect,
         Route::Disconnect,
         Route::Default,
@@ -42,6 +46,8 @@ impl Route {
         Route::JoinRoom,
         Route::LeaveRoom,
         Route::GetHistory,
+        Route::Sync,
+        Route::MarkRead,
     ];
 
     /// The route key API Gateway selects it by.
@@ -54,6 +60,8 @@ impl Route {
             Route::JoinRoom => "joinRoom",
             Route::LeaveRoom => "leaveRoom",
             Route::GetHistory => "getHistory",
+            Route::Sync => "sync",
+            Route::MarkRead => "markRead",
         }
     }
 
@@ -73,8 +81,15 @@ pub const ACTION_FIELD: &str = "action";
 pub const SEND_ACTION: &str = "send";
 
 /// Every action a client can send, as listed in `unknownAction` error frames.
-pub const ACTIONS: [&str; 5] =
-    [Route::SendMessage.key(), Route::JoinRoom.key(), Route::LeaveRoom.key(), Route::GetHistory.key(), SEND_ACTION];
+pub const ACTIONS: [&str; 7] = [
+    Route::SendMessage.key(),
+    Route::JoinRoom.key(),
+    Route::LeaveRoom.key(),
+    Route::GetHistory.key(),
+    Route::Sync.key(),
+    Route::MarkRead.key(),
+    SEND_ACTION,
+];
 
 /// What `{"action":"send"}` without a message answers.
 pub const PONG: &str = "🏓 pong";
@@ -227,6 +242,10 @@ pub mod fields {
     pub const LIMIT: &str = "limit";
     /// Any request: the client's id for it, carried back by its answer.
     pub const CLIENT_REQUEST_ID: &str = "clientRequestId";
+    /// `sync`: where the page starts (the previous page's `nextCursor`).
+    pub const CURSOR: &str = "cursor";
+    /// `markRead`: the latest seq read.
+    pub const SEQ: &str = "seq";
 }
 
 /// The longest `clientRequestId` accepted.
@@ -688,6 +707,205 @@ pub struct History {
     pub oldest_seq: u64,
 }
 
+/// A valid `sync` frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SyncRequest {
+    /// Where the page starts: the previous page's `nextCursor`; none for the first page.
+    pub cursor: Option<crate::store::SyncCursor>,
+    /// At most this many conversations (1 to [`crate::limits::MAX_SYNC_PAGE`]).
+    pub limit: usize,
+}
+
+impl SyncRequest {
+    /// Parses and validates a `sync` frame's body.
+    pub fn parse(body: Option<&str>) -> Result<Self, FrameError> {
+        use crate::limits::{MAX_SYNC_PAGE, SYNC_PAGE};
+        let object = parse_object(body)?;
+        let cursor = match object.get(fields::CURSOR) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(value.as_str().and_then(crate::store::SyncCursor::parse).ok_or_else(|| {
+                FrameError::InvalidField {
+                    field: fields::CURSOR,
+                    problem: "is not a cursor this server gave: send the previous page's nextCursor unchanged".into(),
+                }
+            })?),
+        };
+        let limit = match object.get(fields::LIMIT) {
+            None | Some(Value::Null) => SYNC_PAGE,
+            Some(value) => match value.as_u64() {
+                Some(limit @ 1..) if limit as usize <= MAX_SYNC_PAGE => limit as usize,
+                _ => {
+                    return Err(FrameError::InvalidField {
+                        field: fields::LIMIT,
+                        problem: format!("must be a whole number from 1 to {MAX_SYNC_PAGE}"),
+                    });
+                }
+            },
+        };
+        Ok(Self { cursor, limit })
+    }
+}
+
+impl JsonSchema for SyncRequest {
+    fn schema_name() -> Cow<'static, str> {
+        "Sync".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        use crate::limits::{MAX_SYNC_PAGE, SYNC_PAGE};
+        json_schema!({
+            "description": "A page of the user's conversations, most recently active first.",
+            "type": "object",
+            "properties": {
+                (fields::CURSOR): {
+                    "type": "string", "maxLength": 160,
+                    "description": "The previous page's nextCursor; absent for the first page."
+                },
+                (fields::LIMIT): {
+                    "type": "integer", "minimum": 1, "maximum": MAX_SYNC_PAGE, "default": SYNC_PAGE,
+                    "description": "At most this many conversations."
+                },
+            },
+        })
+    }
+}
+
+/// A valid `markRead` frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MarkRead {
+    /// The conversation.
+    pub conversation: ConversationRef,
+    /// The latest seq the user has read.
+    pub seq: u64,
+}
+
+impl MarkRead {
+    /// Parses and validates a `markRead` frame's body.
+    pub fn parse(body: Option<&str>) -> Result<Self, FrameError> {
+        let object = parse_object(body)?;
+        let conversation = conversation_field(&object)?;
+        let seq = match object.get(fields::SEQ) {
+            None | Some(Value::Null) => return Err(FrameError::MissingField(fields::SEQ)),
+            Some(value) => value.as_u64().ok_or_else(|| FrameError::InvalidField {
+                field: fields::SEQ,
+                problem: "must be a whole number, 0 or more".into(),
+            })?,
+        };
+        Ok(Self { conversation, seq })
+    }
+}
+
+impl JsonSchema for MarkRead {
+    fn schema_name() -> Cow<'static, str> {
+        "MarkRead".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let (user, room) = (generator.subschema_for::<UserId>(), generator.subschema_for::<RoomId>());
+        json_schema!({
+            "description": "Raises the user's readSeq in a conversation (with a user, or a room they joined) to seq, clamped to the latest seq, never lowered.",
+            "type": "object",
+            "properties": {
+                (fields::USER_ID): user,
+                (fields::ROOM_ID): room,
+                (fields::SEQ): { "type": "integer", "minimum": 0, "description": "The latest seq read." },
+            },
+            "required": [fields::SEQ],
+            "oneOf": [
+                { "required": [fields::USER_ID], "not": { "required": [fields::ROOM_ID] } },
+                { "required": [fields::ROOM_ID], "not": { "required": [fields::USER_ID] } },
+            ],
+        })
+    }
+}
+
+/// A conversation's last message, as `sync` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastMessage {
+    /// Who sent it.
+    pub sender_id: UserId,
+    /// Its first 100 characters.
+    pub body: String,
+    /// Its seq.
+    pub seq: u64,
+    /// When the server stored it, epoch milliseconds.
+    pub sent_at: i64,
+}
+
+/// One conversation in `sync`'s answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncConversation {
+    /// The other user, for a direct conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The room, for a room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<RoomId>,
+    /// The conversation's latest seq (0 before its first message).
+    pub seq: u64,
+    /// The latest seq the user has read: `seq - readSeq` messages are unread.
+    pub read_seq: u64,
+    /// In a direct conversation, the latest seq the other user has read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_read_seq: Option<u64>,
+    /// The last message, unless it has expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<LastMessage>,
+}
+
+/// `sync`'s answer: `{"type":"sync","userId":"alice","conversations":[…],"nextCursor":"…"}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sync {
+    /// Always `sync`.
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "sync"))]
+    pub kind: String,
+    /// The user's own id, as the server knows it.
+    pub user_id: UserId,
+    /// Most recently active first.
+    pub conversations: Vec<SyncConversation>,
+    /// Where the next page starts, when there is one: send it back as `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A user's read state in a conversation: `markRead`'s answer, and what their other
+/// connections are told: `{"type":"read","userId":"bob","readSeq":8}` (or `"roomId"`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Read {
+    /// Always `read`.
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "read"))]
+    pub kind: String,
+    /// The other user, for a direct conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The room, for a room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<RoomId>,
+    /// The user's readSeq now.
+    pub read_seq: u64,
+}
+
+/// A read receipt, to every connection of the other user of a direct conversation:
+/// `{"type":"readReceipt","userId":"bob","readSeq":8}` (bob has read up to 8).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadReceipt {
+    /// Always `readReceipt`.
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "readReceipt"))]
+    pub kind: String,
+    /// Who read: the conversation, from the receiving user's side.
+    pub user_id: UserId,
+    /// Their readSeq now.
+    pub read_seq: u64,
+}
+
 /// `joinRoom`'s answer: `{"roomId":"lobby","joined":true,"seq":41}`.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -734,6 +952,10 @@ pub enum Answer {
     Left(Left),
     /// `getHistory`'s page.
     History(History),
+    /// `sync`'s page.
+    Sync(Sync),
+    /// `markRead`'s resulting read state.
+    Read(Read),
     /// `sendMessage`'s acknowledgement (with a `clientRequestId`).
     Ack(Ack),
     /// Why the request was refused.
@@ -762,9 +984,9 @@ pub enum ErrorCode {
     TooManyConnections,
     /// `$connect` only, token mode: the connection carries no verified identity.
     Unauthorized,
-    /// A message to a room the sending connection has not joined.
+    /// A message to, or a read of, a room the user has not joined.
     NotInRoom,
-    /// `joinRoom` past the most rooms one connection may be in.
+    /// `joinRoom` past the most rooms one user may be in.
     TooManyRooms,
 }
 
@@ -843,7 +1065,7 @@ macro_rules! frames {
         $(impl sealed::Sealed for $frame {} impl Frame for $frame {})*
     };
 }
-frames!(Delivery<'_>, RoomDelivery<'_>, Echo, Joined, Left, History, Ack, ErrorFrame, Answer);
+frames!(Delivery<'_>, RoomDelivery<'_>, Echo, Joined, Left, History, Ack, Sync, Read, ReadReceipt, ErrorFrame, Answer);
 
 /// A frame could not be serialized.
 #[derive(Debug, thiserror::Error)]
@@ -906,7 +1128,10 @@ mod tests {
     fn unknown_action_frames_list_every_action() {
         let frame = serde_json::to_value(ErrorFrame::unknown_action()).unwrap();
         assert_eq!(frame["error"], "unknownAction");
-        assert_eq!(frame["actions"], serde_json::json!(["sendMessage", "joinRoom", "leaveRoom", "getHistory", "send"]));
+        assert_eq!(
+            frame["actions"],
+            serde_json::json!(["sendMessage", "joinRoom", "leaveRoom", "getHistory", "sync", "markRead", "send"])
+        );
     }
 
     #[test]

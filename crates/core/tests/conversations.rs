@@ -272,6 +272,7 @@ async fn a_send_that_dies_after_any_of_its_dynamodb_calls_is_healed_by_its_retry
     let config = dynalite.client().config().to_builder().interceptor(completed.clone()).build();
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), dynalite::TABLE)
         .with_memberships(dynalite::MEMBERSHIPS_TABLE)
+        .with_users(dynalite::USERS_TABLE)
         .with_messages(dynalite::MESSAGES_TABLE, chat_core::limits::MESSAGE_RETENTION);
     // A send with a clientRequestId makes 8 calls: the sender's record, the latest seq, the
     // claim, the message, the head, the claim's completion, and both users' connections.

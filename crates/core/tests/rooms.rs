@@ -2,7 +2,7 @@
 //! a messenger that records what it sends. (Both stores' room behaviour is in store_contract.rs.)
 
 use chat_core::identity::Mode;
-use chat_core::limits::{MAX_POSTS_IN_FLIGHT, MAX_ROOMS_PER_CONNECTION};
+use chat_core::limits::{MAX_POSTS_IN_FLIGHT, MAX_ROOMS_PER_USER};
 use chat_core::protocol::RoomId;
 use chat_core::routes::{self, Route};
 use chat_core::store::RoomStore;
@@ -25,7 +25,7 @@ async fn the_sample_join_event_answers_joined_and_joining_again_answers_the_same
 }
 
 #[tokio::test]
-async fn a_room_message_reaches_every_other_member_and_the_senders_other_joined_tabs_only() {
+async fn a_room_message_reaches_every_other_member_connection_and_every_other_tab_of_the_sender() {
     let chat = Chat::with(&[
         ("alice-1", "alice"),
         ("alice-2", "alice"),
@@ -34,7 +34,7 @@ async fn a_room_message_reaches_every_other_member_and_the_senders_other_joined_
         ("carol-1", "carol"),
     ])
     .await;
-    for member in ["alice-1", "alice-2", "bob-1"] {
+    for member in ["alice-1", "bob-1"] {
         assert_eq!(chat.join(member, "lobby").await, 200);
     }
     let before: Vec<usize> =
@@ -44,15 +44,50 @@ async fn a_room_message_reaches_every_other_member_and_the_senders_other_joined_
 
     let delivered = json!({"senderId": "alice", "roomId": "lobby", "body": "hi"});
     assert_eq!(chat.frames_to("bob-1").last().map(chat_testing::stored), Some(delivered.clone()));
-    assert_eq!(
-        chat.frames_to("alice-2").last().map(chat_testing::stored),
-        Some(delivered),
-        "the sender's other tab joined"
-    );
+    for tab in ["alice-2", "alice-3"] {
+        assert_eq!(
+            chat.frames_to(tab).last().map(chat_testing::stored),
+            Some(delivered.clone()),
+            "{tab}: rooms belong to users, so every tab of alice is a member"
+        );
+    }
     assert_eq!(chat.frames_to("bob-1").last().unwrap()["seq"], 1, "the room's first message");
     assert_eq!(chat.frames_to("alice-1").len(), before[0], "the sending connection gets nothing back");
-    assert_eq!(chat.frames_to("alice-3").len(), before[2], "a tab that did not join hears nothing");
     assert_eq!(chat.frames_to("carol-1").len(), before[4]);
+}
+
+#[tokio::test]
+async fn joining_in_one_tab_tells_the_others_and_a_tab_opened_later_is_a_member_too() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("alice-2", "alice"), ("bob-1", "bob")]).await;
+
+    assert_eq!(chat.join("alice-1", "lobby").await, 200);
+    assert_eq!(chat.connect("alice-3", "alice").await, 200);
+    chat.join("bob-1", "lobby").await;
+    chat.say("bob-1", to_room("lobby", "welcome")).await;
+
+    let joined = json!({"roomId": "lobby", "joined": true, "seq": 0});
+    assert_eq!(chat.frames_to("alice-2")[0], joined, "the other tab is told");
+    for tab in ["alice-1", "alice-2", "alice-3"] {
+        assert_eq!(chat.frames_to(tab).last().unwrap()["body"], "welcome", "{tab}");
+    }
+}
+
+#[tokio::test]
+async fn leaving_in_one_tab_leaves_on_every_tab_and_tells_the_others() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("alice-2", "alice"), ("bob-1", "bob")]).await;
+    chat.join("alice-1", "lobby").await;
+    chat.join("bob-1", "lobby").await;
+
+    assert_eq!(chat.leave("alice-2", "lobby").await, 200);
+    chat.say("bob-1", to_room("lobby", "anyone?")).await;
+
+    let left = json!({"roomId": "lobby", "left": true});
+    assert_eq!(chat.frames_to("alice-1").last(), Some(&left), "told, and nothing delivered after");
+    assert_eq!(chat.frames_to("alice-2").last(), Some(&left), "the answer");
+    assert_eq!(
+        chat.request(Route::GetHistory, "alice-1", json!({"action": "getHistory", "roomId": "lobby"})).await,
+        403
+    );
 }
 
 #[tokio::test]
@@ -96,7 +131,7 @@ async fn leaving_answers_left_even_when_not_a_member_and_stops_deliveries() {
 #[tokio::test]
 async fn the_room_past_the_limit_is_refused_with_too_many_rooms() {
     let chat = Chat::with(&[("alice-1", "alice")]).await;
-    for n in 0..MAX_ROOMS_PER_CONNECTION {
+    for n in 0..MAX_ROOMS_PER_USER {
         assert_eq!(chat.join("alice-1", &format!("room-{n}")).await, 200);
     }
     assert_eq!(chat.join("alice-1", "one-too-many").await, 429);

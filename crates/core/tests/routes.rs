@@ -391,7 +391,7 @@ async fn anything_else_at_default_answers_unknown_action_with_the_list_of_action
         assert_eq!(frames[0]["error"], "unknownAction", "{body}");
         assert_eq!(
             frames[0]["actions"],
-            json!(["sendMessage", "joinRoom", "leaveRoom", "getHistory", "send"]),
+            json!(["sendMessage", "joinRoom", "leaveRoom", "getHistory", "sync", "markRead", "send"]),
             "{body}"
         );
     }

@@ -1,11 +1,12 @@
-//! One behavioural suite for every store (connections, rooms, messages): the in-memory store,
+//! One behavioural suite for every store (connections, rooms, messages, users): the in-memory store,
 //! and the DynamoDB store against a real DynamoDB API server (dynalite) with the tables
 //! `template.yaml` declares.
 
-use chat_core::limits::MAX_ROOMS_PER_CONNECTION;
-use chat_core::protocol::{RoomId, UserId};
+use chat_core::limits::{MAX_ROOMS_PER_USER, PREVIEW_CHARS};
+use chat_core::protocol::{ConversationRef, RoomId, UserId};
 use chat_core::store::{
-    Appended, ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, RoomStore, StoredMessage,
+    Appended, ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, RoomJoin, RoomStore,
+    StoredMessage, SyncPage, UserStore,
 };
 use chat_testing::{Dynalite, events};
 
@@ -174,16 +175,185 @@ async fn leaving_ends_one_membership_and_leaving_again_succeeds<S: ConnectionSto
     assert_eq!(store.find("a1").await.unwrap().unwrap().rooms.len(), 1);
 }
 
-async fn the_room_past_the_limit_is_refused_and_a_room_already_joined_is_not<S: ConnectionStore + RoomStore>(
+async fn a_users_rooms_past_the_limit_are_refused_and_a_room_already_joined_is_not(store: &impl UserStore) {
+    let alice = user("alice");
+    for n in 0..MAX_ROOMS_PER_USER {
+        assert_eq!(
+            store.add_room(&alice, &room(&format!("room-{n}"))).await.unwrap(),
+            RoomJoin::Member { first: true }
+        );
+    }
+
+    assert_eq!(store.add_room(&alice, &room("one-too-many")).await.unwrap(), RoomJoin::TooManyRooms);
+    assert_eq!(store.add_room(&alice, &room("room-0")).await.unwrap(), RoomJoin::Member { first: false });
+    assert!(!store.in_room(&alice, &room("one-too-many")).await.unwrap());
+    assert_eq!(store.rooms_of(&alice).await.unwrap().len(), MAX_ROOMS_PER_USER);
+    assert!(store.rooms_of(&user("bob")).await.unwrap().is_empty());
+}
+
+async fn a_room_left_is_no_longer_the_users_and_leaving_again_succeeds(store: &impl UserStore) {
+    let alice = user("alice");
+    store.add_room(&alice, &room("lobby")).await.unwrap();
+    store.add_room(&alice, &room("kitchen")).await.unwrap();
+
+    store.remove_room(&alice, &room("lobby")).await.unwrap();
+    store.remove_room(&alice, &room("lobby")).await.unwrap();
+
+    assert!(!store.in_room(&alice, &room("lobby")).await.unwrap());
+    assert!(store.in_room(&alice, &room("kitchen")).await.unwrap());
+    assert_eq!(store.rooms_of(&alice).await.unwrap(), vec![room("kitchen")]);
+}
+
+fn stored(seq: u64, sender: &str, body: &str, sent_at: i64) -> StoredMessage {
+    StoredMessage { seq, sender_id: user(sender), body: body.into(), sent_at }
+}
+
+/// Each conversation of a page, as `(name, seq, readSeq, peerReadSeq)`.
+fn listed(page: &SyncPage) -> Vec<(String, u64, u64, u64)> {
+    page.conversations
+        .iter()
+        .map(|entry| {
+            let name = match &entry.conversation {
+                ConversationRef::User(other) => format!("user:{other}"),
+                ConversationRef::Room(room) => format!("room:{room}"),
+            };
+            (name, entry.last_seq, entry.read_seq, entry.peer_read_seq)
+        })
+        .collect()
+}
+
+async fn a_direct_message_lists_the_conversation_on_both_sides_read_by_its_sender<S: UserStore + MessageStore>(
     store: &S,
 ) {
-    store.save(&events::connection("a1", "alice")).await.unwrap();
-    for n in 0..MAX_ROOMS_PER_CONNECTION {
-        assert_eq!(store.join("a1", &room(&format!("room-{n}"))).await.unwrap(), Joined::Member);
+    let (alice, bob) = (user("alice"), user("bob"));
+    for (sender, recipient, body) in
+        [(&alice, &bob, "hi bob"), (&bob, &alice, "hi alice"), (&alice, &bob, "how are you?")]
+    {
+        let Appended::Stored(message) =
+            store.append(&Conversation::direct(sender, recipient), sender, body, SENT, None).await.unwrap()
+        else {
+            panic!("stored")
+        };
+        store.record_direct(recipient, &message).await.unwrap();
     }
-    assert_eq!(store.join("a1", &room("one-too-many")).await.unwrap(), Joined::TooManyRooms);
-    assert!(all_members(store, "one-too-many").await.is_empty());
-    assert_eq!(store.join("a1", &room("room-0")).await.unwrap(), Joined::Member, "a room already joined");
+
+    let alices = store.sync(&alice, None, 10, SENT).await.unwrap();
+    let bobs = store.sync(&bob, None, 10, SENT).await.unwrap();
+
+    assert_eq!(listed(&alices), [("user:bob".to_owned(), 3, 3, 0)]);
+    assert_eq!(listed(&bobs), [("user:alice".to_owned(), 3, 2, 0)]);
+    let last = bobs.conversations[0].last.clone().unwrap();
+    assert_eq!((last.seq, last.sender_id, last.body), (3, alice.clone(), "how are you?".to_owned()));
+    assert_eq!(bobs.next, None);
+}
+
+async fn an_older_message_recorded_late_does_not_roll_an_entry_back(store: &impl UserStore) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    store.record_direct(&bob, &stored(2, "alice", "second", SENT + 2)).await.unwrap();
+    store.record_direct(&bob, &stored(1, "alice", "first", SENT + 1)).await.unwrap();
+
+    let page = store.sync(&bob, None, 10, SENT).await.unwrap();
+
+    assert_eq!(listed(&page), [("user:alice".to_owned(), 2, 0, 0)]);
+    assert_eq!(page.conversations[0].last.as_ref().unwrap().body, "second");
+    assert_eq!(listed(&store.sync(&alice, None, 10, SENT).await.unwrap()), [("user:bob".to_owned(), 2, 2, 0)]);
+}
+
+async fn a_preview_is_cut_to_its_first_hundred_characters(store: &impl UserStore) {
+    let long = "é".repeat(150);
+    store.record_direct(&user("bob"), &stored(1, "alice", &long, SENT)).await.unwrap();
+
+    let page = store.sync(&user("bob"), None, 10, SENT).await.unwrap();
+
+    assert_eq!(page.conversations[0].last.as_ref().unwrap().body, "é".repeat(PREVIEW_CHARS));
+}
+
+async fn read_state_is_raised_never_lowered_and_a_room_needs_a_membership<S: UserStore>(store: &S) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    store.record_direct(&bob, &stored(5, "alice", "five", SENT)).await.unwrap();
+    let with_alice = ConversationRef::User(alice.clone());
+
+    assert_eq!(store.mark_read(&bob, &with_alice, 3).await.unwrap(), 3);
+    assert_eq!(store.mark_read(&bob, &with_alice, 2).await.unwrap(), 3, "never lowered");
+    assert_eq!(store.mark_read(&bob, &with_alice, 5).await.unwrap(), 5);
+    store.mark_peer_read(&alice, &bob, 5).await.unwrap();
+    store.mark_peer_read(&alice, &bob, 4).await.unwrap();
+
+    let lobby = ConversationRef::Room(room("lobby"));
+    assert_eq!(store.mark_read(&bob, &lobby, 7).await.unwrap(), 0, "not a member");
+    store.add_room(&bob, &room("lobby")).await.unwrap();
+    assert_eq!(store.mark_read(&bob, &lobby, 7).await.unwrap(), 7);
+
+    let alices = store.sync(&alice, None, 10, SENT).await.unwrap();
+    assert_eq!(listed(&alices), [("user:bob".to_owned(), 5, 5, 5)]);
+}
+
+async fn sync_lists_rooms_and_direct_conversations_most_recently_active_first_page_by_page<
+    S: UserStore + MessageStore,
+>(
+    store: &S,
+) {
+    let carol = user("carol");
+    // Rooms and direct conversations, active at interleaved times; one room never spoken in.
+    for (n, name) in ["r0", "r1", "r2", "quiet"].iter().enumerate() {
+        store.add_room(&carol, &room(name)).await.unwrap();
+        if *name != "quiet" {
+            let sent_at = SENT + 10 * n as i64;
+            store.append(&Conversation::Room(room(name)), &user("dave"), "in a room", sent_at, None).await.unwrap();
+        }
+    }
+    for n in 0..4 {
+        store.record_direct(&carol, &stored(1, &format!("friend-{n}"), "hello", SENT + 10 * n + 5)).await.unwrap();
+    }
+    let expected = [
+        "user:friend-3",
+        "user:friend-2",
+        "room:r2",
+        "user:friend-1",
+        "room:r1",
+        "user:friend-0",
+        "room:r0",
+        "room:quiet",
+    ];
+
+    let mut names = Vec::new();
+    let mut cursor = None;
+    for _ in 0..10 {
+        let page = store.sync(&carol, cursor.as_ref(), 3, SENT).await.unwrap();
+        assert!(page.conversations.len() <= 3);
+        names.extend(listed(&page).into_iter().map(|(name, ..)| name));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+
+    assert_eq!(names, expected);
+}
+
+async fn a_sync_cursor_keeps_its_meaning_while_a_conversation_moves_to_the_top(store: &impl UserStore) {
+    let carol = user("carol");
+    for n in 0..4 {
+        store.record_direct(&carol, &stored(1, &format!("friend-{n}"), "hello", SENT + n)).await.unwrap();
+    }
+    let first = store.sync(&carol, None, 2, SENT).await.unwrap();
+    // friend-0, not yet listed, becomes the most recent while the client pages.
+    store.record_direct(&carol, &stored(2, "friend-0", "again", SENT + 100)).await.unwrap();
+
+    let second = store.sync(&carol, first.next.as_ref(), 2, SENT).await.unwrap();
+
+    let names = |page: &SyncPage| listed(page).into_iter().map(|(name, ..)| name).collect::<Vec<_>>();
+    assert_eq!(names(&first), ["user:friend-3", "user:friend-2"]);
+    assert_eq!(names(&second), ["user:friend-1"], "friend-0 moved above the cursor: it was delivered live");
+    assert_eq!(second.next, None);
+}
+
+async fn a_direct_conversation_whose_messages_expired_is_left_out(store: &impl UserStore) {
+    store.record_direct(&user("bob"), &stored(1, "alice", "old", SENT)).await.unwrap();
+    let later = SENT + chat_core::limits::MESSAGE_RETENTION.as_millis() as i64 + 1_000;
+
+    assert_eq!(store.sync(&user("bob"), None, 10, SENT).await.unwrap().conversations.len(), 1);
+    assert!(store.sync(&user("bob"), None, 10, later).await.unwrap().conversations.is_empty());
 }
 
 async fn removing_a_connection_removes_its_memberships_however_it_is_removed<S: ConnectionStore + RoomStore>(
@@ -219,7 +389,9 @@ async fn a_large_room_is_read_page_by_page_with_every_member_once<S: ConnectionS
 const SENT: i64 = 1_795_255_200_000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Stores a message with no `clientRequestId`: always a new one.
+/// Stores a message with no `clientRequestId`: always a new one. A send that found every seq
+/// taken for its whole time limit stored nothing (`Contended`, which the client sees as
+/// `unavailable`), so it is sent again, as a client would.
 async fn append(
     store: &impl MessageStore,
     conversation: &Conversation,
@@ -227,9 +399,12 @@ async fn append(
     body: &str,
     at: i64,
 ) -> StoredMessage {
-    match store.append(conversation, sender, body, at, None).await.unwrap() {
-        Appended::Stored(message) => message,
-        other => panic!("a send without a clientRequestId is always stored, got {other:?}"),
+    loop {
+        match store.append(conversation, sender, body, at, None).await {
+            Ok(Appended::Stored(message)) => return message,
+            Err(chat_core::error::StoreError::Contended { .. }) => continue,
+            other => panic!("a send without a clientRequestId is always stored, got {other:?}"),
+        }
     }
 }
 
@@ -351,7 +526,15 @@ contract!(
     a_joined_connection_is_a_member_and_its_record_lists_the_room,
     a_connection_without_a_record_cannot_join,
     leaving_ends_one_membership_and_leaving_again_succeeds,
-    the_room_past_the_limit_is_refused_and_a_room_already_joined_is_not,
+    a_users_rooms_past_the_limit_are_refused_and_a_room_already_joined_is_not,
+    a_room_left_is_no_longer_the_users_and_leaving_again_succeeds,
+    a_direct_message_lists_the_conversation_on_both_sides_read_by_its_sender,
+    an_older_message_recorded_late_does_not_roll_an_entry_back,
+    a_preview_is_cut_to_its_first_hundred_characters,
+    read_state_is_raised_never_lowered_and_a_room_needs_a_membership,
+    sync_lists_rooms_and_direct_conversations_most_recently_active_first_page_by_page,
+    a_sync_cursor_keeps_its_meaning_while_a_conversation_moves_to_the_top,
+    a_direct_conversation_whose_messages_expired_is_left_out,
     removing_a_connection_removes_its_memberships_however_it_is_removed,
     a_large_room_is_read_page_by_page_with_every_member_once,
 );

@@ -7,7 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let aws = chat_core::aws_config().await;
-    let store = &DynamoDbStore::from_env(&aws)?.with_messages_from_env()?;
+    let store = &DynamoDbStore::from_env(&aws)?;
     let messenger = &ApiGatewayMessenger::from_env(&aws)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
         Ok::<_, Error>(routes::join_room(&event.payload, store, messenger).await.emit())

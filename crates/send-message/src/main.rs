@@ -15,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let aws = chat_core::aws_config().await;
-    let store = &DynamoDbStore::from_env(&aws)?.with_messages_from_env()?;
+    let store = &DynamoDbStore::from_env(&aws)?;
     let messenger = &ApiGatewayMessenger::from_env(&aws)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
         Ok::<_, Error>(routes::send_message(&event.payload, store, messenger).await.emit())

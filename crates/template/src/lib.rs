@@ -223,7 +223,7 @@ pub struct TableSpec {
     pub sort_key: Option<String>,
     /// Each declared attribute and its type (`S`, `N`, `B`).
     pub attributes: Vec<(String, String)>,
-    /// Global secondary indexes.
+    /// Secondary indexes, global then local.
     pub indexes: Vec<IndexSpec>,
     /// The TTL attribute, if TTL is enabled.
     pub ttl_attribute: Option<String>,
@@ -231,13 +231,18 @@ pub struct TableSpec {
     pub billing_mode: Option<String>,
 }
 
-/// A global secondary index with a partition key only.
+/// A secondary index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexSpec {
     /// The index name.
     pub name: String,
+    /// Whether it is a local secondary index (same partition key as the table, declared with
+    /// it, readable strongly consistently) rather than a global one.
+    pub local: bool,
     /// Its partition key's attribute name.
     pub partition_key: String,
+    /// Its sort key's attribute name, if it has one.
+    pub sort_key: Option<String>,
     /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
     pub projection: String,
 }
@@ -575,21 +580,23 @@ impl Template {
                 Ok((name.to_owned(), kind.to_owned()))
             })
             .collect::<Result<_>>()?;
-        let indexes = list(&properties["GlobalSecondaryIndexes"])
-            .into_iter()
-            .map(|index| {
-                Ok(IndexSpec {
-                    name: text(&index["IndexName"], id, "Properties.GlobalSecondaryIndexes.IndexName")?.to_owned(),
-                    partition_key: hash_key(&index["KeySchema"], "Properties.GlobalSecondaryIndexes.KeySchema")?,
+        let mut indexes = Vec::new();
+        for (kind, local) in [("GlobalSecondaryIndexes", false), ("LocalSecondaryIndexes", true)] {
+            for index in list(&properties[kind]) {
+                indexes.push(IndexSpec {
+                    name: text(&index["IndexName"], id, "Properties.*SecondaryIndexes.IndexName")?.to_owned(),
+                    local,
+                    partition_key: hash_key(&index["KeySchema"], "Properties.*SecondaryIndexes.KeySchema")?,
+                    sort_key: key_of(&index["KeySchema"], "RANGE"),
                     projection: text(
                         &index["Projection"]["ProjectionType"],
                         id,
-                        "Properties.GlobalSecondaryIndexes.Projection.ProjectionType",
+                        "Properties.*SecondaryIndexes.Projection.ProjectionType",
                     )?
                     .to_owned(),
-                })
-            })
-            .collect::<Result<_>>()?;
+                });
+            }
+        }
         let ttl = &properties["TimeToLiveSpecification"];
         Ok(TableSpec {
             logical_id: id.to_owned(),

@@ -22,33 +22,15 @@ fn function_of(template: &Template, route: Route) -> FunctionSpec {
     template.functions().into_iter().find(|function| function.logical_id == spec.function).expect("function")
 }
 
-/// The IAM actions each route's function calls, and nothing more.
+/// The IAM actions each route's function calls, and nothing more: its DynamoDB actions, and
+/// posting to connections for every route that answers or delivers.
 fn actions_needed(route: Route) -> BTreeSet<&'static str> {
-    match route {
-        Route::Connect => ["dynamodb:PutItem", "dynamodb:Query"].into(),
-        Route::Disconnect => ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"].into(),
-        Route::Default => ["execute-api:ManageConnections"].into(),
-        Route::SendMessage => [
-            "dynamodb:GetItem",
-            "dynamodb:Query",
-            "dynamodb:DeleteItem",
-            "dynamodb:BatchWriteItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "execute-api:ManageConnections",
-        ]
-        .into(),
-        Route::JoinRoom => [
-            "dynamodb:UpdateItem",
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:Query",
-            "execute-api:ManageConnections",
-        ]
-        .into(),
-        Route::LeaveRoom => ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "execute-api:ManageConnections"].into(),
-        Route::GetHistory => ["dynamodb:GetItem", "dynamodb:Query", "execute-api:ManageConnections"].into(),
+    let mut actions: BTreeSet<&'static str> =
+        dynamodb_grants_needed(route).into_iter().map(|(action, _)| action).collect();
+    if !matches!(route, Route::Connect | Route::Disconnect) {
+        actions.insert("execute-api:ManageConnections");
     }
+    actions
 }
 
 #[test]
@@ -176,20 +158,20 @@ fn no_policy_uses_a_wildcard_beyond_the_connections_path() {
 }
 
 #[test]
-fn the_query_grants_name_the_index_the_store_queries() {
-    for route in [Route::Connect, Route::SendMessage] {
+fn only_sync_reads_the_activity_index_and_no_function_reads_another() {
+    for route in Route::ALL {
         let function = function_of(&template(), route);
-
-        let query = function
+        let indexes: Vec<&String> = function
             .statements
             .iter()
-            .find(|statement| {
-                statement.actions.contains(&"dynamodb:Query".into())
-                    && statement.resources.iter().any(|resource| resource.contains("ConnectionsTable"))
-            })
-            .unwrap();
-
-        assert_eq!(query.resources, [format!("${{ConnectionsTable.Arn}}/index/{}", schema::USER_INDEX)]);
+            .flat_map(|statement| statement.resources.iter())
+            .filter(|resource| resource.contains("/index/"))
+            .collect();
+        let expected: Vec<String> = match route {
+            Route::Sync => vec![format!("${{UsersTable.Arn}}/index/{}", schema::ACTIVITY_INDEX)],
+            _ => Vec::new(),
+        };
+        assert_eq!(indexes, expected.iter().collect::<Vec<_>>(), "{}", function.logical_id);
     }
 }
 
@@ -267,9 +249,7 @@ fn the_table_has_the_key_index_and_ttl_the_store_uses() {
     assert_eq!(table.sort_key, None);
 
     assert_eq!(table.partition_key, schema::CONNECTION_ID);
-    assert_eq!(table.indexes.len(), 1);
-    assert_eq!(table.indexes[0].name, schema::USER_INDEX);
-    assert_eq!(table.indexes[0].partition_key, schema::USER_ID);
+    assert!(table.indexes.is_empty(), "a user's connections are read from the users table, strongly consistent");
     assert_eq!(table.ttl_attribute.as_deref(), Some(schema::EXPIRES_AT));
     assert_eq!(table.billing_mode.as_deref(), Some("PAY_PER_REQUEST"));
 }
@@ -354,6 +334,23 @@ fn a_parameter_override_the_template_does_not_declare_is_refused_by_name() {
 }
 
 #[test]
+fn the_users_table_is_keyed_by_user_then_entry_with_a_local_index_on_activity() {
+    let table = template().table(schema::USERS_TABLE).unwrap();
+    assert_eq!(table.partition_key, schema::USER_ID);
+    assert_eq!(table.sort_key.as_deref(), Some(schema::ENTRY));
+    assert_eq!(table.indexes.len(), 1);
+    let index = &table.indexes[0];
+    assert!(index.local, "a local index reads strongly consistent; it can only be declared with the table");
+    assert_eq!(
+        (index.name.as_str(), index.partition_key.as_str(), index.sort_key.as_deref()),
+        (schema::ACTIVITY_INDEX, schema::USER_ID, Some(schema::ACTIVITY))
+    );
+    assert_eq!(index.projection, "ALL", "sync reads every attribute from the index alone");
+    assert_eq!(table.ttl_attribute.as_deref(), Some(schema::EXPIRES_AT));
+    assert_eq!(table.billing_mode.as_deref(), Some("PAY_PER_REQUEST"));
+}
+
+#[test]
 fn the_memberships_table_is_keyed_by_room_then_connection_and_expires_with_it() {
     let table = template().table(schema::MEMBERSHIPS_TABLE).unwrap();
     assert_eq!(table.partition_key, schema::ROOM_ID);
@@ -366,34 +363,77 @@ fn the_memberships_table_is_keyed_by_room_then_connection_and_expires_with_it() 
 /// Where each DynamoDB action of each route is used: the table (or index) it touches.
 fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)> {
     const CONNECTIONS: &str = "${ConnectionsTable.Arn}";
-    const USER_INDEX: &str = "${ConnectionsTable.Arn}/index/userId-index";
     const MEMBERSHIPS: &str = "${MembershipsTable.Arn}";
+    const USERS: &str = "${UsersTable.Arn}";
+    const ACTIVITY_INDEX: &str = "${UsersTable.Arn}/index/activity-index";
     const MESSAGES: &str = "${MessagesTable.Arn}";
-    match route {
-        Route::Connect => [("dynamodb:PutItem", CONNECTIONS), ("dynamodb:Query", USER_INDEX)].into(),
-        Route::Disconnect => [("dynamodb:DeleteItem", CONNECTIONS), ("dynamodb:BatchWriteItem", MEMBERSHIPS)].into(),
+    // What removing a connection (gone, or a failed $connect) takes: its record, its entry in
+    // the users table, its memberships.
+    const REMOVE: [(&str, &str); 3] = [
+        ("dynamodb:DeleteItem", CONNECTIONS),
+        ("dynamodb:DeleteItem", USERS),
+        ("dynamodb:BatchWriteItem", MEMBERSHIPS),
+    ];
+    // Settling subscriptions: reading the facts, subscribing and unsubscribing.
+    const SETTLE: [(&str, &str); 6] = [
+        ("dynamodb:GetItem", CONNECTIONS),
+        ("dynamodb:UpdateItem", CONNECTIONS),
+        ("dynamodb:Query", USERS),
+        ("dynamodb:PutItem", MEMBERSHIPS),
+        ("dynamodb:DeleteItem", MEMBERSHIPS),
+        ("dynamodb:GetItem", USERS),
+    ];
+    let mut grants: BTreeSet<_> = match route {
+        Route::Connect => [("dynamodb:PutItem", CONNECTIONS), ("dynamodb:PutItem", USERS)].into(),
+        Route::Disconnect => BTreeSet::new(),
         Route::Default => BTreeSet::new(),
         Route::SendMessage => [
             ("dynamodb:GetItem", CONNECTIONS),
-            ("dynamodb:DeleteItem", CONNECTIONS),
-            ("dynamodb:Query", USER_INDEX),
+            ("dynamodb:Query", USERS),
+            ("dynamodb:GetItem", USERS),
+            ("dynamodb:UpdateItem", USERS),
             ("dynamodb:Query", MEMBERSHIPS),
-            ("dynamodb:BatchWriteItem", MEMBERSHIPS),
             ("dynamodb:Query", MESSAGES),
             ("dynamodb:PutItem", MESSAGES),
             ("dynamodb:UpdateItem", MESSAGES),
+            // An idempotent send's claim: read while pending, deleted when nothing was stored.
+            ("dynamodb:GetItem", MESSAGES),
+            ("dynamodb:DeleteItem", MESSAGES),
         ]
         .into(),
-        Route::JoinRoom => [
-            ("dynamodb:UpdateItem", CONNECTIONS),
+        Route::JoinRoom => [("dynamodb:PutItem", USERS), ("dynamodb:UpdateItem", USERS), ("dynamodb:Query", MESSAGES)]
+            .into_iter()
+            .chain(SETTLE)
+            .collect(),
+        Route::LeaveRoom => SETTLE.into_iter().collect(),
+        Route::GetHistory => {
+            [("dynamodb:GetItem", CONNECTIONS), ("dynamodb:GetItem", USERS), ("dynamodb:Query", MESSAGES)].into()
+        }
+        Route::Sync => [
             ("dynamodb:GetItem", CONNECTIONS),
-            ("dynamodb:PutItem", MEMBERSHIPS),
+            ("dynamodb:Query", USERS),
+            ("dynamodb:Query", ACTIVITY_INDEX),
+            ("dynamodb:BatchGetItem", MESSAGES),
+        ]
+        .into(),
+        Route::MarkRead => [
+            ("dynamodb:GetItem", CONNECTIONS),
+            ("dynamodb:GetItem", USERS),
+            ("dynamodb:Query", USERS),
+            ("dynamodb:UpdateItem", USERS),
             ("dynamodb:Query", MESSAGES),
         ]
         .into(),
-        Route::LeaveRoom => [("dynamodb:UpdateItem", CONNECTIONS), ("dynamodb:DeleteItem", MEMBERSHIPS)].into(),
-        Route::GetHistory => [("dynamodb:GetItem", CONNECTIONS), ("dynamodb:Query", MESSAGES)].into(),
+    };
+    // Every route that posts removes the connections it finds gone; $connect removes its own
+    // record when it fails after saving it; $disconnect removes the closed one.
+    if !matches!(route, Route::Default | Route::GetHistory | Route::Sync) {
+        grants.extend(REMOVE);
     }
+    if route == Route::Connect {
+        grants.extend(SETTLE.into_iter().filter(|(action, table)| !(*action == "dynamodb:GetItem" && *table == USERS)));
+    }
+    grants
 }
 
 #[test]

@@ -39,6 +39,17 @@ impl Chat {
         chat
     }
 
+    /// Opens one more connection for `user`; the status.
+    pub async fn connect(&self, connection_id: &str, user: &str) -> i64 {
+        routes::connect(&events::connect(connection_id, Some(user)), &self.store, Mode::Demo).await.status()
+    }
+
+    /// Sends `frame` to `route` from a connection, 5 s after it opened; the status.
+    pub async fn request(&self, route: Route, from: &str, frame: Value) -> i64 {
+        let event = events::message(route, from, &frame.to_string());
+        routes::handle(route, &event, &self.store, &self.messenger, Mode::Demo).await.status()
+    }
+
     /// Sends a frame as the sample event does, 5 s after the connections opened; the status.
     pub async fn send(&self, from: &str, frame: Value) -> i64 {
         self.send_after(from, frame, 5).await.status()

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use chat_core::DynamoDbStore;
 use chat_core::store::schema;
@@ -45,6 +45,17 @@ pub const MEMBERSHIPS_TABLE: &str = "chat-connections-memberships";
 
 /// The messages table's name beside [`TABLE`]: [`Dynalite::create_table`] names it so.
 pub const MESSAGES_TABLE: &str = "chat-connections-messages";
+/// The users table's name beside [`TABLE`]: [`Dynalite::create_table`] names it so.
+pub const USERS_TABLE: &str = "chat-connections-users";
+
+/// A store over [`TABLE`] and the tables beside it, reached with `client`, keeping messages for
+/// the default retention.
+pub fn store_with(client: Client) -> DynamoDbStore {
+    DynamoDbStore::new(client, TABLE)
+        .with_memberships(MEMBERSHIPS_TABLE)
+        .with_users(USERS_TABLE)
+        .with_messages(MESSAGES_TABLE, chat_core::limits::MESSAGE_RETENTION)
+}
 
 /// A DynamoDB client for `endpoint` with dummy credentials, as every local test uses, and the
 /// functions' own behaviour version and time limits.
@@ -131,17 +142,20 @@ impl Dynalite {
     }
 
     /// Creates the connections table named `name`, its memberships table (`{name}-memberships`)
-    /// and its messages table (`{name}-messages`) as `template.yaml` declares them, and a store
-    /// over the three, keeping messages for the default retention. dynalite has no TTL API, so
+    /// its messages table (`{name}-messages`) and its users table (`{name}-users`) as `template.yaml` declares them, and a store
+    /// over the four, keeping messages for the default retention. dynalite has no TTL API, so
     /// only TTL is left out.
     pub async fn create_table(&self, name: &str) -> DynamoDbStore {
         let memberships = format!("{name}-memberships");
         let messages = format!("{name}-messages");
+        let users = format!("{name}-users");
         self.create_from_template(schema::CONNECTIONS_TABLE, name).await;
         self.create_from_template(schema::MEMBERSHIPS_TABLE, &memberships).await;
         self.create_from_template(schema::MESSAGES_TABLE, &messages).await;
+        self.create_from_template(schema::USERS_TABLE, &users).await;
         DynamoDbStore::new(self.client(), name)
             .with_memberships(memberships)
+            .with_users(users)
             .with_messages(messages, chat_core::limits::MESSAGE_RETENTION)
     }
 
@@ -171,16 +185,29 @@ impl Dynalite {
             );
         }
         for index in &table.indexes {
-            request = request.global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(&index.name)
-                    .key_schema(key(&index.partition_key, KeyType::Hash))
-                    .projection(
-                        Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build(),
-                    )
-                    .build()
-                    .expect("index"),
-            );
+            let mut schema = vec![key(&index.partition_key, KeyType::Hash)];
+            schema.extend(index.sort_key.as_deref().map(|sort_key| key(sort_key, KeyType::Range)));
+            let projection =
+                Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build();
+            request = if index.local {
+                request.local_secondary_indexes(
+                    LocalSecondaryIndex::builder()
+                        .index_name(&index.name)
+                        .set_key_schema(Some(schema))
+                        .projection(projection)
+                        .build()
+                        .expect("index"),
+                )
+            } else {
+                request.global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(&index.name)
+                        .set_key_schema(Some(schema))
+                        .projection(projection)
+                        .build()
+                        .expect("index"),
+                )
+            };
         }
         request.send().await.unwrap_or_else(|error| panic!("dynalite refused CreateTable: {:?}", error));
     }

@@ -38,7 +38,7 @@ impl Stalled {
 
     /// A connection store whose DynamoDB is this server, with the functions' time limits.
     pub fn store(&self) -> DynamoDbStore {
-        DynamoDbStore::new(client_for(&self.endpoint, 3), crate::dynalite::TABLE)
+        crate::dynalite::store_with(client_for(&self.endpoint, 3))
     }
 }
 
@@ -82,7 +82,7 @@ impl Throttling {
 
     /// A connection store whose DynamoDB is this server, with the functions' retries and limits.
     pub fn store(&self) -> DynamoDbStore {
-        DynamoDbStore::new(client_for(&self.endpoint, 3), crate::dynalite::TABLE)
+        crate::dynalite::store_with(client_for(&self.endpoint, 3))
     }
 
     /// How many requests it has answered.

@@ -2,6 +2,7 @@
 //! messenger that records what it was asked to send, a real DynamoDB API server (dynalite), and
 //! backends that fail as real ones do.
 
+pub mod calls;
 pub mod chat;
 pub mod contract;
 pub mod deployment;

@@ -20,7 +20,7 @@ pub async fn get_history(request: &Request, store: &dyn Store) -> Outcome {
     let (conversation, user_id, room_id) = match &ask.conversation {
         ConversationRef::User(other) => (Conversation::direct(&record.user_id, other), Some(other.clone()), None),
         ConversationRef::Room(room) => {
-            if !record.rooms.contains(room) {
+            if !store.in_room(&record.user_id, room).await? {
                 return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} to read its history")));
             }
             (Conversation::Room(room.clone()), None, Some(room.clone()))

@@ -9,11 +9,14 @@
 mod connect;
 mod default;
 mod disconnect;
+mod fan_out;
 mod history;
 pub mod outcome;
+mod read;
 pub mod request;
 mod rooms;
 mod send_message;
+mod sync;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
@@ -32,12 +35,14 @@ pub mod handlers {
     pub use super::default::default;
     pub use super::disconnect::disconnect;
     pub use super::history::get_history;
+    pub use super::read::mark_read;
     pub use super::rooms::{join_room, leave_room};
     pub use super::send_message::send_message;
+    pub use super::sync::sync;
 }
 
 /// `$connect`: see [`handlers::connect`].
-pub async fn connect(event: &ApiGatewayWebsocketProxyRequest, store: &dyn ConnectionStore, mode: Mode) -> Handled {
+pub async fn connect(event: &ApiGatewayWebsocketProxyRequest, store: &dyn Store, mode: Mode) -> Handled {
     request::run(Route::Connect, event, None, async |request, _| connect::connect(request, store, mode).await).await
 }
 
@@ -68,8 +73,10 @@ pub async fn join_room(
     store: &dyn Store,
     messenger: &dyn Messenger,
 ) -> Handled {
-    request::run(Route::JoinRoom, event, Some(messenger), async |request, _| rooms::join_room(request, store).await)
-        .await
+    request::run(Route::JoinRoom, event, Some(messenger), async |request, _| {
+        rooms::join_room(request, store, messenger).await
+    })
+    .await
 }
 
 /// `leaveRoom`: see [`handlers::leave_room`].
@@ -78,8 +85,10 @@ pub async fn leave_room(
     store: &dyn Store,
     messenger: &dyn Messenger,
 ) -> Handled {
-    request::run(Route::LeaveRoom, event, Some(messenger), async |request, _| rooms::leave_room(request, store).await)
-        .await
+    request::run(Route::LeaveRoom, event, Some(messenger), async |request, _| {
+        rooms::leave_room(request, store, messenger).await
+    })
+    .await
 }
 
 /// `getHistory`: see [`handlers::get_history`].
@@ -90,6 +99,23 @@ pub async fn get_history(
 ) -> Handled {
     request::run(Route::GetHistory, event, Some(messenger), async |request, _| {
         history::get_history(request, store).await
+    })
+    .await
+}
+
+/// `sync`: see [`handlers::sync`].
+pub async fn sync(event: &ApiGatewayWebsocketProxyRequest, store: &dyn Store, messenger: &dyn Messenger) -> Handled {
+    request::run(Route::Sync, event, Some(messenger), async |request, _| sync::sync(request, store).await).await
+}
+
+/// `markRead`: see [`handlers::mark_read`].
+pub async fn mark_read(
+    event: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+) -> Handled {
+    request::run(Route::MarkRead, event, Some(messenger), async |request, _| {
+        read::mark_read(request, store, messenger).await
     })
     .await
 }
@@ -111,6 +137,8 @@ pub async fn handle(
         Route::JoinRoom => join_room(event, store, messenger).await,
         Route::LeaveRoom => leave_room(event, store, messenger).await,
         Route::GetHistory => get_history(event, store, messenger).await,
+        Route::Sync => sync(event, store, messenger).await,
+        Route::MarkRead => mark_read(event, store, messenger).await,
     }
 }
 

@@ -1,34 +1,51 @@
-//! `joinRoom` and `leaveRoom`: a connection enters or leaves a room, and hears that it did.
+//! `joinRoom` and `leaveRoom`: a user enters or leaves a room on every connection, and each of
+//! their connections hears that they did.
 
-use super::{Outcome, Refusal, Reply, Request};
-use crate::limits::MAX_ROOMS_PER_CONNECTION;
-use crate::protocol::{Answer, ErrorCode, Joined, Left, RoomRequest};
-use crate::store::{self, Store};
+use super::fan_out::tell_others;
+use super::{Outcome, Refusal, Reply, Request, unknown_connection};
+use crate::limits::MAX_ROOMS_PER_USER;
+use crate::messenger::Messenger;
+use crate::protocol::{Answer, ConversationRef, ErrorCode, Joined, Left, RoomRequest};
+use crate::store::{self, RoomJoin, Store, subscriptions};
 
-/// Makes the connection a member of `roomId` and answers `{"roomId":…,"joined":true,"seq":…}`
-/// with the room's latest seq; joining again answers the same. Past [`MAX_ROOMS_PER_CONNECTION`] rooms it answers `tooManyRooms`.
-pub async fn join_room(request: &Request, store: &dyn Store) -> Outcome {
+/// Makes the connection's user a member of `roomId`, subscribes every connection of theirs
+/// (including ones opened later, until they leave) and answers `{"roomId":…,"joined":true,
+/// "seq":…}` with the room's latest seq, read once every subscription is in place; their other
+/// connections get the same frame. A first join starts the user's read state at that seq (a
+/// newcomer has nothing unread); joining again answers the same. Past [`MAX_ROOMS_PER_USER`]
+/// rooms it answers `tooManyRooms`.
+pub async fn join_room(request: &Request, store: &dyn Store, messenger: &dyn Messenger) -> Outcome {
     let room_id = RoomRequest::parse(request.body.as_deref())?.room_id;
-    match store.join(&request.connection_id, &room_id).await? {
-        store::Joined::Member => {
-            // Read after the membership is in place, so nothing stored after it can be missed.
-            let seq = store.latest_seq(&store::Conversation::Room(room_id.clone())).await?;
-            tracing::info!("joined a room");
-            Ok(Reply::Answer(Answer::Joined(Joined { room_id, joined: true, seq })))
+    let user = store.find(&request.connection_id).await?.ok_or_else(unknown_connection)?.user_id;
+    let first = match store.add_room(&user, &room_id).await? {
+        RoomJoin::Member { first } => first,
+        RoomJoin::TooManyRooms => {
+            let text = format!("a user may be in at most {MAX_ROOMS_PER_USER} rooms; leave one first");
+            return Err(Refusal::new(ErrorCode::TooManyRooms, text));
         }
-        store::Joined::TooManyRooms => {
-            let text = format!("a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms; leave one first");
-            Err(Refusal::new(ErrorCode::TooManyRooms, text))
-        }
-        store::Joined::UnknownConnection => Err(super::unknown_connection()),
+    };
+    subscriptions::settle_room(store, &user, &room_id).await?;
+    // Read after the subscriptions are in place, so nothing stored after it can be missed.
+    let seq = store.latest_seq(&store::Conversation::Room(room_id.clone())).await?;
+    if first {
+        store.mark_read(&user, &ConversationRef::Room(room_id.clone()), seq).await?;
     }
+    let joined = Joined { room_id, joined: true, seq };
+    tell_others(request, store, messenger, &user, &joined).await;
+    tracing::info!(first, "joined a room");
+    Ok(Reply::Answer(Answer::Joined(joined)))
 }
 
-/// Ends the connection's membership of `roomId` and answers `{"roomId":…,"left":true}`, also
-/// when it was not a member.
-pub async fn leave_room(request: &Request, store: &dyn Store) -> Outcome {
+/// Ends the user's membership of `roomId` on every connection and answers
+/// `{"roomId":…,"left":true}`, also when they were not a member; their other connections get
+/// the same frame.
+pub async fn leave_room(request: &Request, store: &dyn Store, messenger: &dyn Messenger) -> Outcome {
     let room_id = RoomRequest::parse(request.body.as_deref())?.room_id;
-    store.leave(&request.connection_id, &room_id).await?;
+    let user = store.find(&request.connection_id).await?.ok_or_else(unknown_connection)?.user_id;
+    store.remove_room(&user, &room_id).await?;
+    subscriptions::settle_room(store, &user, &room_id).await?;
+    let left = Left { room_id, left: true };
+    tell_others(request, store, messenger, &user, &left).await;
     tracing::info!("left a room");
-    Ok(Reply::Answer(Answer::Left(Left { room_id, left: true })))
+    Ok(Reply::Answer(Answer::Left(left)))
 }

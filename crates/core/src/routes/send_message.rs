@@ -1,16 +1,15 @@
 //! `sendMessage`: store a message at its conversation's next seq, then deliver it to every open
 //! connection of a user (and the sender's other connections), or to every other member of a room.
 
-use futures::StreamExt;
-
+use super::fan_out::{FanOut, Tally};
 use super::{Outcome, Refusal, Reply, Request, unknown_connection};
-use crate::error::{Chain, PostError};
-use crate::limits::{GONE_AFTER, MAX_MESSAGE_BYTES, MAX_POSTS_IN_FLIGHT};
-use crate::messenger::{Endpoint, Messenger};
+use crate::error::Chain;
+use crate::limits::MAX_MESSAGE_BYTES;
+use crate::messenger::Messenger;
 use crate::metrics::Metrics;
 use crate::protocol::{
-    self, Ack, Addressee, Answer, Delivery, ErrorCode, Frame, FrameError, History, HistoryMessage, RoomDelivery,
-    RoomId, SendMessage, UserId, fields,
+    self, Ack, Addressee, Answer, ConversationRef, Delivery, ErrorCode, Frame, FrameError, History, HistoryMessage,
+    RoomDelivery, RoomId, SendMessage, UserId, fields,
 };
 use crate::store::{Appended, Connection, Conversation, Idempotency, Store, StoredMessage};
 
@@ -19,7 +18,7 @@ use crate::store::{Appended, Connection, Conversation, Idempotency, Store, Store
 /// and every other connection of the sender, online or not: a user with no open connection
 /// reads it later through history. To a room (`roomId`), `{"senderId","roomId","body","seq",
 /// "sentAt"}` reaches every other member connection, read a page at a time. At most
-/// [`MAX_POSTS_IN_FLIGHT`] posts are in flight at once; `metrics` counts what was delivered,
+/// [`MAX_POSTS_IN_FLIGHT`](crate::limits::MAX_POSTS_IN_FLIGHT) posts are in flight at once; `metrics` counts what was delivered,
 /// gone and failed.
 ///
 /// The sender's id comes from the store's record of the sending connection, never from the
@@ -34,9 +33,7 @@ pub async fn send_message(
 ) -> Outcome {
     let message = SendMessage::parse(request.body.as_deref())?;
     let record: Connection = store.find(&request.connection_id).await?.ok_or_else(unknown_connection)?;
-    // A record younger than this may belong to a connection whose handshake is still completing.
-    let opened_by = request.request_time_ms - GONE_AFTER.as_millis() as i64;
-    let fan_out = FanOut { store, messenger, endpoint: &request.endpoint, opened_by };
+    let fan_out = FanOut::new(request, store, messenger);
     let mut tally = Tally::default();
     let sender = &record.user_id;
     let sent_at = request.request_time_ms;
@@ -92,10 +89,26 @@ pub async fn send_message(
         }
         None => false,
     };
-    match to {
-        DeliveredTo::User(user) => to_user(request, &fan_out, user, &stored, &mut tally).await,
-        DeliveredTo::Room(room) => to_room(request, &fan_out, room, &stored, &mut tally).await,
-    }
+    // The conversation lists `sync` reads, beside the fan-out (a repeat records again, healing
+    // a send that stopped before).
+    let record = async {
+        let recorded = match to {
+            DeliveredTo::User(user) => store.record_direct(user, &stored).await,
+            DeliveredTo::Room(room) => {
+                store.mark_read(sender, &ConversationRef::Room(room.clone()), stored.seq).await.map(|_| ())
+            }
+        };
+        if let Err(error) = recorded {
+            tracing::error!(error = %Chain(&error), "could not record the message in the conversation lists; the next message will");
+        }
+    };
+    let deliver = async {
+        match to {
+            DeliveredTo::User(user) => to_user(request, &fan_out, user, &stored, &mut tally).await,
+            DeliveredTo::Room(room) => to_room(request, &fan_out, room, &stored, &mut tally).await,
+        }
+    };
+    futures::join!(record, deliver);
     tally.record(metrics);
     let (delivered, failed) = (tally.delivered, tally.failed);
     tracing::info!(connections = delivered + tally.gone + failed, delivered, failed, "sendMessage");
@@ -103,6 +116,7 @@ pub async fn send_message(
 }
 
 /// Where a message goes, for its size check.
+#[derive(Clone, Copy)]
 enum DeliveredTo<'a> {
     User(&'a UserId),
     Room(&'a RoomId),
@@ -211,80 +225,4 @@ fn encoded(frame: &impl Frame) -> Option<Vec<u8>> {
     protocol::to_bytes(frame)
         .map_err(|error| tracing::error!(error = %Chain(&error), "could not encode a delivery"))
         .ok()
-}
-
-/// What happened to the posts of one message.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Tally {
-    delivered: usize,
-    /// Connections that answered 410; their records were removed if old enough to be gone.
-    gone: usize,
-    /// Of the gone, those whose record could not be removed (the TTL will).
-    records_kept: usize,
-    failed: usize,
-}
-
-impl std::ops::AddAssign for Tally {
-    fn add_assign(&mut self, other: Self) {
-        self.delivered += other.delivered;
-        self.gone += other.gone;
-        self.records_kept += other.records_kept;
-        self.failed += other.failed;
-    }
-}
-
-impl Tally {
-    fn record(&self, metrics: &mut Metrics) {
-        metrics.messages_delivered = self.delivered as u64;
-        metrics.connections_gone = self.gone as u64;
-        metrics.posts_failed = self.failed as u64;
-        metrics.backend_failures = self.records_kept as u64;
-    }
-}
-
-/// Posts one frame to many connections, [`MAX_POSTS_IN_FLIGHT`] at a time.
-struct FanOut<'a> {
-    store: &'a dyn Store,
-    messenger: &'a dyn Messenger,
-    endpoint: &'a Endpoint,
-    /// Epoch ms: a gone connection opened by then loses its record.
-    opened_by: i64,
-}
-
-impl FanOut<'_> {
-    async fn deliver(&self, recipients: Vec<String>, frame: &[u8]) -> Tally {
-        // Collected first: a lazy map over borrowed ids trips the compiler's higher-ranked
-        // lifetime check once the future is boxed (async_trait).
-        let posts: Vec<_> = recipients.iter().map(|id| self.deliver_one(id, frame)).collect();
-        let tallies = futures::stream::iter(posts).buffer_unordered(MAX_POSTS_IN_FLIGHT);
-        tallies
-            .fold(Tally::default(), |mut sum, one| async move {
-                sum += one;
-                sum
-            })
-            .await
-    }
-
-    /// Posts the frame to one connection. A connection that is gone loses its record, if it
-    /// was opened by `opened_by`: a younger one may still be completing its handshake.
-    async fn deliver_one(&self, connection_id: &str, frame: &[u8]) -> Tally {
-        match self.messenger.post(self.endpoint, connection_id, frame).await {
-            Ok(()) => Tally { delivered: 1, ..Tally::default() },
-            Err(PostError::Gone(_)) => match self.store.remove_if_opened_by(connection_id, self.opened_by).await {
-                Ok(removed) => {
-                    tracing::info!(recipient = connection_id, removed, "recipient connection is gone");
-                    Tally { gone: 1, ..Tally::default() }
-                }
-                Err(error) => {
-                    // The record's TTL will remove it eventually; the delivery outcome stands.
-                    tracing::warn!(recipient = connection_id, error = %Chain(&error), "could not delete a gone connection's record");
-                    Tally { gone: 1, records_kept: 1, ..Tally::default() }
-                }
-            },
-            Err(error) => {
-                tracing::error!(recipient = connection_id, error = %Chain(&error), "delivery failed");
-                Tally { failed: 1, ..Tally::default() }
-            }
-        }
-    }
 }

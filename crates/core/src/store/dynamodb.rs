@@ -1,11 +1,15 @@
-//! The connection and room store in the cloud: one DynamoDB table keyed by connection, with an
-//! index on user, and one of memberships keyed by room and connection.
+//! The store in the cloud: DynamoDB tables of connections (keyed by connection), memberships
+//! (by room and connection), users (by user and entry: their connections, rooms and direct
+//! conversations) and messages (by conversation and seq; see [`super::messages`]).
 //!
-//! Connections: PutItem, DeleteItem (conditional on `connectedAt` for gone connections),
-//! GetItem, and one Query on the user index, read page by page. A connection's record lists its
-//! rooms, so deleting it returns them (`ALL_OLD`) and their memberships are deleted in batches
-//! of 25. Rooms: an UpdateItem on the record and a PutItem (join), a DeleteItem and an UpdateItem
-//! (leave), and one strongly consistent Query per page of members. Nothing scans.
+//! Connections: a PutItem of the record and one of the user's `c#` entry; DeleteItems
+//! (conditional on `connectedAt` for gone connections); GetItem; and a strongly consistent
+//! Query of the user's `c#` entries. A connection's record lists its rooms, so deleting it
+//! returns them (`ALL_OLD`) and their memberships are deleted in batches of 25. Memberships: an
+//! UpdateItem on the record and a PutItem (join), a DeleteItem and an UpdateItem (leave), and one
+//! strongly consistent Query per page of members. Users: GetItem, PutItem, UpdateItem, DeleteItem
+//! and Query on their partition; `sync` also reads rooms' heads with BatchGetItem. Every read is
+//! strongly consistent; nothing scans.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -17,8 +21,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 
 use super::schema::{
-    BODY, BODY_HASH, CLAIMED_AT, CONNECTED_AT, CONNECTION_ID, CONVERSATION, EXPIRES_AT, LAST_SEQ, MESSAGE_SEQ,
-    REQUEST_KEY, ROOM_ID, ROOMS, SENDER_ID, SENT_AT, SEQ, USER_ID, USER_INDEX,
+    BODY, BODY_HASH, CLAIMED_AT, CONNECTED_AT, CONNECTION_ID, CONVERSATION, ENTRY, EXPIRES_AT, LAST_BODY,
+    LAST_SENDER_ID, LAST_SENT_AT, LAST_SEQ, MESSAGE_SEQ, REQUEST_KEY, ROOM_ID, ROOMS, SENDER_ID, SENT_AT, SEQ, USER_ID,
 };
 use super::{
     Appended, Connection, ConnectionStore, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, Joined,
@@ -26,7 +30,7 @@ use super::{
 };
 use crate::config;
 use crate::error::{ConfigError, StoreError};
-use crate::limits::{APPEND_TIME_LIMIT, MAX_ROOMS_PER_CONNECTION};
+use crate::limits::APPEND_TIME_LIMIT;
 use crate::protocol::{RoomId, UserId};
 
 /// Connections in a DynamoDB table laid out as [`super::schema`] says.
@@ -35,6 +39,7 @@ pub struct DynamoDbStore {
     client: Client,
     table: String,
     memberships: Option<String>,
+    users: Option<String>,
     messages: Option<(String, std::time::Duration)>,
     page_size: Option<i32>,
 }
@@ -42,7 +47,21 @@ pub struct DynamoDbStore {
 impl DynamoDbStore {
     /// A store over `table`, reached with `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), memberships: None, messages: None, page_size: None }
+        Self { client, table: table.into(), memberships: None, users: None, messages: None, page_size: None }
+    }
+
+    /// Keeps users' connections, rooms and conversations in `table`.
+    pub fn with_users(mut self, table: impl Into<String>) -> Self {
+        self.users = Some(table.into());
+        self
+    }
+
+    pub(super) fn users(&self) -> Result<&str, StoreError> {
+        self.users.as_deref().ok_or(StoreError::NoUsersTable)
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Keeps messages in `table`, each for `retention`.
@@ -51,17 +70,7 @@ impl DynamoDbStore {
         self
     }
 
-    /// Keeps messages in the table `MESSAGES_TABLE_NAME` names, for `MESSAGE_RETENTION_DAYS`.
-    ///
-    /// # Errors
-    /// [`ConfigError::Missing`] when `MESSAGES_TABLE_NAME` is unset, [`ConfigError::Invalid`]
-    /// when the retention is not a number of days.
-    pub fn with_messages_from_env(self) -> Result<Self, ConfigError> {
-        let vars = config::Vars::env();
-        Ok(self.with_messages(vars.required(config::MESSAGES_TABLE_NAME)?, vars.message_retention()?))
-    }
-
-    fn messages(&self) -> Result<(&str, std::time::Duration), StoreError> {
+    pub(super) fn messages(&self) -> Result<(&str, std::time::Duration), StoreError> {
         self.messages.as_ref().map(|(table, retention)| (table.as_str(), *retention)).ok_or(StoreError::NoMessagesTable)
     }
 
@@ -78,24 +87,21 @@ impl DynamoDbStore {
         self
     }
 
-    /// A store over the tables named by `TABLE_NAME` and `MEMBERSHIPS_TABLE_NAME`. The endpoint
-    /// honours the SDK's `AWS_ENDPOINT_URL_DYNAMODB`, for dynalite or DynamoDB Local.
+    /// A store over the tables named by `TABLE_NAME`, `MEMBERSHIPS_TABLE_NAME`,
+    /// `USERS_TABLE_NAME` and `MESSAGES_TABLE_NAME`, keeping messages for
+    /// `MESSAGE_RETENTION_DAYS`. The endpoint honours the SDK's `AWS_ENDPOINT_URL_DYNAMODB`, for
+    /// dynalite or DynamoDB Local. (IAM, not configuration, limits what each function may do.)
     ///
     /// # Errors
     /// [`ConfigError::Missing`] naming the first variable that is unset, at start-up rather
-    /// than at the first room operation.
+    /// than at the first call; [`ConfigError::Invalid`] when the retention is not a number of
+    /// days.
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let memberships = config::required(config::MEMBERSHIPS_TABLE_NAME)?;
-        Ok(Self::connections_from_env(aws)?.with_memberships(memberships))
-    }
-
-    /// A store over `TABLE_NAME` alone, for `$connect`, which touches no room (a room
-    /// operation on it fails with [`StoreError::NoMembershipsTable`]).
-    ///
-    /// # Errors
-    /// [`ConfigError::Missing`] when `TABLE_NAME` is unset.
-    pub fn connections_from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        Ok(Self::new(Client::new(aws), config::required(config::TABLE_NAME)?))
+        let vars = config::Vars::env();
+        Ok(Self::new(Client::new(aws), vars.required(config::TABLE_NAME)?)
+            .with_memberships(vars.required(config::MEMBERSHIPS_TABLE_NAME)?)
+            .with_users(vars.required(config::USERS_TABLE_NAME)?)
+            .with_messages(vars.required(config::MESSAGES_TABLE_NAME)?, vars.message_retention()?))
     }
 
     fn memberships(&self) -> Result<&str, StoreError> {
@@ -147,11 +153,11 @@ impl DynamoDbStore {
     }
 }
 
-fn string(value: &str) -> AttributeValue {
+pub(super) fn string(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
-fn number(value: i64) -> AttributeValue {
+pub(super) fn number(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -201,7 +207,26 @@ impl ConnectionStore for DynamoDbStore {
         if !rooms.is_empty() {
             request = request.item(ROOMS, AttributeValue::Ss(rooms));
         }
-        request.send().await.map_err(StoreError::dynamodb("PutItem"))?;
+        let previous =
+            request.return_values(ReturnValue::AllOld).send().await.map_err(StoreError::dynamodb("PutItem"))?;
+        // A record saved again under another user leaves the first user's entry behind.
+        if let Some(previous) = previous.attributes.as_ref()
+            && previous.get(USER_ID).and_then(|value| value.as_s().ok())
+                != Some(&connection.user_id.as_str().to_owned())
+        {
+            self.forget(&connection.connection_id, Some(previous)).await?;
+        }
+        // The user's own fact, read strongly consistently by `connections_of`.
+        self.client
+            .put_item()
+            .table_name(self.users()?)
+            .item(USER_ID, string(connection.user_id.as_str()))
+            .item(ENTRY, string(&connection_entry(&connection.connection_id)))
+            .item(CONNECTED_AT, number(connection.connected_at))
+            .item(EXPIRES_AT, number(connection.expires_at))
+            .send()
+            .await
+            .map_err(StoreError::dynamodb("PutItem"))?;
         Ok(())
     }
 
@@ -215,7 +240,7 @@ impl ConnectionStore for DynamoDbStore {
             .send()
             .await
             .map_err(StoreError::dynamodb("DeleteItem"))?;
-        self.drop_memberships(connection_id, &rooms_of(output.attributes.as_ref())).await
+        self.forget(connection_id, output.attributes.as_ref()).await
     }
 
     async fn remove_if_opened_by(&self, connection_id: &str, opened_by: i64) -> Result<bool, StoreError> {
@@ -232,7 +257,7 @@ impl ConnectionStore for DynamoDbStore {
             .await;
         match result {
             Ok(output) => {
-                self.drop_memberships(connection_id, &rooms_of(output.attributes.as_ref())).await?;
+                self.forget(connection_id, output.attributes.as_ref()).await?;
                 Ok(true)
             }
             Err(error)
@@ -263,23 +288,56 @@ impl ConnectionStore for DynamoDbStore {
         let mut pages = self
             .client
             .query()
-            .table_name(&self.table)
-            .index_name(USER_INDEX)
-            .key_condition_expression("#user = :user")
+            .table_name(self.users()?)
+            .consistent_read(true)
+            .key_condition_expression("#user = :user AND begins_with(#entry, :c)")
             .expression_attribute_names("#user", USER_ID)
+            .expression_attribute_names("#entry", ENTRY)
             .expression_attribute_values(":user", string(user_id.as_str()))
+            .expression_attribute_values(":c", string(CONNECTION_PREFIX))
+            .projection_expression("#entry")
             .set_limit(self.page_size)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(StoreError::dynamodb("Query"))?;
-            ids.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|item| item.get(CONNECTION_ID).and_then(|value| value.as_s().ok()).cloned()),
-            );
+            ids.extend(page.items().iter().filter_map(|item| {
+                let entry = item.get(ENTRY).and_then(|value| value.as_s().ok())?;
+                entry.strip_prefix(CONNECTION_PREFIX).map(str::to_owned)
+            }));
         }
         Ok(ids)
+    }
+}
+
+/// The prefix of a connection's entry in the users table.
+const CONNECTION_PREFIX: &str = "c#";
+
+/// A connection's entry in its user's partition of the users table.
+fn connection_entry(connection_id: &str) -> String {
+    format!("{CONNECTION_PREFIX}{connection_id}")
+}
+
+impl DynamoDbStore {
+    /// After a connection's record was deleted (its `ALL_OLD` image): deletes its entry in the
+    /// users table and its memberships.
+    async fn forget(
+        &self,
+        connection_id: &str,
+        record: Option<&HashMap<String, AttributeValue>>,
+    ) -> Result<(), StoreError> {
+        let Some(record) = record else { return Ok(()) };
+        if let Some(user) = record.get(USER_ID).and_then(|value| value.as_s().ok()) {
+            self.client
+                .delete_item()
+                .table_name(self.users()?)
+                .key(USER_ID, string(user))
+                .key(ENTRY, string(&connection_entry(connection_id)))
+                .send()
+                .await
+                .map_err(StoreError::dynamodb("DeleteItem"))?;
+        }
+        self.drop_memberships(connection_id, &rooms_of(Some(record))).await
     }
 }
 
@@ -294,14 +352,10 @@ impl RoomStore for DynamoDbStore {
             .table_name(&self.table)
             .key(CONNECTION_ID, string(connection_id))
             .update_expression("ADD #rooms :room")
-            .condition_expression(
-                "attribute_exists(#id) AND (attribute_not_exists(#rooms) OR size(#rooms) < :max OR contains(#rooms, :name))",
-            )
+            .condition_expression("attribute_exists(#id)")
             .expression_attribute_names("#id", CONNECTION_ID)
             .expression_attribute_names("#rooms", ROOMS)
             .expression_attribute_values(":room", AttributeValue::Ss(vec![room.as_str().to_owned()]))
-            .expression_attribute_values(":name", string(room.as_str()))
-            .expression_attribute_values(":max", number(MAX_ROOMS_PER_CONNECTION as i64))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -310,10 +364,7 @@ impl RoomStore for DynamoDbStore {
             Err(error)
                 if error.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
             {
-                return Ok(match self.find(connection_id).await? {
-                    None => Joined::UnknownConnection,
-                    Some(_) => Joined::TooManyRooms,
-                });
+                return Ok(Joined::UnknownConnection);
             }
             Err(error) => return Err(StoreError::dynamodb("UpdateItem")(error)),
         };
@@ -429,18 +480,25 @@ impl DynamoDbStore {
         }
     }
 
-    /// Raises the head to `seq`; a head already past it stays as it is.
-    async fn raise_head(&self, table: &str, key: &str, seq: u64) {
+    /// Raises the head to `message`: its seq, and its sender, time and preview for `sync`; a
+    /// head already past it stays as it is.
+    async fn raise_head(&self, table: &str, key: &str, message: &StoredMessage) {
         let result = self
             .client
             .update_item()
             .table_name(table)
             .key(CONVERSATION, string(key))
             .key(SEQ, number(0))
-            .update_expression("SET #last = :seq")
+            .update_expression("SET #last = :seq, #sender = :sender, #body = :body, #at = :at")
             .condition_expression("attribute_not_exists(#last) OR #last < :seq")
             .expression_attribute_names("#last", LAST_SEQ)
-            .expression_attribute_values(":seq", number(seq as i64))
+            .expression_attribute_names("#sender", LAST_SENDER_ID)
+            .expression_attribute_names("#body", LAST_BODY)
+            .expression_attribute_names("#at", LAST_SENT_AT)
+            .expression_attribute_values(":seq", number(message.seq as i64))
+            .expression_attribute_values(":sender", string(message.sender_id.as_str()))
+            .expression_attribute_values(":body", string(&super::users::preview(&message.body)))
+            .expression_attribute_values(":at", number(message.sent_at))
             .send()
             .await;
         match result {
@@ -503,8 +561,8 @@ impl MessageStore for DynamoDbStore {
             }
             match put.send().await {
                 Ok(_) => {
-                    self.raise_head(table, &key, seq).await;
                     let message = StoredMessage { seq, sender_id: sender.clone(), body: body.to_owned(), sent_at };
+                    self.raise_head(table, &key, &message).await;
                     // Stored: a claim left pending is taken over by the client's retry, which
                     // finds this message, so a failure to complete it is no failure to store.
                     if let Some(claim) = &claim

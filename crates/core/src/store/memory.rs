@@ -6,13 +6,14 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 
+use super::users::{ConversationEntry, RoomJoin, SyncCursor, SyncPage, UserStore, page_of, preview};
 use super::{
     Appended, Connection, ConnectionStore, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, Joined,
     MembersPage, MessageStore, RoomStore, StoredMessage,
 };
 use crate::error::StoreError;
-use crate::limits::{MAX_ROOMS_PER_CONNECTION, MESSAGE_RETENTION};
-use crate::protocol::{RoomId, UserId};
+use crate::limits::{MAX_ROOMS_PER_USER, MESSAGE_RETENTION};
+use crate::protocol::{ConversationRef, RoomId, UserId};
 
 /// Members per page of [`RoomStore::members`], as a DynamoDB page holds many.
 const PAGE: usize = 1000;
@@ -39,12 +40,28 @@ struct Inner {
     /// By conversation, sender and `clientRequestId`: the body's hash, the message's seq and
     /// when the claim lapses (epoch ms).
     requests: HashMap<(Conversation, UserId, String), (String, u64, i64)>,
+    /// By user: the rooms they joined, each with their readSeq.
+    rooms: HashMap<UserId, HashMap<RoomId, u64>>,
+    /// By user and other user: their direct conversation's entry.
+    directs: HashMap<UserId, HashMap<UserId, Direct>>,
+}
+
+/// One side's entry for a direct conversation.
+#[derive(Debug, Default, Clone)]
+struct Direct {
+    last_seq: u64,
+    read_seq: u64,
+    peer_read_seq: u64,
+    /// The last message, its body cut to a preview.
+    last: Option<StoredMessage>,
 }
 
 /// One conversation's messages and the latest seq it ever had.
 #[derive(Debug, Default)]
 struct Log {
     last_seq: u64,
+    /// The last message stored, its body cut to a preview (a room's, for `sync`).
+    last: Option<StoredMessage>,
     /// By seq: the message and when it expires, epoch seconds.
     messages: std::collections::BTreeMap<u64, (StoredMessage, i64)>,
 }
@@ -155,9 +172,6 @@ impl RoomStore for MemoryStore {
     async fn join(&self, connection_id: &str, room: &RoomId) -> Result<Joined, StoreError> {
         let mut inner = self.write();
         let Some(connection) = inner.connections.get_mut(connection_id) else { return Ok(Joined::UnknownConnection) };
-        if !connection.rooms.contains(room) && connection.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
-            return Ok(Joined::TooManyRooms);
-        }
         connection.rooms.insert(room.clone());
         inner.members.entry(room.clone()).or_default().insert(connection_id.to_owned());
         Ok(Joined::Member)
@@ -213,6 +227,7 @@ impl MessageStore for MemoryStore {
         let log = inner.conversations.entry(conversation.clone()).or_default();
         log.last_seq += 1;
         let message = StoredMessage { seq: log.last_seq, sender_id: sender.clone(), body: body.to_owned(), sent_at };
+        log.last = Some(StoredMessage { body: preview(body), ..message.clone() });
         log.messages.insert(message.seq, (message.clone(), super::expires_at(sent_at, self.retention)));
         if let Some(key) = key {
             let lapses = sent_at + IDEMPOTENCY_WINDOW.as_millis() as i64;
@@ -252,5 +267,119 @@ impl MessageStore for MemoryStore {
             messages.reverse();
         }
         Ok(HistoryPage { messages, has_more, oldest_seq })
+    }
+}
+
+impl MemoryStore {
+    /// Whether a message stored at `sent_at` (epoch ms) has expired at `now_ms`.
+    fn expired(&self, sent_at: i64, now_ms: i64) -> bool {
+        super::expires_at(sent_at, self.retention) <= now_ms / 1000
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn add_room(&self, user: &UserId, room: &RoomId) -> Result<RoomJoin, StoreError> {
+        let mut inner = self.write();
+        let rooms = inner.rooms.entry(user.clone()).or_default();
+        if rooms.contains_key(room) {
+            return Ok(RoomJoin::Member { first: false });
+        }
+        if rooms.len() >= MAX_ROOMS_PER_USER {
+            return Ok(RoomJoin::TooManyRooms);
+        }
+        rooms.insert(room.clone(), 0);
+        Ok(RoomJoin::Member { first: true })
+    }
+
+    async fn remove_room(&self, user: &UserId, room: &RoomId) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if let Some(rooms) = inner.rooms.get_mut(user) {
+            rooms.remove(room);
+        }
+        Ok(())
+    }
+
+    async fn rooms_of(&self, user: &UserId) -> Result<Vec<RoomId>, StoreError> {
+        Ok(self.read().rooms.get(user).map(|rooms| rooms.keys().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn in_room(&self, user: &UserId, room: &RoomId) -> Result<bool, StoreError> {
+        Ok(self.read().rooms.get(user).is_some_and(|rooms| rooms.contains_key(room)))
+    }
+
+    async fn record_direct(&self, recipient: &UserId, message: &StoredMessage) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let sender = &message.sender_id;
+        let last = StoredMessage { body: preview(&message.body), ..message.clone() };
+        for (owner, other) in [(recipient, sender), (sender, recipient)] {
+            let entry = inner.directs.entry(owner.clone()).or_default().entry(other.clone()).or_default();
+            if entry.last_seq < message.seq {
+                entry.last_seq = message.seq;
+                entry.last = Some(last.clone());
+            }
+            if owner == sender {
+                entry.read_seq = entry.read_seq.max(message.seq);
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_read(&self, user: &UserId, conversation: &ConversationRef, seq: u64) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let read_seq = match conversation {
+            ConversationRef::User(other) => {
+                let entry = inner.directs.entry(user.clone()).or_default().entry(other.clone()).or_default();
+                entry.read_seq = entry.read_seq.max(seq);
+                entry.read_seq
+            }
+            ConversationRef::Room(room) => match inner.rooms.get_mut(user).and_then(|rooms| rooms.get_mut(room)) {
+                Some(read_seq) => {
+                    *read_seq = (*read_seq).max(seq);
+                    *read_seq
+                }
+                None => 0,
+            },
+        };
+        Ok(read_seq)
+    }
+
+    async fn mark_peer_read(&self, user: &UserId, peer: &UserId, seq: u64) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let entry = inner.directs.entry(user.clone()).or_default().entry(peer.clone()).or_default();
+        entry.peer_read_seq = entry.peer_read_seq.max(seq);
+        Ok(())
+    }
+
+    async fn sync(
+        &self,
+        user: &UserId,
+        after: Option<&SyncCursor>,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<SyncPage, StoreError> {
+        let inner = self.read();
+        let mut entries = Vec::new();
+        for (room, read_seq) in inner.rooms.get(user).into_iter().flatten() {
+            let log = inner.conversations.get(&Conversation::Room(room.clone()));
+            entries.push(ConversationEntry {
+                conversation: ConversationRef::Room(room.clone()),
+                last_seq: log.map_or(0, |log| log.last_seq),
+                read_seq: *read_seq,
+                peer_read_seq: 0,
+                last: log.and_then(|log| log.last.clone()).filter(|last| !self.expired(last.sent_at, now_ms)),
+            });
+        }
+        for (other, direct) in inner.directs.get(user).into_iter().flatten() {
+            let Some(last) = direct.last.clone().filter(|last| !self.expired(last.sent_at, now_ms)) else { continue };
+            entries.push(ConversationEntry {
+                conversation: ConversationRef::User(other.clone()),
+                last_seq: direct.last_seq,
+                read_seq: direct.read_seq,
+                peer_read_seq: direct.peer_read_seq,
+                last: Some(last),
+            });
+        }
+        Ok(page_of(entries, after, limit))
     }
 }

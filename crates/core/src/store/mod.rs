@@ -1,9 +1,12 @@
-//! What the chat remembers: connections, room memberships and messages, each behind a trait
-//! with a DynamoDB and an in-memory implementation.
+//! What the chat remembers: connections, room memberships, messages and each user's rooms and
+//! conversations, each behind a trait with a DynamoDB and an in-memory implementation.
 
 mod dynamodb;
+mod dynamodb_users;
 mod memory;
 mod messages;
+pub mod subscriptions;
+mod users;
 
 use async_trait::async_trait;
 
@@ -13,6 +16,7 @@ pub use messages::{
     Appended, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, MessageStore, StoredMessage,
     expires_at,
 };
+pub use users::{ConversationEntry, RoomJoin, SyncCursor, SyncPage, UserStore};
 
 use std::collections::BTreeSet;
 
@@ -26,14 +30,12 @@ pub mod schema {
     pub const CONNECTIONS_TABLE: &str = "ConnectionsTable";
     /// Partition key of the table: API Gateway's connection id.
     pub const CONNECTION_ID: &str = "connectionId";
-    /// The connection's user, and the partition key of [`USER_INDEX`].
+    /// The connection's user; the partition key of the users table.
     pub const USER_ID: &str = "userId";
     /// When the connection was opened, epoch milliseconds.
     pub const CONNECTED_AT: &str = "connectedAt";
     /// When DynamoDB's TTL may delete the record, epoch seconds.
     pub const EXPIRES_AT: &str = "expiresAt";
-    /// Global secondary index on [`USER_ID`], projecting keys only.
-    pub const USER_INDEX: &str = "userId-index";
     /// On a connection's record: the rooms it is a member of (a string set), so that its
     /// memberships can be removed with it, without a scan.
     pub const ROOMS: &str = "rooms";
@@ -67,6 +69,28 @@ pub mod schema {
     pub const CLAIMED_AT: &str = "claimedAt";
     /// On a claim, once its message is stored: the message's seq.
     pub const MESSAGE_SEQ: &str = "messageSeq";
+    /// On a head record and a direct conversation's entry: the last message's sender.
+    pub const LAST_SENDER_ID: &str = "lastSenderId";
+    /// On a head record and a direct conversation's entry: the last message's text, cut to
+    /// [`crate::limits::PREVIEW_CHARS`].
+    pub const LAST_BODY: &str = "lastBody";
+    /// On a head record and a direct conversation's entry: when the last message was stored.
+    pub const LAST_SENT_AT: &str = "lastSentAt";
+
+    /// The users table's logical id in `template.yaml`.
+    pub const USERS_TABLE: &str = "UsersTable";
+    /// Sort key of the users table: `c#<connectionId>` for an open connection, `r#<roomId>`
+    /// for a joined room, `d#<userId>` for a direct conversation.
+    pub const ENTRY: &str = "entry";
+    /// On a direct conversation's entry: the sort key of [`ACTIVITY_INDEX`], the last
+    /// message's time (15 digits of epoch ms) then `#` and the entry.
+    pub const ACTIVITY: &str = "activity";
+    /// Local secondary index of the users table on [`ACTIVITY`], projecting everything.
+    pub const ACTIVITY_INDEX: &str = "activity-index";
+    /// On a room's or a direct conversation's entry: the latest seq the user has read.
+    pub const READ_SEQ: &str = "readSeq";
+    /// On a direct conversation's entry: the latest seq the other user has read.
+    pub const PEER_READ_SEQ: &str = "peerReadSeq";
 }
 
 /// One open WebSocket connection and the user it belongs to.
@@ -118,17 +142,16 @@ pub trait ConnectionStore: Send + Sync {
     /// The record of one connection, if there is one.
     async fn find(&self, connection_id: &str) -> Result<Option<Connection>, StoreError>;
 
-    /// The ids of every open connection of a user, in no particular order.
+    /// The ids of every open connection of a user, in no particular order, strongly
+    /// consistent: a connection whose [`ConnectionStore::save`] has returned is among them.
     async fn connections_of(&self, user_id: &UserId) -> Result<Vec<String>, StoreError>;
 }
 
-/// What became of a `join`.
+/// What became of a connection's `join`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Joined {
     /// The connection is a member now (or already was).
     Member,
-    /// The connection is already in [`crate::limits::MAX_ROOMS_PER_CONNECTION`] other rooms.
-    TooManyRooms,
     /// The connection has no record.
     UnknownConnection,
 }
@@ -142,14 +165,14 @@ pub struct MembersPage {
     pub next: Option<String>,
 }
 
-/// Which connections are in which rooms. A connection's record lists its rooms, so removing
-/// the connection ([`ConnectionStore::remove`], [`ConnectionStore::remove_if_opened_by`])
-/// removes its memberships too; each membership expires with its connection's record.
+/// Which connections are in which rooms: derived from the rooms their users joined
+/// ([`UserStore`]) by [`subscriptions`], so that a room message costs one paginated read of its
+/// members. A connection's record lists its rooms, so removing the connection
+/// ([`ConnectionStore::remove`], [`ConnectionStore::remove_if_opened_by`]) removes its
+/// memberships too; each membership expires with its connection's record.
 #[async_trait]
 pub trait RoomStore: Send + Sync {
-    /// Makes a connection a member of a room, at most
-    /// [`MAX_ROOMS_PER_CONNECTION`](crate::limits::MAX_ROOMS_PER_CONNECTION) at once. Joining
-    /// a room again changes nothing.
+    /// Makes a connection a member of a room. Joining a room again changes nothing.
     async fn join(&self, connection_id: &str, room: &RoomId) -> Result<Joined, StoreError>;
 
     /// Ends a membership. Leaving a room one is not in succeeds.
@@ -160,6 +183,6 @@ pub trait RoomStore: Send + Sync {
 }
 
 /// Every store in one, as the handlers that touch connections, rooms and messages need them.
-pub trait Store: ConnectionStore + RoomStore + MessageStore {}
+pub trait Store: ConnectionStore + RoomStore + MessageStore + UserStore {}
 
-impl<T: ConnectionStore + RoomStore + MessageStore> Store for T {}
+impl<T: ConnectionStore + RoomStore + MessageStore + UserStore> Store for T {}

@@ -100,7 +100,11 @@ async fn frames_that_match_no_route_reach_default_and_list_the_actions() {
         client.send_text(frame).await;
         let answer = client.receive().await;
         assert_eq!(answer["error"], "unknownAction", "{frame}");
-        assert_eq!(answer["actions"], json!(["sendMessage", "joinRoom", "leaveRoom", "getHistory", "send"]), "{frame}");
+        assert_eq!(
+            answer["actions"],
+            json!(["sendMessage", "joinRoom", "leaveRoom", "getHistory", "sync", "markRead", "send"]),
+            "{frame}"
+        );
     }
 }
 

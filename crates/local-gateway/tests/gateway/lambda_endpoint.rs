@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 
 use chat_core::config;
-use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE};
+use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE, USERS_TABLE};
 
 async fn build_functions() {
     let mut cargo = Command::new(env!("CARGO"));
@@ -36,6 +36,7 @@ fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str, env: 
         .env(config::TABLE_NAME, TABLE)
         .env(config::MEMBERSHIPS_TABLE_NAME, MEMBERSHIPS_TABLE)
         .env(config::MESSAGES_TABLE_NAME, MESSAGES_TABLE)
+        .env(config::USERS_TABLE_NAME, USERS_TABLE)
         .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
         .env(config::MANAGEMENT_ENDPOINT, format!("http://127.0.0.1:{gateway_port}/dev"))
         .envs(env.iter().map(|(key, value)| (key, value)))

@@ -1,0 +1,123 @@
+//! Posting one frame to many connections, a bounded number at a time, removing the records of
+//! those that are gone: message delivery, and telling a user's other connections what changed.
+
+use futures::StreamExt;
+
+use super::Request;
+use crate::error::{Chain, PostError};
+use crate::limits::{GONE_AFTER, MAX_POSTS_IN_FLIGHT};
+use crate::messenger::{Endpoint, Messenger};
+use crate::metrics::Metrics;
+use crate::protocol::{self, Frame, UserId};
+use crate::store::Store;
+
+/// What happened to the posts of one message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Tally {
+    pub(super) delivered: usize,
+    /// Connections that answered 410; their records were removed if old enough to be gone.
+    pub(super) gone: usize,
+    /// Of the gone, those whose record could not be removed (the TTL will).
+    pub(super) records_kept: usize,
+    pub(super) failed: usize,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Self) {
+        self.delivered += other.delivered;
+        self.gone += other.gone;
+        self.records_kept += other.records_kept;
+        self.failed += other.failed;
+    }
+}
+
+impl Tally {
+    pub(super) fn record(&self, metrics: &mut Metrics) {
+        metrics.messages_delivered = self.delivered as u64;
+        metrics.connections_gone = self.gone as u64;
+        metrics.posts_failed = self.failed as u64;
+        metrics.backend_failures = self.records_kept as u64;
+    }
+}
+
+/// Posts one frame to many connections, [`MAX_POSTS_IN_FLIGHT`] at a time.
+pub(super) struct FanOut<'a> {
+    pub(super) store: &'a dyn Store,
+    messenger: &'a dyn Messenger,
+    endpoint: &'a Endpoint,
+    /// Epoch ms: a gone connection opened by then loses its record.
+    opened_by: i64,
+}
+
+impl FanOut<'_> {
+    pub(super) async fn deliver(&self, recipients: Vec<String>, frame: &[u8]) -> Tally {
+        // Collected first: a lazy map over borrowed ids trips the compiler's higher-ranked
+        // lifetime check once the future is boxed (async_trait).
+        let posts: Vec<_> = recipients.iter().map(|id| self.deliver_one(id, frame)).collect();
+        let tallies = futures::stream::iter(posts).buffer_unordered(MAX_POSTS_IN_FLIGHT);
+        tallies
+            .fold(Tally::default(), |mut sum, one| async move {
+                sum += one;
+                sum
+            })
+            .await
+    }
+
+    /// Posts the frame to one connection. A connection that is gone loses its record, if it
+    /// was opened by `opened_by`: a younger one may still be completing its handshake.
+    async fn deliver_one(&self, connection_id: &str, frame: &[u8]) -> Tally {
+        match self.messenger.post(self.endpoint, connection_id, frame).await {
+            Ok(()) => Tally { delivered: 1, ..Tally::default() },
+            Err(PostError::Gone(_)) => match self.store.remove_if_opened_by(connection_id, self.opened_by).await {
+                Ok(removed) => {
+                    tracing::info!(recipient = connection_id, removed, "recipient connection is gone");
+                    Tally { gone: 1, ..Tally::default() }
+                }
+                Err(error) => {
+                    // The record's TTL will remove it eventually; the delivery outcome stands.
+                    tracing::warn!(recipient = connection_id, error = %Chain(&error), "could not delete a gone connection's record");
+                    Tally { gone: 1, records_kept: 1, ..Tally::default() }
+                }
+            },
+            Err(error) => {
+                tracing::error!(recipient = connection_id, error = %Chain(&error), "delivery failed");
+                Tally { failed: 1, ..Tally::default() }
+            }
+        }
+    }
+}
+
+impl<'a> FanOut<'a> {
+    /// Posts for `request`: a connection whose record is younger than [`GONE_AFTER`] may still be
+    /// completing its handshake, so a 410 from it keeps its record.
+    pub(super) fn new(request: &'a Request, store: &'a dyn Store, messenger: &'a dyn Messenger) -> Self {
+        let opened_by = request.request_time_ms - GONE_AFTER.as_millis() as i64;
+        Self { store, messenger, endpoint: &request.endpoint, opened_by }
+    }
+}
+
+/// Tells every connection of `user` but the requesting one: `frame` (a change they made in one
+/// tab, such as joining a room, reaches their others). Failures are logged; the change stands,
+/// and the other connections learn it from `sync` after reconnecting.
+pub(super) async fn tell_others(
+    request: &Request,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+    user: &UserId,
+    frame: &impl Frame,
+) {
+    let bytes = match protocol::to_bytes(frame) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return tracing::error!(error = %Chain(&error), "could not encode a frame for the user's other connections");
+        }
+    };
+    let others = match store.connections_of(user).await {
+        Ok(ids) => ids.into_iter().filter(|id| *id != request.connection_id).collect(),
+        Err(error) => return tracing::warn!(error = %Chain(&error), "could not read the user's other connections"),
+    };
+    let tally = FanOut::new(request, store, messenger).deliver(others, &bytes).await;
+    if tally.failed > 0 {
+        tracing::warn!(failed = tally.failed, "could not tell some of the user's other connections");
+    }
+}

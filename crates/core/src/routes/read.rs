@@ -1,0 +1,52 @@
+//! `markRead`: the user has read a conversation up to a seq; their other connections, and in a
+//! direct conversation the other user, hear it.
+
+use super::fan_out::{FanOut, tell_others};
+use super::{Outcome, Refusal, Reply, Request, unknown_connection};
+use crate::error::Chain;
+use crate::messenger::Messenger;
+use crate::protocol::{self, Answer, ConversationRef, ErrorCode, MarkRead, Read, ReadReceipt};
+use crate::store::{Conversation, Store};
+
+/// Raises the user's `readSeq` to `seq`, clamped to the conversation's latest seq and never
+/// lowered, and answers `{"type":"read","userId"|"roomId":…,"readSeq":…}` with the result,
+/// which the user's other connections also get. In a direct conversation with someone else,
+/// every connection of theirs gets `{"type":"readReceipt","userId":<reader>,"readSeq":…}` and
+/// their `sync` shows it as `peerReadSeq`. A room must have been joined (`notInRoom`).
+pub async fn mark_read(request: &Request, store: &dyn Store, messenger: &dyn Messenger) -> Outcome {
+    let ask = MarkRead::parse(request.body.as_deref())?;
+    let user = store.find(&request.connection_id).await?.ok_or_else(unknown_connection)?.user_id;
+    let conversation = match &ask.conversation {
+        ConversationRef::User(other) => Conversation::direct(&user, other),
+        ConversationRef::Room(room) => {
+            if !store.in_room(&user, room).await? {
+                return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} to mark it read")));
+            }
+            Conversation::Room(room.clone())
+        }
+    };
+    let latest = store.latest_seq(&conversation).await?;
+    let read_seq = store.mark_read(&user, &ask.conversation, ask.seq.min(latest)).await?;
+    let (user_id, room_id) = match &ask.conversation {
+        ConversationRef::User(other) => (Some(other.clone()), None),
+        ConversationRef::Room(room) => (None, Some(room.clone())),
+    };
+    let read = Read { kind: "read".into(), user_id, room_id, read_seq };
+    let receipt = async {
+        let ConversationRef::User(other) = &ask.conversation else { return };
+        if *other == user {
+            return;
+        }
+        if let Err(error) = store.mark_peer_read(other, &user, read_seq).await {
+            tracing::warn!(error = %Chain(&error), "could not record a read receipt");
+        }
+        let receipt = ReadReceipt { kind: "readReceipt".into(), user_id: user.clone(), read_seq };
+        let (Ok(bytes), Ok(connections)) = (protocol::to_bytes(&receipt), store.connections_of(other).await) else {
+            return tracing::warn!("could not send a read receipt");
+        };
+        FanOut::new(request, store, messenger).deliver(connections, &bytes).await;
+    };
+    futures::join!(tell_others(request, store, messenger, &user, &read), receipt);
+    tracing::info!("marked read");
+    Ok(Reply::Answer(Answer::Read(read)))
+}

@@ -1,0 +1,108 @@
+//! The template's IAM grants checked against what the code really calls: each route runs through
+//! its paths against a real DynamoDB API server (dynalite) while every request is recorded, and
+//! each call must be granted to the route's function, on the table or index it names. (The
+//! template test checks the other way: that nothing more is granted.)
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chat_core::identity::Mode;
+use chat_core::routes::{self, Route};
+use chat_testing::calls::DynamoDbCalls;
+use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE, USERS_TABLE};
+use chat_testing::{Dynalite, RecordingMessenger, deployment, events};
+use serde_json::json;
+
+/// The grants of the function serving `route`, as `(action, resource)`.
+fn granted(route: Route) -> BTreeSet<(String, String)> {
+    let template = deployment::template();
+    let routes = template.routes().expect("every route resolves to a function");
+    let spec = routes.iter().find(|spec| spec.key == route.key()).expect("the route is declared");
+    let function =
+        template.functions().into_iter().find(|function| function.logical_id == spec.function).expect("its function");
+    function
+        .statements
+        .iter()
+        .flat_map(|statement| {
+            statement.actions.iter().flat_map(move |action| {
+                statement.resources.iter().map(move |resource| (action.clone(), resource.clone()))
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_dynamodb_call_a_route_makes_is_granted_to_its_function_on_that_table() {
+    let dynalite = Dynalite::start();
+    dynalite.create_table(TABLE).await;
+    let record = DynamoDbCalls::default();
+    let store = chat_testing::dynalite::store_with(record.client(&dynalite.client()));
+    let messenger = RecordingMessenger::new();
+    let logical: BTreeMap<&str, &str> = [
+        (TABLE, "ConnectionsTable"),
+        (MEMBERSHIPS_TABLE, "MembershipsTable"),
+        (USERS_TABLE, "UsersTable"),
+        (MESSAGES_TABLE, "MessagesTable"),
+    ]
+    .into();
+    let message = |route: Route, from: &str, frame: serde_json::Value| {
+        // A minute after connecting: old enough for a gone connection to lose its record.
+        (route, events::message_after(route, from, &frame.to_string(), 60))
+    };
+    let direct = |to: &str, id: Option<&str>| {
+        let mut frame = json!({"action": "sendMessage", "destinationUserId": to, "body": "hi"});
+        if let Some(id) = id {
+            frame["clientRequestId"] = json!(id);
+        }
+        frame
+    };
+    let to_lobby = json!({"action": "sendMessage", "roomId": "lobby", "body": "hi all"});
+    let script = vec![
+        (Route::Connect, events::connect("a1", Some("alice"))),
+        (Route::Connect, events::connect("a2", Some("alice"))),
+        (Route::Connect, events::connect("b1", Some("bob"))),
+        message(Route::JoinRoom, "a1", json!({"action": "joinRoom", "roomId": "lobby"})),
+        message(Route::JoinRoom, "b1", json!({"action": "joinRoom", "roomId": "lobby"})),
+        // Connecting when the user has rooms subscribes the new connection.
+        (Route::Connect, events::connect("a3", Some("alice"))),
+        message(Route::SendMessage, "a1", direct("bob", None)),
+        message(Route::SendMessage, "a1", direct("bob", Some("r1"))),
+        message(Route::SendMessage, "a1", direct("bob", Some("r1"))),
+        message(Route::SendMessage, "a1", direct("carol", None)),
+        message(Route::SendMessage, "a1", to_lobby.clone()),
+        message(Route::GetHistory, "b1", json!({"action": "getHistory", "userId": "alice"})),
+        message(Route::GetHistory, "b1", json!({"action": "getHistory", "roomId": "lobby"})),
+        message(Route::Sync, "a1", json!({"action": "sync"})),
+        message(Route::MarkRead, "b1", json!({"action": "markRead", "userId": "alice", "seq": 2})),
+        message(Route::MarkRead, "b1", json!({"action": "markRead", "roomId": "lobby", "seq": 1})),
+        message(Route::LeaveRoom, "a2", json!({"action": "leaveRoom", "roomId": "lobby"})),
+        message(Route::JoinRoom, "a2", json!({"action": "joinRoom", "roomId": "lobby"})),
+        (Route::Disconnect, events::disconnect("a3")),
+    ];
+    let mut observed: BTreeMap<&str, BTreeSet<(String, String)>> = BTreeMap::new();
+    let mut run = async |route: Route, event| {
+        let handled = routes::handle(route, &event, &store, &messenger, Mode::Demo).await;
+        assert!(handled.status() < 500, "{} answered {}", route.key(), handled.status());
+        for call in record.take() {
+            let table = logical.get(call.table.as_str()).unwrap_or_else(|| panic!("an unknown table {}", call.table));
+            let resource = match call.index {
+                Some(index) => format!("${{{table}.Arn}}/index/{index}"),
+                None => format!("${{{table}.Arn}}"),
+            };
+            observed.entry(route.key()).or_default().insert((format!("dynamodb:{}", call.operation), resource));
+        }
+    };
+    for (route, event) in script {
+        run(route, event).await;
+    }
+    // Gone connections are removed by whoever posts to them.
+    messenger.mark_gone("b1");
+    let (route, event) = message(Route::SendMessage, "a1", to_lobby);
+    run(route, event).await;
+
+    for route in Route::ALL.into_iter().filter(|route| *route != Route::Default) {
+        let calls = observed.get(route.key()).unwrap_or_else(|| panic!("{} was exercised", route.key()));
+        let grants = granted(route);
+        let missing: Vec<_> = calls.difference(&grants).collect();
+        assert!(missing.is_empty(), "{}'s function calls what it is not granted: {missing:?}", route.key());
+    }
+}
