@@ -88,7 +88,7 @@ export const ERROR_WORDS = {
   tooManyConnections: "This user already has the most connections allowed.",
   unauthorized: "This connection has no verified identity.",
   notInRoom: "Not delivered: join the room first.",
-  tooManyRooms: "Not joined: a connection may be in at most 50 rooms.",
+  tooManyRooms: "Not joined: you may be in at most 50 rooms; leave one first.",
 };
 
 /** API Gateway's own error frames in plain words. */

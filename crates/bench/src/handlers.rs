@@ -8,9 +8,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chat_core::identity::Mode;
 use chat_core::messenger::{Endpoint, Messenger};
-use chat_core::protocol::RoomId;
+use chat_core::protocol::{RoomId, UserId};
 use chat_core::routes::{self, Route};
-use chat_core::store::{ConnectionStore, MemoryStore, RoomStore};
+use chat_core::store::{ConnectionStore, MemoryStore, UserStore, subscriptions};
 use chat_core::{ApiGatewayWebsocketProxyRequest, PostError};
 use chat_testing::calls::DynamoDbCalls;
 use chat_testing::{Dynalite, events};
@@ -111,8 +111,10 @@ pub async fn calls(figures: &mut Vec<Figure>) {
         store.save(&events::connection(id, user)).await.expect("seeding dynalite");
     }
     let lobby = RoomId::parse("lobby").expect("a valid room id");
-    for id in ["bob-1", "carol-1", "carol-2"] {
-        store.join(id, &lobby).await.expect("seeding dynalite");
+    for user in ["bob", "carol"] {
+        let user = UserId::parse(user).expect("a valid user id");
+        store.add_room(&user, &lobby).await.expect("seeding dynalite");
+        subscriptions::settle_room(&store, &user, &lobby).await.expect("seeding dynalite");
     }
     counted(&counter);
 
@@ -124,16 +126,32 @@ pub async fn calls(figures: &mut Vec<Figure>) {
     let (join, join_event) = room("joinRoom", "alice-1");
     let (to_room, to_room_event) = room("sendMessage", "alice-1");
     let (leave, leave_event) = room("leaveRoom", "carol-2");
-    let cases: [(&str, Route, ApiGatewayWebsocketProxyRequest); 9] = [
+    let ask = |route: Route, from: &str, body: serde_json::Value| events::message(route, from, &body.to_string());
+    let with_id = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "hi", "clientRequestId": "r1"});
+    let cases: [(&str, Route, ApiGatewayWebsocketProxyRequest); 15] = [
         ("connect", Route::Connect, events::connect("dave-1", Some("dave"))),
         ("sendMessage to a user with 1 connection", Route::SendMessage, send_message("alice-1", "bob")),
         ("sendMessage to a user with 3 connections", Route::SendMessage, send_message("alice-1", "carol")),
+        ("sendMessage with a clientRequestId", Route::SendMessage, ask(Route::SendMessage, "alice-1", with_id.clone())),
+        ("repeat of that sendMessage", Route::SendMessage, ask(Route::SendMessage, "alice-1", with_id)),
         ("send (default route)", Route::Default, events::message(Route::Default, "alice-1", r#"{"action":"send"}"#)),
         ("disconnect", Route::Disconnect, events::disconnect("dave-1")),
-        ("joinRoom", join, join_event),
-        ("sendMessage to a room of 4 connections", to_room, to_room_event),
-        ("leaveRoom", leave, leave_event),
-        ("disconnect of a connection in 1 room", Route::Disconnect, events::disconnect("carol-1")),
+        ("joinRoom of a user with 1 connection", join, join_event),
+        ("sendMessage to a room of 5 connections", to_room, to_room_event),
+        (
+            "getHistory",
+            Route::GetHistory,
+            ask(Route::GetHistory, "bob-1", json!({"action": "getHistory", "userId": "alice"})),
+        ),
+        ("sync of a user with 2 conversations", Route::Sync, ask(Route::Sync, "bob-1", json!({"action": "sync"}))),
+        (
+            "markRead of a direct conversation",
+            Route::MarkRead,
+            ask(Route::MarkRead, "bob-1", json!({"action": "markRead", "userId": "alice", "seq": 2})),
+        ),
+        ("connect of a user in 1 room", Route::Connect, events::connect("bob-2", Some("bob"))),
+        ("leaveRoom of a user with 3 connections", leave, leave_event),
+        ("disconnect of a connection in 1 room", Route::Disconnect, events::disconnect("bob-2")),
     ];
     for (name, route, request) in cases {
         let messenger = CountingMessenger::default();

@@ -11,6 +11,7 @@ mod report;
 mod rooms;
 mod runtime_api;
 mod size;
+mod storage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ enum Section {
     Handlers,
     Authorizer,
     Calls,
+    Storage,
     Gateway,
 }
 
@@ -119,6 +121,12 @@ async fn main() -> ExitCode {
     if run(Section::Calls) {
         eprintln!("bench: calls per event");
         handlers::calls(report.section("Calls per event (counted against dynalite)")).await;
+    }
+    if run(Section::Storage) {
+        let runs = if args.smoke { 5 } else { 200 };
+        eprintln!("bench: storage ({runs} warm invocations each)");
+        let title = "Stored messages, warm (host release builds; dynalite; a counting @connections endpoint)";
+        storage::measure(&args.functions, runs, report.section(title)).await;
     }
     if run(Section::Gateway) {
         eprintln!("bench: local gateway ({clients} clients, then {idle} idle connections)");

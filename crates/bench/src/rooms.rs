@@ -21,13 +21,13 @@ use crate::report::{Figure, Target, mb, ms, percentile};
 use crate::runtime_api::{RuntimeApi, Warm};
 
 /// A @connections endpoint that answers 200 to every post and counts them by connection.
-struct ConnectionsSink {
-    url: String,
-    counts: Arc<Mutex<HashMap<String, usize>>>,
+pub(crate) struct ConnectionsSink {
+    pub(crate) url: String,
+    pub(crate) counts: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl ConnectionsSink {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         async fn post(
             State(counts): State<Arc<Mutex<HashMap<String, usize>>>>,
             UrlPath(id): UrlPath<String>,

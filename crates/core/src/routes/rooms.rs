@@ -27,7 +27,7 @@ pub async fn join_room(request: &Request, store: &dyn Store, messenger: &dyn Mes
     subscriptions::settle_room(store, &user, &room_id).await?;
     // Read after the subscriptions are in place, so nothing stored after it can be missed.
     let seq = store.latest_seq(&store::Conversation::Room(room_id.clone())).await?;
-    if first {
+    if first && seq > 0 {
         store.mark_read(&user, &ConversationRef::Room(room_id.clone()), seq).await?;
     }
     let joined = Joined { room_id, joined: true, seq };

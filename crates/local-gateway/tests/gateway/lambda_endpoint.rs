@@ -191,3 +191,15 @@ async fn token_mode_runs_the_real_authorizer_binary_against_the_issuers_jwks() {
     gateway.shutdown().await.unwrap();
     stop(watch).await;
 }
+
+#[tokio::test]
+async fn on_the_real_binaries_and_dynalite_a_client_back_from_an_absence_holds_all_1100_messages() {
+    build_functions().await;
+    let dynalite = Dynalite::start();
+    dynalite.create_table(TABLE).await;
+    let (gateway, watch) = start_chat(dynalite.endpoint()).await;
+
+    crate::resumption::a_client_back_from_an_absence_catches_up_on_everything(&gateway, 1000, 100).await;
+
+    stop(watch).await;
+}

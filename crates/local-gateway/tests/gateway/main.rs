@@ -14,5 +14,6 @@ mod fidelity;
 mod hardening;
 mod lambda_endpoint;
 mod parity;
+mod resumption;
 mod sam_websocket_api;
 mod wscat;
