@@ -134,14 +134,14 @@ deploy: tools ## sam build, then sam deploy (guided the first time, until samcon
 	if [ -f samconfig.toml ]; then sam deploy; \
 	else sam deploy --guided --stack-name $(STACK) --parameter-overrides StageName=$(STAGE); fi
 
-dynalite: tools ## Run dynalite on DYNAMODB_PORT with the connections and memberships tables, for `make watch`
+dynalite: tools ## Run dynalite on DYNAMODB_PORT with the chat's four tables (connections, memberships, users, messages), for `make watch`
 	$(LOCAL_ENV) cargo run --quiet -p chat-testing --bin dev-dynamodb -- --port $(DYNAMODB_PORT) --table $(TABLE)
 
 watch: tools ## Serve the functions on the Lambda Invoke API (port 9000) with cargo lambda watch
 	cargo build $(addprefix --bin ,$(FUNCTIONS))
 	$(LOCAL_ENV) cargo lambda watch --invoke-port 9000
 
-invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message, join-room, leave-room, authorizer) on `make watch` with its sample event
+invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message, join-room, leave-room, get-history, sync, mark-read, authorizer) on `make watch` with its sample event
 	@test -n "$(call event_of,$*)" || { echo "no function $*; try one of: $(FUNCTIONS)"; exit 2; }
 	cargo lambda invoke $* --data-file events/$(call event_of,$*).json
 

@@ -274,9 +274,10 @@ async fn a_send_that_dies_after_any_of_its_dynamodb_calls_is_healed_by_its_retry
         .with_memberships(dynalite::MEMBERSHIPS_TABLE)
         .with_users(dynalite::USERS_TABLE)
         .with_messages(dynalite::MESSAGES_TABLE, chat_core::limits::MESSAGE_RETENTION);
-    // A send with a clientRequestId makes 8 calls: the sender's record, the latest seq, the
-    // claim, the message, the head, the claim's completion, and both users' connections.
-    for dies_after in 1..=8 {
+    // A send with a clientRequestId makes 10 calls: the sender's record, the latest seq, the
+    // claim, the message, the head, the claim's completion, both users' conversation entries and
+    // both users' connections.
+    for dies_after in 1..=10 {
         let messenger = RecordingMessenger::new();
         let (alice, bob) = (format!("alice{dies_after}"), format!("bob{dies_after}"));
         let (alice_tab, bob_tab) = (format!("a{dies_after}"), format!("b{dies_after}"));
@@ -313,6 +314,16 @@ async fn a_send_that_dies_after_any_of_its_dynamodb_calls_is_healed_by_its_retry
             messenger.frames_to(&bob_tab).iter().any(|frame| frame["body"] == "once" && frame["seq"] == 1),
             "died after {dies_after} calls: the retry delivered it"
         );
+        for (tab, read) in [(&bob_tab, 0), (&alice_tab, 2)] {
+            let ask = events::message_after(Route::Sync, tab, &json!({"action": "sync"}).to_string(), 90);
+            assert_eq!(routes::sync(&ask, &store, &messenger).await.status(), 200);
+            let listed = messenger.frames_to(tab).last().unwrap()["conversations"][0].clone();
+            assert_eq!(
+                (listed["seq"].clone(), listed["readSeq"].clone()),
+                (json!(2), json!(read)),
+                "died after {dies_after} calls: {tab}'s sync"
+            );
+        }
     }
 }
 

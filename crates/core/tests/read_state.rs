@@ -162,3 +162,46 @@ async fn bad_sync_and_mark_read_frames_get_their_error_codes() {
         assert_eq!(chat.frames_to("alice-1").last().unwrap()["error"], code, "{frame}");
     }
 }
+
+#[tokio::test]
+async fn the_sample_send_with_a_client_request_id_is_acknowledged_once_stored_and_a_repeat_identically() {
+    let chat = Chat::with(&[SAMPLE, ("two-1", "2")]).await;
+    let sample = events::named("sendMessageWithId");
+
+    for _ in 0..2 {
+        assert_eq!(routes::send_message(&sample, &chat.store, &chat.messenger).await.status(), 200);
+    }
+
+    let acks: Vec<Value> = chat.frames_to(SAMPLE.0);
+    assert_eq!(acks.len(), 2, "one answer per request: {acks:?}");
+    assert_eq!(acks[0], acks[1], "the repeat is acknowledged with the first seq and sentAt");
+    let sent_at = acks[0]["sentAt"].clone();
+    assert_eq!(
+        acks[0],
+        json!({"type": "ack", "clientRequestId": "r-1", "destinationUserId": "2", "seq": 1, "sentAt": sent_at})
+    );
+    let delivered = chat.frames_to("two-1");
+    assert_eq!(delivered.len(), 2, "delivered again on the repeat (at least once)");
+    assert!(delivered.iter().all(|frame| frame["seq"] == 1 && frame["body"] == "hello there!"));
+    let history = sync(&chat, "two-1", json!({"action": "sync"})).await;
+    assert_eq!(history["conversations"][0]["seq"], 1, "stored once");
+}
+
+#[tokio::test]
+async fn the_sample_room_message_reaches_the_room_and_advances_the_senders_read_state() {
+    let chat = Chat::with(&[SAMPLE, ("two-1", "2")]).await;
+    chat.join(SAMPLE.0, "lobby").await;
+    chat.join("two-1", "lobby").await;
+
+    assert_eq!(
+        routes::send_message(&events::named("sendRoomMessage"), &chat.store, &chat.messenger).await.status(),
+        200
+    );
+
+    assert_eq!(chat.frames_to("two-1").last().unwrap()["body"], "hi everyone");
+    let mine = sync(&chat, SAMPLE.0, json!({"action": "sync"})).await;
+    assert_eq!(
+        (mine["conversations"][0]["seq"].clone(), mine["conversations"][0]["readSeq"].clone()),
+        (json!(1), json!(1))
+    );
+}

@@ -573,3 +573,18 @@ async fn a_missing_table_is_reported_with_the_operation_and_what_to_check() {
     assert!(chain.contains("check that the table exists"), "{chain}");
     assert!(chain.contains("ResourceNotFoundException") || chain.contains("resource not found"), "{chain}");
 }
+
+#[tokio::test]
+async fn the_memory_store_keeps_at_most_its_capacity_dropping_the_oldest_as_if_expired() {
+    let store = MemoryStore::new().with_capacity(3);
+    let lobby = Conversation::Room(room("lobby"));
+    for n in 0..5 {
+        append(&store, &lobby, &user("alice"), &format!("m{n}"), SENT).await;
+    }
+
+    let page = store.history(&lobby, Cursor::Newest, 10, SENT).await.unwrap();
+
+    assert_eq!(page.messages.iter().map(|message| message.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(page.oldest_seq, 3, "the dropped ones read as expired, not missing");
+    assert_eq!(store.latest_seq(&lobby).await.unwrap(), 5, "numbering goes on");
+}

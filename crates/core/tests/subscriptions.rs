@@ -165,6 +165,8 @@ struct Held<'a> {
     hold: std::sync::Mutex<Option<&'static str>>,
     reached: tokio::sync::Notify,
     released: tokio::sync::Notify,
+    /// A call that fails instead, every time.
+    fail: Option<&'static str>,
 }
 
 impl<'a> Held<'a> {
@@ -174,7 +176,13 @@ impl<'a> Held<'a> {
             hold: std::sync::Mutex::new(Some(hold)),
             reached: tokio::sync::Notify::new(),
             released: tokio::sync::Notify::new(),
+            fail: None,
         }
+    }
+
+    /// A store whose `call` fails, as DynamoDB does when unreachable.
+    fn failing(inner: &'a dyn Store, call: &'static str) -> Self {
+        Self { hold: std::sync::Mutex::new(None), fail: Some(call), ..Self::new(inner, "") }
     }
 
     /// Waits at `call` the first time it is made, until [`Held::release`].
@@ -278,6 +286,9 @@ mod delegation {
             self.inner.remove_room(user, room).await
         }
         async fn rooms_of(&self, user: &UserId) -> Result<Vec<RoomId>, StoreError> {
+            if self.fail == Some("rooms_of") {
+                return Err(StoreError::Unsettled { rounds: 0 });
+            }
             let rooms = self.inner.rooms_of(user).await;
             self.pause_at("rooms_of").await;
             rooms
@@ -356,8 +367,20 @@ async fn a_join_that_read_a_tab_before_it_closed_leaves_it_no_membership(store: 
     assert_eq!(members(store, "lobby").await, ["a1"]);
 }
 
+async fn a_connect_that_fails_while_subscribing_removes_its_record_and_refuses_the_upgrade(store: &dyn Store) {
+    let failing = Held::failing(store, "rooms_of");
+
+    let event = events::connect("a1", Some("alice"));
+    let status = chat_core::routes::connect(&event, &failing, chat_core::identity::Mode::Demo).await.status();
+
+    assert_eq!(status, 500, "the upgrade is refused: the client connects again");
+    assert_eq!(store.find("a1").await.unwrap(), None);
+    assert!(store.connections_of(&user("alice")).await.unwrap().is_empty());
+}
+
 on_both_stores!(@ forced_memory, forced_dynamodb;
     a_tab_that_read_a_room_before_it_was_left_and_subscribes_after_unsubscribes_again,
     a_tab_that_read_no_room_yet_is_subscribed_by_the_join_that_follows,
-    a_join_that_read_a_tab_before_it_closed_leaves_it_no_membership
+    a_join_that_read_a_tab_before_it_closed_leaves_it_no_membership,
+    a_connect_that_fails_while_subscribing_removes_its_record_and_refuses_the_upgrade
 );

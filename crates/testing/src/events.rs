@@ -23,6 +23,13 @@ pub fn load(route: Route) -> ApiGatewayWebsocketProxyRequest {
     serde_json::from_value(json(route)).unwrap_or_else(|error| panic!("{} does not parse: {error}", file_of(route)))
 }
 
+/// A sample event by its file name without `.json` (`sendRoomMessage`, `sendMessageWithId`).
+pub fn named(name: &str) -> ApiGatewayWebsocketProxyRequest {
+    let path = crate::workspace_root().join("events").join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{} does not parse: {error}", path.display()))
+}
+
 /// The sample connect event, for another connection and user query.
 pub fn connect(connection_id: &str, user_id: Option<&str>) -> ApiGatewayWebsocketProxyRequest {
     let mut event = json(Route::Connect);

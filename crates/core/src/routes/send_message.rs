@@ -38,16 +38,17 @@ pub async fn send_message(
     let sender = &record.user_id;
     let sent_at = request.request_time_ms;
     let idempotency = request.client_request_id.as_ref().map(|id| Idempotency { client_request_id: id.as_str() });
-    let (conversation, to) = match &message.to {
-        Addressee::User(user) => (Conversation::direct(sender, user), DeliveredTo::User(user)),
+    let to = &message.to;
+    let conversation = match to {
+        Addressee::User(user) => Conversation::direct(sender, user),
         Addressee::Room(room) => {
             if !record.rooms.contains(room) {
                 return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
             }
-            (Conversation::Room(room.clone()), DeliveredTo::Room(room))
+            Conversation::Room(room.clone())
         }
     };
-    fits(sender, &message.body, &to)?;
+    fits(sender, &message.body, to)?;
     let stored = match store.append(&conversation, sender, &message.body, sent_at, idempotency).await? {
         Appended::Stored(stored) => stored,
         // Delivered again (at least once: clients drop a seq they hold), so that a failure
@@ -74,12 +75,12 @@ pub async fn send_message(
                 kind: "ack".into(),
                 client_request_id: id.clone(),
                 destination_user_id: match &to {
-                    DeliveredTo::User(user) => Some((*user).clone()),
-                    DeliveredTo::Room(_) => None,
+                    Addressee::User(user) => Some(user.clone()),
+                    Addressee::Room(_) => None,
                 },
                 room_id: match &to {
-                    DeliveredTo::Room(room) => Some((*room).clone()),
-                    DeliveredTo::User(_) => None,
+                    Addressee::Room(room) => Some(room.clone()),
+                    Addressee::User(_) => None,
                 },
                 seq: stored.seq,
                 sent_at: stored.sent_at,
@@ -93,8 +94,8 @@ pub async fn send_message(
     // a send that stopped before).
     let record = async {
         let recorded = match to {
-            DeliveredTo::User(user) => store.record_direct(user, &stored).await,
-            DeliveredTo::Room(room) => {
+            Addressee::User(user) => store.record_direct(user, &stored).await,
+            Addressee::Room(room) => {
                 store.mark_read(sender, &ConversationRef::Room(room.clone()), stored.seq).await.map(|_| ())
             }
         };
@@ -104,8 +105,8 @@ pub async fn send_message(
     };
     let deliver = async {
         match to {
-            DeliveredTo::User(user) => to_user(request, &fan_out, user, &stored, &mut tally).await,
-            DeliveredTo::Room(room) => to_room(request, &fan_out, room, &stored, &mut tally).await,
+            Addressee::User(user) => to_user(request, &fan_out, user, &stored, &mut tally).await,
+            Addressee::Room(room) => to_room(request, &fan_out, room, &stored, &mut tally).await,
         }
     };
     futures::join!(record, deliver);
@@ -115,17 +116,10 @@ pub async fn send_message(
     Ok(Reply::Done(if acknowledged { "acknowledged" } else { "stored" }))
 }
 
-/// Where a message goes, for its size check.
-#[derive(Clone, Copy)]
-enum DeliveredTo<'a> {
-    User(&'a UserId),
-    Room(&'a RoomId),
-}
-
 /// Refuses a message whose delivered frame, or a page of history holding it alone, would
 /// exceed API Gateway's 128 KB, measured with the largest seq and time: so that any page of
 /// history can hold at least one message.
-fn fits(sender: &UserId, body: &str, to: &DeliveredTo) -> Result<(), FrameError> {
+fn fits(sender: &UserId, body: &str, to: &Addressee) -> Result<(), FrameError> {
     let (seq, sent_at) = (u64::MAX, i64::MAX);
     let message = HistoryMessage { sender_id: sender.clone(), body: body.to_owned(), seq, sent_at };
     let page = |user_id: Option<UserId>, room_id: Option<RoomId>| History {
@@ -137,15 +131,15 @@ fn fits(sender: &UserId, body: &str, to: &DeliveredTo) -> Result<(), FrameError>
         oldest_seq: seq,
     };
     let sizes = match to {
-        DeliveredTo::User(user) => {
+        Addressee::User(user) => {
             let delivered =
                 Delivery { sender_id: sender.as_str(), body, destination_user_id: user.as_str(), seq, sent_at };
             let longer = if user.as_str().len() > sender.as_str().len() { user } else { sender };
             [size(&delivered)?, size(&page(Some(longer.clone()), None))?]
         }
-        DeliveredTo::Room(room) => {
+        Addressee::Room(room) => {
             let delivered = RoomDelivery { sender_id: sender.as_str(), room_id: room.as_str(), body, seq, sent_at };
-            [size(&delivered)?, size(&page(None, Some((*room).clone())))?]
+            [size(&delivered)?, size(&page(None, Some(room.clone())))?]
         }
     };
     match sizes.into_iter().max().unwrap_or_default() {

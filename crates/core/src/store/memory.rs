@@ -18,16 +18,22 @@ use crate::protocol::{ConversationRef, RoomId, UserId};
 /// Members per page of [`RoomStore::members`], as a DynamoDB page holds many.
 const PAGE: usize = 1000;
 
+/// Messages kept at most, across every conversation: past it the oldest go first, as if they
+/// had expired (history's `oldestSeq` moves past them), so a long-running local gateway's
+/// memory stays bounded (about 12 MB of messages and their bookkeeping).
+pub const MAX_MESSAGES: usize = 20_000;
+
 /// Connections, rooms and messages kept in process memory, indexed by connection and by user.
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     retention: std::time::Duration,
+    capacity: usize,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self { inner: RwLock::default(), retention: MESSAGE_RETENTION }
+        Self { inner: RwLock::default(), retention: MESSAGE_RETENTION, capacity: MAX_MESSAGES }
     }
 }
 
@@ -44,6 +50,8 @@ struct Inner {
     rooms: HashMap<UserId, HashMap<RoomId, u64>>,
     /// By user and other user: their direct conversation's entry.
     directs: HashMap<UserId, HashMap<UserId, Direct>>,
+    /// Every stored message, oldest first, to drop the oldest past the capacity.
+    stored: std::collections::VecDeque<(Conversation, u64)>,
 }
 
 /// One side's entry for a direct conversation.
@@ -99,6 +107,12 @@ impl MemoryStore {
     /// Keeps messages for `retention` instead of [`MESSAGE_RETENTION`].
     pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// Keeps at most `messages` messages instead of [`MAX_MESSAGES`], dropping the oldest first.
+    pub fn with_capacity(mut self, messages: usize) -> Self {
+        self.capacity = messages.max(1);
         self
     }
 
@@ -231,7 +245,17 @@ impl MessageStore for MemoryStore {
         log.messages.insert(message.seq, (message.clone(), super::expires_at(sent_at, self.retention)));
         if let Some(key) = key {
             let lapses = sent_at + IDEMPOTENCY_WINDOW.as_millis() as i64;
+            if inner.requests.len() >= self.capacity {
+                inner.requests.retain(|_, (_, _, lapses)| *lapses > sent_at);
+            }
             inner.requests.insert(key, (hash, message.seq, lapses));
+        }
+        inner.stored.push_back((conversation.clone(), message.seq));
+        while inner.stored.len() > self.capacity {
+            let Some((oldest, seq)) = inner.stored.pop_front() else { break };
+            if let Some(log) = inner.conversations.get_mut(&oldest) {
+                log.messages.remove(&seq);
+            }
         }
         Ok(Appended::Stored(message))
     }

@@ -1,5 +1,5 @@
-//! Runs dynalite with the connections and memberships tables, for running the real Lambda binaries on one
-//! machine (`make dynalite`, then `make watch`).
+//! Runs dynalite with the chat's four tables (connections, memberships, users, messages), for
+//! running the real Lambda binaries on one machine (`make dynalite`, then `make watch`).
 
 use chat_testing::Dynalite;
 
@@ -12,7 +12,7 @@ async fn main() {
     dynalite.create_table(&table).await;
 
     println!(
-        "DynamoDB API (dynalite, in memory) at {} with tables {table} and {table}-memberships; Ctrl-C stops it",
+        "DynamoDB API (dynalite, in memory) at {} with tables {table}, {table}-memberships, {table}-users and {table}-messages; Ctrl-C stops it",
         dynalite.endpoint()
     );
     let _ = tokio::signal::ctrl_c().await;
