@@ -59,9 +59,10 @@ pub enum StoreError {
     /// A message operation, on a store not told the messages table.
     #[error("this function has no messages table; set MESSAGES_TABLE_NAME in template.yaml")]
     NoMessagesTable,
-    /// Every try to store a message found its seq taken by another sender.
+    /// Every try to store a message found its seq taken by another sender. (The text leaves the
+    /// conversation's key out: it names users, and errors are logged.)
     #[error(
-        "conversation {conversation}: {attempts} tries to store a message all found their seq taken; too many senders at once"
+        "{attempts} tries to store a message all found their seq taken; too many senders at once to one conversation"
     )]
     Contended {
         /// The conversation's key.
@@ -69,8 +70,9 @@ pub enum StoreError {
         /// How many tries were made.
         attempts: usize,
     },
-    /// A stored message lacks an attribute or holds one of the wrong type.
-    #[error("a message of conversation {conversation} has no valid {attribute} attribute; delete it or fix the writer")]
+    /// A stored message lacks an attribute or holds one of the wrong type. (The text leaves the
+    /// conversation's key out: it names users, and errors are logged.)
+    #[error("a stored message has no valid {attribute} attribute; delete it or fix the writer")]
     MalformedMessage {
         /// The conversation's key.
         conversation: String,

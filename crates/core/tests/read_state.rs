@@ -205,3 +205,14 @@ async fn the_sample_room_message_reaches_the_room_and_advances_the_senders_read_
         (json!(1), json!(1))
     );
 }
+
+#[tokio::test]
+async fn marking_a_conversation_with_no_message_read_sends_no_receipt_to_the_other_user() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("stranger-1", "stranger")]).await;
+
+    let mark = json!({"action": "markRead", "userId": "stranger", "seq": 5});
+    assert_eq!(chat.request(Route::MarkRead, "alice-1", mark).await, 200);
+
+    assert_eq!(chat.frames_to("alice-1").last().unwrap()["readSeq"], 0);
+    assert!(chat.frames_to("stranger-1").is_empty(), "a stranger hears nothing: {:?}", chat.frames_to("stranger-1"));
+}

@@ -288,6 +288,41 @@ async fn read_state_is_raised_never_lowered_and_a_room_needs_a_membership<S: Use
     assert_eq!(listed(&alices), [("user:bob".to_owned(), 5, 5, 5)]);
 }
 
+async fn a_message_read_in_another_tab_before_its_entry_was_written_still_updates_the_entry(store: &impl UserStore) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    store.record_direct(&bob, &stored(4, "alice", "four", SENT + 4)).await.unwrap();
+
+    // Alice's other tab marks seq 5 read as it arrives, before the send records it.
+    assert_eq!(store.mark_read(&alice, &ConversationRef::User(bob.clone()), 5).await.unwrap(), 5);
+    store.record_direct(&bob, &stored(5, "alice", "five", SENT + 5)).await.unwrap();
+
+    let alices = store.sync(&alice, None, 10, SENT).await.unwrap();
+    assert_eq!(listed(&alices), [("user:bob".to_owned(), 5, 5, 0)]);
+    assert_eq!(alices.conversations[0].last.as_ref().unwrap().body, "five", "the entry moved on");
+}
+
+async fn a_read_or_a_receipt_before_the_first_messages_entry_is_kept(store: &impl UserStore) {
+    let (alice, bob) = (user("alice"), user("bob"));
+
+    assert_eq!(store.mark_read(&bob, &ConversationRef::User(alice.clone()), 1).await.unwrap(), 1);
+    store.mark_peer_read(&alice, &bob, 1).await.unwrap();
+    store.record_direct(&bob, &stored(1, "alice", "first", SENT)).await.unwrap();
+
+    assert_eq!(listed(&store.sync(&bob, None, 10, SENT).await.unwrap()), [("user:alice".to_owned(), 1, 1, 0)]);
+    assert_eq!(listed(&store.sync(&alice, None, 10, SENT).await.unwrap()), [("user:bob".to_owned(), 1, 1, 1)]);
+}
+
+async fn saving_a_connection_again_drops_the_memberships_its_old_record_listed<S: ConnectionStore + RoomStore>(
+    store: &S,
+) {
+    store.save(&events::connection("c1", "alice")).await.unwrap();
+    store.join("c1", &room("lobby")).await.unwrap();
+
+    store.save(&events::connection("c1", "alice")).await.unwrap();
+
+    assert!(all_members(store, "lobby").await.is_empty(), "no membership that no record lists");
+}
+
 async fn sync_lists_rooms_and_direct_conversations_most_recently_active_first_page_by_page<
     S: UserStore + MessageStore,
 >(
@@ -535,6 +570,9 @@ contract!(
     sync_lists_rooms_and_direct_conversations_most_recently_active_first_page_by_page,
     a_sync_cursor_keeps_its_meaning_while_a_conversation_moves_to_the_top,
     a_direct_conversation_whose_messages_expired_is_left_out,
+    a_message_read_in_another_tab_before_its_entry_was_written_still_updates_the_entry,
+    a_read_or_a_receipt_before_the_first_messages_entry_is_kept,
+    saving_a_connection_again_drops_the_memberships_its_old_record_listed,
     removing_a_connection_removes_its_memberships_however_it_is_removed,
     a_large_room_is_read_page_by_page_with_every_member_once,
 );
@@ -587,4 +625,69 @@ async fn the_memory_store_keeps_at_most_its_capacity_dropping_the_oldest_as_if_e
     assert_eq!(page.messages.iter().map(|message| message.seq).collect::<Vec<_>>(), [3, 4, 5]);
     assert_eq!(page.oldest_seq, 3, "the dropped ones read as expired, not missing");
     assert_eq!(store.latest_seq(&lobby).await.unwrap(), 5, "numbering goes on");
+}
+
+/// The users table's item for `user`'s entry `entry`, deleted as TTL deletes it.
+async fn delete_entry(dynalite: &Dynalite, user: &str, entry: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    dynalite
+        .client()
+        .delete_item()
+        .table_name(chat_testing::dynalite::USERS_TABLE)
+        .key("userId", AttributeValue::S(user.into()))
+        .key("entry", AttributeValue::S(entry.into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_that_ttl_deleted_with_its_expired_messages_comes_back_with_them_read() {
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let conversation = Conversation::direct(&alice, &bob);
+    for body in ["one", "two", "three"] {
+        let message = append(&store, &conversation, &alice, body, SENT).await;
+        store.record_direct(&bob, &message).await.unwrap();
+    }
+    store.mark_read(&bob, &ConversationRef::User(alice.clone()), 2).await.unwrap();
+
+    // A month later those three have expired, and TTL took bob's entry with them.
+    let later = SENT + chat_core::limits::MESSAGE_RETENTION.as_millis() as i64 + 1_000;
+    delete_entry(&dynalite, "bob", "d#alice").await;
+    let fourth = append(&store, &conversation, &alice, "four", later).await;
+    store.record_direct(&bob, &fourth).await.unwrap();
+
+    let page = store.sync(&bob, None, 10, later).await.unwrap();
+    assert_eq!(listed(&page), [("user:alice".to_owned(), 4, 3, 0)], "one unread: the one that can be read");
+}
+
+#[tokio::test]
+async fn a_repeat_raises_a_head_its_first_send_left_behind() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
+    let lobby = Conversation::Room(room("lobby"));
+    let id = chat_core::store::Idempotency { client_request_id: "r1" };
+    store.append(&lobby, &user("alice"), "hi", SENT, Some(id)).await.unwrap();
+    store.add_room(&user("bob"), &room("lobby")).await.unwrap();
+    // The first send died after storing the message, before raising the head.
+    dynalite
+        .client()
+        .update_item()
+        .table_name(chat_testing::dynalite::MESSAGES_TABLE)
+        .key("conversation", AttributeValue::S("r#lobby".into()))
+        .key("seq", AttributeValue::N("0".into()))
+        .update_expression("REMOVE lastSeq, lastSenderId, lastBody, lastSentAt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed(&store.sync(&user("bob"), None, 10, SENT).await.unwrap())[0].1, 0);
+
+    let repeat = store.append(&lobby, &user("alice"), "hi", SENT + 20_000, Some(id)).await.unwrap();
+
+    assert!(matches!(repeat, Appended::Repeat(_)), "{repeat:?}");
+    let page = store.sync(&user("bob"), None, 10, SENT).await.unwrap();
+    assert_eq!(listed(&page)[0].1, 1, "sync reads the room's latest seq from its head");
 }

@@ -165,8 +165,10 @@ struct Held<'a> {
     hold: std::sync::Mutex<Option<&'static str>>,
     reached: tokio::sync::Notify,
     released: tokio::sync::Notify,
-    /// A call that fails instead, every time.
+    /// A call that fails instead, after this many calls of it succeeded.
     fail: Option<&'static str>,
+    fail_after: usize,
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> Held<'a> {
@@ -177,12 +179,24 @@ impl<'a> Held<'a> {
             reached: tokio::sync::Notify::new(),
             released: tokio::sync::Notify::new(),
             fail: None,
+            fail_after: 0,
+            calls: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Whether `call` fails now.
+    fn fails(&self, call: &str) -> bool {
+        self.fail == Some(call) && self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= self.fail_after
     }
 
     /// A store whose `call` fails, as DynamoDB does when unreachable.
     fn failing(inner: &'a dyn Store, call: &'static str) -> Self {
-        Self { hold: std::sync::Mutex::new(None), fail: Some(call), ..Self::new(inner, "") }
+        Self::failing_after(inner, call, 0)
+    }
+
+    /// A store whose `call` succeeds `succeeding` times, then fails.
+    fn failing_after(inner: &'a dyn Store, call: &'static str, succeeding: usize) -> Self {
+        Self { hold: std::sync::Mutex::new(None), fail: Some(call), fail_after: succeeding, ..Self::new(inner, "") }
     }
 
     /// Waits at `call` the first time it is made, until [`Held::release`].
@@ -286,7 +300,7 @@ mod delegation {
             self.inner.remove_room(user, room).await
         }
         async fn rooms_of(&self, user: &UserId) -> Result<Vec<RoomId>, StoreError> {
-            if self.fail == Some("rooms_of") {
+            if self.fails("rooms_of") {
                 return Err(StoreError::Unsettled { rounds: 0 });
             }
             let rooms = self.inner.rooms_of(user).await;
@@ -294,6 +308,9 @@ mod delegation {
             rooms
         }
         async fn in_room(&self, user: &UserId, room: &RoomId) -> Result<bool, StoreError> {
+            if self.fails("in_room") {
+                return Err(StoreError::Unsettled { rounds: 0 });
+            }
             self.inner.in_room(user, room).await
         }
         async fn record_direct(&self, recipient: &UserId, message: &StoredMessage) -> Result<(), StoreError> {
@@ -378,9 +395,22 @@ async fn a_connect_that_fails_while_subscribing_removes_its_record_and_refuses_t
     assert!(store.connections_of(&user("alice")).await.unwrap().is_empty());
 }
 
+async fn a_join_that_fails_after_subscribing_unsubscribes_again(store: &dyn Store) {
+    connect(store, "a1", "alice").await;
+    let failing = Held::failing_after(store, "in_room", 1);
+
+    // The join subscribes a1, then its read of the facts again fails.
+    store.add_room(&user("alice"), &room("lobby")).await.unwrap();
+    let settled = subscriptions::settle_room(&failing, &user("alice"), &room("lobby")).await;
+
+    assert!(settled.is_err());
+    assert!(members(store, "lobby").await.is_empty(), "failing closed: the client's retry subscribes it");
+}
+
 on_both_stores!(@ forced_memory, forced_dynamodb;
     a_tab_that_read_a_room_before_it_was_left_and_subscribes_after_unsubscribes_again,
     a_tab_that_read_no_room_yet_is_subscribed_by_the_join_that_follows,
     a_join_that_read_a_tab_before_it_closed_leaves_it_no_membership,
-    a_connect_that_fails_while_subscribing_removes_its_record_and_refuses_the_upgrade
+    a_connect_that_fails_while_subscribing_removes_its_record_and_refuses_the_upgrade,
+    a_join_that_fails_after_subscribing_unsubscribes_again
 );

@@ -34,7 +34,9 @@ pub async fn mark_read(request: &Request, store: &dyn Store, messenger: &dyn Mes
     let read = Read { kind: "read".into(), user_id, room_id, read_seq };
     let receipt = async {
         let ConversationRef::User(other) = &ask.conversation else { return };
-        if *other == user {
+        // None to oneself, and none before there is anything read (a conversation with no
+        // message: the receipt would only reach a stranger).
+        if *other == user || read_seq == 0 {
             return;
         }
         if let Err(error) = store.mark_peer_read(other, &user, read_seq).await {

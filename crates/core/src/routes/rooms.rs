@@ -24,12 +24,19 @@ pub async fn join_room(request: &Request, store: &dyn Store, messenger: &dyn Mes
             return Err(Refusal::new(ErrorCode::TooManyRooms, text));
         }
     };
+    let conversation = store::Conversation::Room(room_id.clone());
+    if first {
+        // A newcomer has nothing unread: what is stored before the join counts as read. Read
+        // before the subscriptions, so a message stored meanwhile counts as unread (it is in
+        // history), and written first, so a retry after a failure below does not skip it.
+        let before = store.latest_seq(&conversation).await?;
+        if before > 0 {
+            store.mark_read(&user, &ConversationRef::Room(room_id.clone()), before).await?;
+        }
+    }
     subscriptions::settle_room(store, &user, &room_id).await?;
     // Read after the subscriptions are in place, so nothing stored after it can be missed.
-    let seq = store.latest_seq(&store::Conversation::Room(room_id.clone())).await?;
-    if first && seq > 0 {
-        store.mark_read(&user, &ConversationRef::Room(room_id.clone()), seq).await?;
-    }
+    let seq = store.latest_seq(&conversation).await?;
     let joined = Joined { room_id, joined: true, seq };
     tell_others(request, store, messenger, &user, &joined).await;
     tracing::info!(first, "joined a room");

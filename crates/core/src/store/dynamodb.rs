@@ -209,11 +209,9 @@ impl ConnectionStore for DynamoDbStore {
         }
         let previous =
             request.return_values(ReturnValue::AllOld).send().await.map_err(StoreError::dynamodb("PutItem"))?;
-        // A record saved again under another user leaves the first user's entry behind.
-        if let Some(previous) = previous.attributes.as_ref()
-            && previous.get(USER_ID).and_then(|value| value.as_s().ok())
-                != Some(&connection.user_id.as_str().to_owned())
-        {
+        // A record saved again replaces the one that listed its memberships (and, under another
+        // user, would leave the first user's entry behind): forget what the old one held.
+        if let Some(previous) = previous.attributes.as_ref() {
             self.forget(&connection.connection_id, Some(previous)).await?;
         }
         // The user's own fact, read strongly consistently by `connections_of`.
@@ -327,6 +325,9 @@ impl DynamoDbStore {
         record: Option<&HashMap<String, AttributeValue>>,
     ) -> Result<(), StoreError> {
         let Some(record) = record else { return Ok(()) };
+        // The memberships first: only the deleted record listed them, while the user's entry
+        // expires by itself (and counts toward their connections until it does).
+        let dropped = self.drop_memberships(connection_id, &rooms_of(Some(record))).await;
         if let Some(user) = record.get(USER_ID).and_then(|value| value.as_s().ok()) {
             self.client
                 .delete_item()
@@ -337,7 +338,7 @@ impl DynamoDbStore {
                 .await
                 .map_err(StoreError::dynamodb("DeleteItem"))?;
         }
-        self.drop_memberships(connection_id, &rooms_of(Some(record))).await
+        dropped
     }
 }
 
@@ -505,8 +506,8 @@ impl DynamoDbStore {
             Ok(_) => {}
             Err(error)
                 if error.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) => {}
-            // Only matters once every message of the conversation has expired; the next
-            // message raises it again.
+            // A room's latest seq in `sync`, and numbering once every message has expired, rely
+            // on it: the next message, or this one's retry, raises it again.
             Err(error) => tracing::warn!(error = %crate::error::Chain(&error), "could not raise a conversation's head"),
         }
     }
@@ -533,7 +534,11 @@ impl MessageStore for DynamoDbStore {
                     Claimed::Ours => Some(claim),
                     // The claim keeps the body's hash, not the body: a repeat's body is the same.
                     Claimed::Answered(Appended::Repeat(first)) => {
-                        return Ok(Appended::Repeat(StoredMessage { body: body.to_owned(), ..first }));
+                        let first = StoredMessage { body: body.to_owned(), ..first };
+                        // The first send may have died before raising the head, which `sync`
+                        // reads a room's latest seq from; raising it again changes nothing else.
+                        self.raise_head(table, &key, &first).await;
+                        return Ok(Appended::Repeat(first));
                     }
                     Claimed::Answered(answer) => return Ok(answer),
                 }
@@ -659,7 +664,7 @@ impl MessageStore for DynamoDbStore {
 impl DynamoDbStore {
     /// The oldest seq not yet expired, or the next seq when none is retained. Reads past the
     /// expired messages TTL has not deleted yet, a page at a time.
-    async fn oldest_retained(&self, table: &str, key: &str, now: i64) -> Result<u64, StoreError> {
+    pub(super) async fn oldest_retained(&self, table: &str, key: &str, now: i64) -> Result<u64, StoreError> {
         let mut start = None;
         loop {
             let output = self

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, Select};
 
 use super::dynamodb::{number, string};
 use super::schema::{
@@ -96,8 +96,11 @@ impl DynamoDbStore {
             let mut request =
                 Some(keys.build().map_err(|_| StoreError::Unprocessed { operation: "BatchGetItem", left: 0 })?);
             // Unprocessed keys are throttled ones: try them again a few times, then report.
-            for _ in 0..4 {
+            for attempt in 0..4 {
                 let Some(keys) = request.take() else { break };
+                if attempt > 0 {
+                    tokio::time::sleep(super::messages::contention_pause(attempt)).await;
+                }
                 let output = self
                     .client()
                     .batch_get_item()
@@ -119,28 +122,88 @@ impl DynamoDbStore {
         Ok(heads)
     }
 
-    /// Raises one attribute of an existing entry to `seq`, never lowering it; whether it did.
+    /// Raises one attribute of an entry to `seq`, never lowering it; whether it did. A room's
+    /// entry is its membership, so it must exist; a direct conversation's is created if need be
+    /// (a read can arrive before the message's entry is written: the two run side by side).
     async fn raise(&self, user: &UserId, entry: &str, attribute: &str, seq: u64) -> Result<bool, StoreError> {
-        let result = self
+        let room = entry.starts_with("r#");
+        let condition = if room {
+            "attribute_exists(#entry) AND (attribute_not_exists(#a) OR #a < :seq)"
+        } else {
+            "attribute_not_exists(#a) OR #a < :seq"
+        };
+        let mut request = self
             .client()
             .update_item()
             .table_name(self.users()?)
             .key(USER_ID, string(user.as_str()))
             .key(ENTRY, string(entry))
             .update_expression("SET #a = :seq")
-            .condition_expression("attribute_exists(#entry) AND (attribute_not_exists(#a) OR #a < :seq)")
+            .condition_expression(condition)
             .expression_attribute_names("#a", attribute)
-            .expression_attribute_names("#entry", ENTRY)
-            .expression_attribute_values(":seq", number(seq as i64))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
+            .expression_attribute_values(":seq", number(seq as i64));
+        if room {
+            request = request.expression_attribute_names("#entry", ENTRY);
+        }
+        updated(request.send().await)
+    }
+
+    /// Writes a direct message into one side's entry: its seq, sender, preview, activity and
+    /// expiry, plus `read` (`", #read = :seq"`, or nothing), on `condition`. `None` when the
+    /// condition was not met, else whether the write made the entry (it had no message before).
+    async fn record_entry(
+        &self,
+        owner: &UserId,
+        entry: &str,
+        message: &StoredMessage,
+        read: &str,
+        condition: &str,
+    ) -> Result<Option<bool>, StoreError> {
+        let (_, retention) = self.messages()?;
+        let update = format!(
+            "SET #last = :seq, #sender = :sender, #body = :body, #at = :at, #activity = :activity, #expires = :expires{read}"
+        );
+        let mut request = self
+            .client()
+            .update_item()
+            .table_name(self.users()?)
+            .key(USER_ID, string(owner.as_str()))
+            .key(ENTRY, string(entry))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#last", LAST_SEQ)
+            .expression_attribute_names("#sender", LAST_SENDER_ID)
+            .expression_attribute_names("#body", LAST_BODY)
+            .expression_attribute_names("#at", LAST_SENT_AT)
+            .expression_attribute_names("#activity", ACTIVITY)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_values(":seq", number(message.seq as i64))
+            .expression_attribute_values(":sender", string(message.sender_id.as_str()))
+            .expression_attribute_values(":body", string(&super::users::preview(&message.body)))
+            .expression_attribute_values(":at", number(message.sent_at))
+            .expression_attribute_values(":activity", string(SyncCursor::new(message.sent_at, entry).as_str()))
+            .expression_attribute_values(":expires", number(super::expires_at(message.sent_at, retention)));
+        if read.contains("#read") || condition.contains("#read") {
+            request = request.expression_attribute_names("#read", READ_SEQ);
+        }
+        match request.return_values(ReturnValue::UpdatedOld).send().await {
+            Ok(output) => Ok(Some(output.attributes.is_none_or(|old| !old.contains_key(LAST_SEQ)))),
             Err(error) if conditional_failed(&error, UpdateItemError::is_conditional_check_failed_exception) => {
-                Ok(false)
+                Ok(None)
             }
             Err(error) => Err(StoreError::dynamodb("UpdateItem")(error)),
         }
+    }
+}
+
+/// Whether a conditional UpdateItem wrote (`false`: its condition was not met).
+fn updated<T>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if conditional_failed(&error, UpdateItemError::is_conditional_check_failed_exception) => Ok(false),
+        Err(error) => Err(StoreError::dynamodb("UpdateItem")(error)),
     }
 }
 
@@ -219,54 +282,36 @@ impl UserStore for DynamoDbStore {
     }
 
     async fn record_direct(&self, recipient: &UserId, message: &StoredMessage) -> Result<(), StoreError> {
-        let (_, retention) = self.messages()?;
         let sender = &message.sender_id;
         let sides: &[(&UserId, &UserId)] =
             if recipient == sender { &[(sender, sender)] } else { &[(recipient, sender), (sender, recipient)] };
         for &(owner, other) in sides {
             let entry = entry_key(&ConversationRef::User(other.clone()));
-            let own = owner == sender;
-            let mut update = "SET #last = :seq, #sender = :sender, #body = :body, #at = :at, #activity = :activity, #expires = :expires".to_owned();
-            let mut condition = "(attribute_not_exists(#last) OR #last < :seq)".to_owned();
-            if own {
-                // The sender has read their own message: in the same write while no read state
-                // is ahead of it (a read clamped to a later message recorded out of order).
-                update.push_str(", #read = :seq");
-                condition.push_str(" AND (attribute_not_exists(#read) OR #read < :seq)");
-            }
-            let mut request = self
-                .client()
-                .update_item()
-                .table_name(self.users()?)
-                .key(USER_ID, string(owner.as_str()))
-                .key(ENTRY, string(&entry))
-                .update_expression(update)
-                .condition_expression(condition)
-                .expression_attribute_names("#last", LAST_SEQ)
-                .expression_attribute_names("#sender", LAST_SENDER_ID)
-                .expression_attribute_names("#body", LAST_BODY)
-                .expression_attribute_names("#at", LAST_SENT_AT)
-                .expression_attribute_names("#activity", ACTIVITY)
-                .expression_attribute_names("#expires", EXPIRES_AT)
-                .expression_attribute_values(":seq", number(message.seq as i64))
-                .expression_attribute_values(":sender", string(sender.as_str()))
-                .expression_attribute_values(":body", string(&super::users::preview(&message.body)))
-                .expression_attribute_values(":at", number(message.sent_at))
-                .expression_attribute_values(":activity", string(SyncCursor::new(message.sent_at, &entry).as_str()))
-                .expression_attribute_values(":expires", number(super::expires_at(message.sent_at, retention)));
-            if own {
-                request = request.expression_attribute_names("#read", READ_SEQ);
-            }
-            match request.send().await {
-                Ok(_) => {}
-                // A later message was recorded first: its state stands; the sender's read state
-                // is raised on its own.
-                Err(error) if conditional_failed(&error, UpdateItemError::is_conditional_check_failed_exception) => {
-                    if own {
-                        self.raise(owner, &entry, READ_SEQ, message.seq).await?;
+            let later = "attribute_not_exists(#last) OR #last < :seq";
+            if owner != sender {
+                let written = self.record_entry(owner, &entry, message, "", later).await?;
+                if written == Some(true) && message.seq > 1 {
+                    // An entry made anew past seq 1: TTL took the old one with its expired
+                    // messages (or an earlier record failed). What has expired cannot be read,
+                    // so the reader starts before the oldest message retained.
+                    let (table, _) = self.messages()?;
+                    let key = Conversation::direct(owner, other).key();
+                    let oldest = self.oldest_retained(table, &key, message.sent_at / 1000).await?;
+                    if oldest > 1 {
+                        self.raise(owner, &entry, READ_SEQ, oldest - 1).await?;
                     }
                 }
-                Err(error) => return Err(StoreError::dynamodb("UpdateItem")(error)),
+                continue;
+            }
+            // The sender has read their own message: in the same write while no read state is
+            // ahead of it.
+            let unread = format!("({later}) AND (attribute_not_exists(#read) OR #read < :seq)");
+            if self.record_entry(owner, &entry, message, ", #read = :seq", &unread).await?.is_none() {
+                // A later message was recorded first (its state stands), or a read ran ahead of
+                // this write (another tab marked the message read as it arrived): the record
+                // goes in if it is the latest, and the read state is only raised.
+                self.record_entry(owner, &entry, message, "", later).await?;
+                self.raise(owner, &entry, READ_SEQ, message.seq).await?;
             }
         }
         Ok(())
@@ -347,7 +392,11 @@ impl UserStore for DynamoDbStore {
                 else {
                     continue;
                 };
-                let Some(last) = last_message(&item, now_ms, retention) else { continue };
+                // Expiry follows activity: past the first expired entry, every one has expired.
+                let Some(last) = last_message(&item, now_ms, retention) else {
+                    wanted = 0;
+                    break;
+                };
                 entries.push(ConversationEntry {
                     conversation: ConversationRef::User(other),
                     last_seq: count(&item, LAST_SEQ),

@@ -13,6 +13,13 @@
 //! facts changed under it writes again), so no stale write survives. `$disconnect` deletes the
 //! connection's record and its subscriptions; a settling writer that subscribes it afterwards
 //! reads it gone and unsubscribes it again.
+//!
+//! The argument assumes every writer finishes. One that fails part-way (a DynamoDB error, or
+//! facts that kept changing for [`ROUNDS`] rounds) fails closed: `$connect` deletes its
+//! connection, `joinRoom` and `leaveRoom` unsubscribe the connections they touched, and the
+//! client's retry settles again. One that is stopped outright (its function timing out between
+//! two calls) can leave a subscription too many until the user joins or leaves that room again,
+//! or the connection closes (its record expires 3 hours after it opened at the latest).
 
 use std::collections::BTreeSet;
 
@@ -55,11 +62,29 @@ pub async fn settle_connection(store: &dyn Store, connection_id: &str, user: &Us
 /// As [`settle_connection`].
 pub async fn settle_room(store: &dyn Store, user: &UserId, room: &RoomId) -> Result<(), StoreError> {
     let mut touched: BTreeSet<String> = BTreeSet::new();
+    let settled = settle_room_rounds(store, user, room, &mut touched).await;
+    if settled.is_err() {
+        // Failing closed: a writer that stops part-way may have subscribed from facts that no
+        // longer hold, and a subscription too many leaks a room's messages, while one too few
+        // only defers them to history. The client's retry settles again.
+        for connection_id in &touched {
+            let _ = RoomStore::leave(store, connection_id, room).await;
+        }
+    }
+    settled
+}
+
+async fn settle_room_rounds(
+    store: &dyn Store,
+    user: &UserId,
+    room: &RoomId,
+    touched: &mut BTreeSet<String>,
+) -> Result<(), StoreError> {
     let mut facts = room_facts(store, user, room).await?;
     for _ in 0..ROUNDS {
         let (member, connections) = &facts;
         touched.extend(connections.iter().cloned());
-        for connection_id in &touched {
+        for connection_id in touched.iter() {
             let subscribed = *member && connections.contains(connection_id);
             subscribe(store, connection_id, room, subscribed).await?;
         }
