@@ -352,3 +352,33 @@ async fn an_invalid_client_request_id_is_refused_before_anything_is_stored() {
         "any answer carries the id back, after its own fields"
     );
 }
+
+#[tokio::test]
+async fn a_gone_member_whose_record_is_already_deleted_loses_its_orphaned_membership() {
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(dynalite::TABLE).await;
+    let messenger = RecordingMessenger::new();
+    connect(&store, &[("a1", "alice"), ("b1", "bob")]).await;
+    for tab in ["a1", "b1"] {
+        let join = events::message(Route::JoinRoom, tab, &json!({"action": "joinRoom", "roomId": "lobby"}).to_string());
+        assert_eq!(routes::join_room(&join, &store, &messenger).await.status(), 200);
+    }
+    // b1's $disconnect deleted its record, then failed before deleting its membership.
+    dynalite
+        .client()
+        .delete_item()
+        .table_name(dynalite::TABLE)
+        .key("connectionId", aws_sdk_dynamodb::types::AttributeValue::S("b1".into()))
+        .send()
+        .await
+        .unwrap();
+    messenger.mark_gone("b1");
+    let lobby = chat_core::protocol::RoomId::parse("lobby").unwrap();
+    let members = async || chat_core::store::RoomStore::members(&store, &lobby, None).await.unwrap().connection_ids;
+    assert_eq!(members().await, ["a1", "b1"]);
+
+    let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": "anyone?"});
+    assert_eq!(send(&store, &messenger, "a1", &frame).await, 200);
+
+    assert_eq!(members().await, ["a1"], "the 410 removed the membership no record listed");
+}

@@ -399,6 +399,9 @@ fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)
             // An idempotent send's claim: read while pending, deleted when nothing was stored.
             ("dynamodb:GetItem", MESSAGES),
             ("dynamodb:DeleteItem", MESSAGES),
+            // A gone room member with no record left: its orphaned membership.
+            ("dynamodb:DeleteItem", MEMBERSHIPS),
+            ("dynamodb:UpdateItem", CONNECTIONS),
         ]
         .into(),
         Route::JoinRoom => [("dynamodb:PutItem", USERS), ("dynamodb:UpdateItem", USERS), ("dynamodb:Query", MESSAGES)]

@@ -8,7 +8,7 @@ use crate::error::{Chain, PostError};
 use crate::limits::{GONE_AFTER, MAX_POSTS_IN_FLIGHT};
 use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
-use crate::protocol::{self, Frame, UserId};
+use crate::protocol::{self, Frame, RoomId, UserId};
 use crate::store::Store;
 
 /// What happened to the posts of one message.
@@ -51,9 +51,16 @@ pub(super) struct FanOut<'a> {
 
 impl FanOut<'_> {
     pub(super) async fn deliver(&self, recipients: Vec<String>, frame: &[u8]) -> Tally {
+        self.deliver_in(None, recipients, frame).await
+    }
+
+    /// Posts to a room's members: a member that is gone and has no record any more (its
+    /// `$disconnect` deleted the record and then failed) also loses that room's membership,
+    /// which no record lists any more.
+    pub(super) async fn deliver_in(&self, room: Option<&RoomId>, recipients: Vec<String>, frame: &[u8]) -> Tally {
         // Collected first: a lazy map over borrowed ids trips the compiler's higher-ranked
         // lifetime check once the future is boxed (async_trait).
-        let posts: Vec<_> = recipients.iter().map(|id| self.deliver_one(id, frame)).collect();
+        let posts: Vec<_> = recipients.iter().map(|id| self.deliver_one(room, id, frame)).collect();
         let tallies = futures::stream::iter(posts).buffer_unordered(MAX_POSTS_IN_FLIGHT);
         tallies
             .fold(Tally::default(), |mut sum, one| async move {
@@ -65,10 +72,22 @@ impl FanOut<'_> {
 
     /// Posts the frame to one connection. A connection that is gone loses its record, if it
     /// was opened by `opened_by`: a younger one may still be completing its handshake.
-    async fn deliver_one(&self, connection_id: &str, frame: &[u8]) -> Tally {
+    async fn deliver_one(&self, room: Option<&RoomId>, connection_id: &str, frame: &[u8]) -> Tally {
         match self.messenger.post(self.endpoint, connection_id, frame).await {
             Ok(()) => Tally { delivered: 1, ..Tally::default() },
             Err(PostError::Gone(_)) => match self.store.remove_if_opened_by(connection_id, self.opened_by).await {
+                Ok(false) if room.is_some() => {
+                    // Too young to be taken for gone, or no record at all: only the latter
+                    // loses the membership.
+                    let orphan = matches!(self.store.find(connection_id).await, Ok(None));
+                    if let (true, Some(room)) = (orphan, room)
+                        && let Err(error) = crate::store::RoomStore::leave(self.store, connection_id, room).await
+                    {
+                        tracing::warn!(recipient = connection_id, error = %Chain(&error), "could not delete an orphaned membership");
+                    }
+                    tracing::info!(recipient = connection_id, removed = orphan, "recipient connection is gone");
+                    Tally { gone: 1, ..Tally::default() }
+                }
                 Ok(removed) => {
                     tracing::info!(recipient = connection_id, removed, "recipient connection is gone");
                     Tally { gone: 1, ..Tally::default() }

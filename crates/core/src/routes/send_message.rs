@@ -206,7 +206,7 @@ async fn to_room(request: &Request, fan_out: &FanOut<'_>, room: &RoomId, stored:
             }
         };
         let others = page.connection_ids.into_iter().filter(|id| *id != request.connection_id).collect();
-        *tally += fan_out.deliver(others, &frame).await;
+        *tally += fan_out.deliver_in(Some(room), others, &frame).await;
         match page.next {
             Some(next) => after = Some(next),
             None => return,
