@@ -505,10 +505,7 @@ impl JsonSchema for GetHistory {
                     "description": "At most this many messages."
                 },
             },
-            "oneOf": [
-                { "required": [fields::USER_ID], "not": { "required": [fields::ROOM_ID] } },
-                { "required": [fields::ROOM_ID], "not": { "required": [fields::USER_ID] } },
-            ],
+            "oneOf": conversation_one_of(),
             "not": { "required": [fields::BEFORE, fields::AFTER] },
         })
     }
@@ -646,6 +643,14 @@ impl GetHistory {
         };
         Ok(Self { conversation, cursor, limit })
     }
+}
+
+/// The schema of what [`conversation_field`] accepts: `userId` or `roomId`, exactly one.
+fn conversation_one_of() -> Value {
+    json!([
+        { "required": [fields::USER_ID], "not": { "required": [fields::ROOM_ID] } },
+        { "required": [fields::ROOM_ID], "not": { "required": [fields::USER_ID] } },
+    ])
 }
 
 /// The conversation a request names: `userId` or `roomId`, exactly one.
@@ -811,10 +816,7 @@ impl JsonSchema for MarkRead {
                 (fields::SEQ): { "type": "integer", "minimum": 0, "description": "The latest seq read." },
             },
             "required": [fields::SEQ],
-            "oneOf": [
-                { "required": [fields::USER_ID], "not": { "required": [fields::ROOM_ID] } },
-                { "required": [fields::ROOM_ID], "not": { "required": [fields::USER_ID] } },
-            ],
+            "oneOf": conversation_one_of(),
         })
     }
 }

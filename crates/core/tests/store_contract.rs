@@ -8,6 +8,7 @@ use chat_core::store::{
     Appended, ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, RoomJoin, RoomStore,
     StoredMessage, SyncPage, UserStore,
 };
+use chat_testing::members_of as all_members;
 use chat_testing::{Dynalite, events};
 
 fn user(id: &str) -> UserId {
@@ -123,21 +124,6 @@ const PAGE_SIZE: i32 = 7;
 
 fn room(id: &str) -> RoomId {
     RoomId::parse(id).unwrap()
-}
-
-/// Every member of a room, read page by page as a room fan-out reads them.
-async fn all_members(store: &impl RoomStore, id: &str) -> Vec<String> {
-    let (mut ids, mut after) = (Vec::new(), None::<String>);
-    loop {
-        let page = store.members(&room(id), after.as_deref()).await.unwrap();
-        ids.extend(page.connection_ids);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
-    ids.sort();
-    ids
 }
 
 async fn a_joined_connection_is_a_member_and_its_record_lists_the_room<S: ConnectionStore + RoomStore>(store: &S) {

@@ -5,6 +5,7 @@
 
 use chat_core::protocol::{RoomId, UserId};
 use chat_core::store::{MemoryStore, RoomJoin, Store, subscriptions};
+use chat_testing::members_of as members;
 use chat_testing::{Dynalite, events};
 
 fn user(id: &str) -> UserId {
@@ -13,20 +14,6 @@ fn user(id: &str) -> UserId {
 
 fn room(id: &str) -> RoomId {
     RoomId::parse(id).unwrap()
-}
-
-async fn members(store: &dyn Store, id: &str) -> Vec<String> {
-    let (mut ids, mut after) = (Vec::new(), None::<String>);
-    loop {
-        let page = store.members(&room(id), after.as_deref()).await.unwrap();
-        ids.extend(page.connection_ids);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
-    ids.sort();
-    ids
 }
 
 /// What `$connect` does: record, then settle.

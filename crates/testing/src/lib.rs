@@ -56,3 +56,22 @@ pub fn flag(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|arg| arg == name).and_then(|at| args.get(at + 1)).cloned().unwrap_or_else(|| default.into())
 }
+
+/// Every member connection of `room`, read page by page as a room fan-out reads them, sorted.
+///
+/// # Panics
+/// When the room id is invalid or the store fails.
+pub async fn members_of(store: &(impl chat_core::store::RoomStore + ?Sized), room: &str) -> Vec<String> {
+    let room = chat_core::protocol::RoomId::parse(room).expect("a valid room id");
+    let (mut ids, mut after) = (Vec::new(), None::<String>);
+    loop {
+        let page = store.members(&room, after.as_deref()).await.expect("the store answers");
+        ids.extend(page.connection_ids);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    ids.sort();
+    ids
+}

@@ -1,5 +1,5 @@
 //! Posting one frame to many connections, a bounded number at a time, removing the records of
-//! those that are gone: message delivery, and telling a user's other connections what changed.
+//! those that are gone: message delivery, and telling a user's connections what changed.
 
 use futures::StreamExt;
 
@@ -115,10 +115,11 @@ impl<'a> FanOut<'a> {
     }
 }
 
-/// Tells every connection of `user` but the requesting one: `frame` (a change they made in one
-/// tab, such as joining a room, reaches their others). Failures are logged; the change stands,
-/// and the other connections learn it from `sync` after reconnecting.
-pub(super) async fn tell_others(
+/// Tells every connection of `user` but the requesting one `frame`: a change made in one tab
+/// (joining a room, reading) reaches the user's others, and a read receipt the other user of a
+/// conversation. Failures are logged; the change stands, and those connections learn it from
+/// `sync` after reconnecting.
+pub(super) async fn tell_user(
     request: &Request,
     store: &dyn Store,
     messenger: &dyn Messenger,
@@ -128,15 +129,15 @@ pub(super) async fn tell_others(
     let bytes = match protocol::to_bytes(frame) {
         Ok(bytes) => bytes,
         Err(error) => {
-            return tracing::error!(error = %Chain(&error), "could not encode a frame for the user's other connections");
+            return tracing::error!(error = %Chain(&error), "could not encode a frame for a user's connections");
         }
     };
     let others = match store.connections_of(user).await {
         Ok(ids) => ids.into_iter().filter(|id| *id != request.connection_id).collect(),
-        Err(error) => return tracing::warn!(error = %Chain(&error), "could not read the user's other connections"),
+        Err(error) => return tracing::warn!(error = %Chain(&error), "could not read a user's connections"),
     };
     let tally = FanOut::new(request, store, messenger).deliver(others, &bytes).await;
     if tally.failed > 0 {
-        tracing::warn!(failed = tally.failed, "could not tell some of the user's other connections");
+        tracing::warn!(failed = tally.failed, "could not tell some of a user's connections");
     }
 }

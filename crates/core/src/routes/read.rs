@@ -1,11 +1,11 @@
 //! `markRead`: the user has read a conversation up to a seq; their other connections, and in a
 //! direct conversation the other user, hear it.
 
-use super::fan_out::{FanOut, tell_others};
+use super::fan_out::tell_user;
 use super::{Outcome, Refusal, Reply, Request, unknown_connection};
 use crate::error::Chain;
 use crate::messenger::Messenger;
-use crate::protocol::{self, Answer, ConversationRef, ErrorCode, MarkRead, Read, ReadReceipt};
+use crate::protocol::{Answer, ConversationRef, ErrorCode, MarkRead, Read, ReadReceipt};
 use crate::store::{Conversation, Store};
 
 /// Raises the user's `readSeq` to `seq`, clamped to the conversation's latest seq and never
@@ -43,12 +43,9 @@ pub async fn mark_read(request: &Request, store: &dyn Store, messenger: &dyn Mes
             tracing::warn!(error = %Chain(&error), "could not record a read receipt");
         }
         let receipt = ReadReceipt { kind: "readReceipt".into(), user_id: user.clone(), read_seq };
-        let (Ok(bytes), Ok(connections)) = (protocol::to_bytes(&receipt), store.connections_of(other).await) else {
-            return tracing::warn!("could not send a read receipt");
-        };
-        FanOut::new(request, store, messenger).deliver(connections, &bytes).await;
+        tell_user(request, store, messenger, other, &receipt).await;
     };
-    futures::join!(tell_others(request, store, messenger, &user, &read), receipt);
+    futures::join!(tell_user(request, store, messenger, &user, &read), receipt);
     tracing::info!("marked read");
     Ok(Reply::Answer(Answer::Read(read)))
 }

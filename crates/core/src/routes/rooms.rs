@@ -1,7 +1,7 @@
 //! `joinRoom` and `leaveRoom`: a user enters or leaves a room on every connection, and each of
 //! their connections hears that they did.
 
-use super::fan_out::tell_others;
+use super::fan_out::tell_user;
 use super::{Outcome, Refusal, Reply, Request, unknown_connection};
 use crate::limits::MAX_ROOMS_PER_USER;
 use crate::messenger::Messenger;
@@ -38,7 +38,7 @@ pub async fn join_room(request: &Request, store: &dyn Store, messenger: &dyn Mes
     // Read after the subscriptions are in place, so nothing stored after it can be missed.
     let seq = store.latest_seq(&conversation).await?;
     let joined = Joined { room_id, joined: true, seq };
-    tell_others(request, store, messenger, &user, &joined).await;
+    tell_user(request, store, messenger, &user, &joined).await;
     tracing::info!(first, "joined a room");
     Ok(Reply::Answer(Answer::Joined(joined)))
 }
@@ -52,7 +52,7 @@ pub async fn leave_room(request: &Request, store: &dyn Store, messenger: &dyn Me
     store.remove_room(&user, &room_id).await?;
     subscriptions::settle_room(store, &user, &room_id).await?;
     let left = Left { room_id, left: true };
-    tell_others(request, store, messenger, &user, &left).await;
+    tell_user(request, store, messenger, &user, &left).await;
     tracing::info!("left a room");
     Ok(Reply::Answer(Answer::Left(left)))
 }

@@ -157,6 +157,11 @@ pub(super) fn string(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
+/// The key of a conversation's item at seq 0: its head, or (under a claim's key) a claim.
+pub(super) fn seq_zero(key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([(CONVERSATION.to_owned(), string(key)), (SEQ.to_owned(), number(0))])
+}
+
 pub(super) fn number(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
@@ -284,15 +289,7 @@ impl ConnectionStore for DynamoDbStore {
     async fn connections_of(&self, user_id: &UserId) -> Result<Vec<String>, StoreError> {
         let mut ids = Vec::new();
         let mut pages = self
-            .client
-            .query()
-            .table_name(self.users()?)
-            .consistent_read(true)
-            .key_condition_expression("#user = :user AND begins_with(#entry, :c)")
-            .expression_attribute_names("#user", USER_ID)
-            .expression_attribute_names("#entry", ENTRY)
-            .expression_attribute_values(":user", string(user_id.as_str()))
-            .expression_attribute_values(":c", string(CONNECTION_PREFIX))
+            .entries_query(user_id, CONNECTION_PREFIX)?
             .projection_expression("#entry")
             .set_limit(self.page_size)
             .into_paginator()
@@ -310,6 +307,27 @@ impl ConnectionStore for DynamoDbStore {
 
 /// The prefix of a connection's entry in the users table.
 const CONNECTION_PREFIX: &str = "c#";
+
+impl DynamoDbStore {
+    /// A strongly consistent Query of `user`'s entries in the users table whose keys start with
+    /// `prefix` (`c#` connections, `r#` rooms); `#entry` names the sort key.
+    pub(super) fn entries_query(
+        &self,
+        user: &UserId,
+        prefix: &str,
+    ) -> Result<aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder, StoreError> {
+        Ok(self
+            .client
+            .query()
+            .table_name(self.users()?)
+            .consistent_read(true)
+            .key_condition_expression("#user = :user AND begins_with(#entry, :prefix)")
+            .expression_attribute_names("#user", USER_ID)
+            .expression_attribute_names("#entry", ENTRY)
+            .expression_attribute_values(":user", string(user.as_str()))
+            .expression_attribute_values(":prefix", string(prefix)))
+    }
+}
 
 /// A connection's entry in its user's partition of the users table.
 fn connection_entry(connection_id: &str) -> String {
@@ -488,8 +506,7 @@ impl DynamoDbStore {
             .client
             .update_item()
             .table_name(table)
-            .key(CONVERSATION, string(key))
-            .key(SEQ, number(0))
+            .set_key(Some(seq_zero(key)))
             .update_expression("SET #last = :seq, #sender = :sender, #body = :body, #at = :at")
             .condition_expression("attribute_not_exists(#last) OR #last < :seq")
             .expression_attribute_names("#last", LAST_SEQ)
@@ -797,8 +814,7 @@ impl DynamoDbStore {
                 .client
                 .get_item()
                 .table_name(table)
-                .key(CONVERSATION, string(&claim.key))
-                .key(SEQ, number(0))
+                .set_key(Some(seq_zero(&claim.key)))
                 .consistent_read(true)
                 .send()
                 .await
@@ -836,8 +852,7 @@ impl DynamoDbStore {
             .client
             .update_item()
             .table_name(table)
-            .key(CONVERSATION, string(&claim.key))
-            .key(SEQ, number(0))
+            .set_key(Some(seq_zero(&claim.key)))
             .update_expression("SET #at = :now")
             .condition_expression("#at = :then AND attribute_not_exists(#m)")
             .expression_attribute_names("#at", CLAIMED_AT)
@@ -894,8 +909,7 @@ impl DynamoDbStore {
             .client
             .delete_item()
             .table_name(table)
-            .key(CONVERSATION, string(&claim.key))
-            .key(SEQ, number(0))
+            .set_key(Some(seq_zero(&claim.key)))
             .condition_expression("#at = :mine AND attribute_not_exists(#m)")
             .expression_attribute_names("#at", CLAIMED_AT)
             .expression_attribute_names("#m", MESSAGE_SEQ)
@@ -912,8 +926,7 @@ impl DynamoDbStore {
         self.client
             .update_item()
             .table_name(table)
-            .key(CONVERSATION, string(&claim.key))
-            .key(SEQ, number(0))
+            .set_key(Some(seq_zero(&claim.key)))
             .update_expression("SET #m = :seq, #t = :at")
             .expression_attribute_names("#m", MESSAGE_SEQ)
             .expression_attribute_names("#t", SENT_AT)

@@ -10,10 +10,10 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, Select};
 
-use super::dynamodb::{number, string};
+use super::dynamodb::{number, seq_zero, string};
 use super::schema::{
     ACTIVITY, ACTIVITY_INDEX, CONVERSATION, ENTRY, EXPIRES_AT, LAST_BODY, LAST_SENDER_ID, LAST_SENT_AT, LAST_SEQ,
-    PEER_READ_SEQ, READ_SEQ, SEQ, USER_ID,
+    PEER_READ_SEQ, READ_SEQ, USER_ID,
 };
 use super::users::{ConversationEntry, RoomJoin, SyncCursor, SyncPage, UserStore, conversation_of, entry_key, page_of};
 use super::{Conversation, DynamoDbStore, StoredMessage};
@@ -22,6 +22,9 @@ use crate::limits::MAX_ROOMS_PER_USER;
 use crate::protocol::{ConversationRef, RoomId, UserId};
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The prefix of a joined room's entry in the users table (see [`entry_key`]).
+const ROOM_PREFIX: &str = "r#";
 
 /// A number attribute, 0 when absent or not a number.
 fn count(item: &Item, attribute: &str) -> u64 {
@@ -65,18 +68,7 @@ impl DynamoDbStore {
     /// The user's room entries, strongly consistent.
     async fn room_entries(&self, user: &UserId) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
-        let mut pages = self
-            .client()
-            .query()
-            .table_name(self.users()?)
-            .consistent_read(true)
-            .key_condition_expression("#user = :user AND begins_with(#entry, :r)")
-            .expression_attribute_names("#user", USER_ID)
-            .expression_attribute_names("#entry", ENTRY)
-            .expression_attribute_values(":user", string(user.as_str()))
-            .expression_attribute_values(":r", string("r#"))
-            .into_paginator()
-            .send();
+        let mut pages = self.entries_query(user, ROOM_PREFIX)?.into_paginator().send();
         while let Some(page) = pages.next().await {
             items.extend(page.map_err(StoreError::dynamodb("Query"))?.items.unwrap_or_default());
         }
@@ -90,8 +82,7 @@ impl DynamoDbStore {
         for chunk in rooms.chunks(100) {
             let mut keys = KeysAndAttributes::builder().consistent_read(true);
             for room in chunk {
-                let key = Conversation::Room(room.clone()).key();
-                keys = keys.keys(HashMap::from([(CONVERSATION.to_owned(), string(&key)), (SEQ.to_owned(), number(0))]));
+                keys = keys.keys(seq_zero(&Conversation::Room(room.clone()).key()));
             }
             let mut request =
                 Some(keys.build().map_err(|_| StoreError::Unprocessed { operation: "BatchGetItem", left: 0 })?);
@@ -126,7 +117,7 @@ impl DynamoDbStore {
     /// entry is its membership, so it must exist; a direct conversation's is created if need be
     /// (a read can arrive before the message's entry is written: the two run side by side).
     async fn raise(&self, user: &UserId, entry: &str, attribute: &str, seq: u64) -> Result<bool, StoreError> {
-        let room = entry.starts_with("r#");
+        let room = entry.starts_with(ROOM_PREFIX);
         let condition = if room {
             "attribute_exists(#entry) AND (attribute_not_exists(#a) OR #a < :seq)"
         } else {
@@ -216,15 +207,7 @@ impl UserStore for DynamoDbStore {
         }
         // A soft limit: two joins racing past it can both succeed.
         let output = self
-            .client()
-            .query()
-            .table_name(self.users()?)
-            .consistent_read(true)
-            .key_condition_expression("#user = :user AND begins_with(#entry, :r)")
-            .expression_attribute_names("#user", USER_ID)
-            .expression_attribute_names("#entry", ENTRY)
-            .expression_attribute_values(":user", string(user.as_str()))
-            .expression_attribute_values(":r", string("r#"))
+            .entries_query(user, ROOM_PREFIX)?
             .select(Select::Count)
             .send()
             .await
