@@ -1,35 +1,57 @@
 /**
- * The chat page: sign-in, conversations (direct messages and rooms) with unread counts, the
- * connection's state, and every error frame in plain words next to what caused it.
+ * The chat page: sign-in, the conversation list from `sync` with unread counts, conversations
+ * read from history and kept by `seq` (no gap, no duplicate), an outbox that survives drops and
+ * reloads, read receipts, the connection's state, and every refusal beside what it refuses.
  */
 
-import { Connection, tokenClaims } from "./connection.js";
+import { Connection, tokenClaims, ANSWER_TIMEOUT_MS, KEEP_ALIVE_MS } from "./connection.js";
+import { Conversation } from "./conversations.js";
+import { Outbox } from "./outbox.js";
 import * as protocol from "./protocol.js";
 
-/** Messages kept per conversation; older ones scroll away. */
-const MAX_MESSAGES = 500;
-/** An error frame belongs to the last request if it arrives within this long. */
-const ERROR_WINDOW_MS = 10000;
+/** Messages per history page. */
+const PAGE = 50;
+/** `sync` pages read after each (re)connect: up to 1,000 conversations. */
+const MAX_SYNC_PAGES = 10;
+/** A live message past a hole waits this long (plus jitter) for the missing ones before fetching. */
+const GAP_WAIT_MS = 300;
+/** A `markRead` waits this long for more messages, so reading a burst costs one request. */
+const MARK_READ_DELAY_MS = 300;
+/** How often the tab looks for outbox entries of closed tabs. */
+const ADOPT_EVERY_MS = 5_000;
 
 const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+/** Seconds from the page's address, for tests and slow networks: `?keepAlive=60&timeout=10`. */
+const seconds = (name, fallback) => (Number(params.get(name)) > 0 ? Number(params.get(name)) * 1000 : fallback);
 
 const chat = {
   connection: null,
+  outbox: null,
   me: "",
+  tabId: sessionStorage.getItem("chat.tab") ?? protocol.newRequestId(),
   /** The token claim that holds the user id (the server's `AUTH_USER_CLAIM`). */
   userClaim: "sub",
-  /** key (`direct:bob`, `room:lobby`) → {key, kind, id, messages, unread, joined, rejoining} */
+  keepAliveMs: seconds("keepAlive", KEEP_ALIVE_MS),
+  timeoutMs: seconds("timeout", ANSWER_TIMEOUT_MS),
+  /** key (`direct:bob`, `room:lobby`) → Conversation */
   conversations: new Map(),
   active: null,
-  /** The last request sent: `{conversation, message, at}`; error frames attach to it. */
-  lastRequest: null,
+  /** Requests awaiting an answer: clientRequestId → `{what, key?, timer, …}`. */
+  pending: new Map(),
+  /** Per conversation, the outbox entry in flight (one at a time keeps the user's order). */
+  inFlight: new Map(),
+  /** The `sync` cursor for more conversations than were read. */
+  moreConversations: undefined,
   countdown: null,
+  adopter: null,
+  renderQueued: false,
 };
+sessionStorage.setItem("chat.tab", chat.tabId);
 
 // ---- sign-in ----
 
 function prefill() {
-  const params = new URLSearchParams(location.search);
   $("url").value = params.get("url") ?? localStorage.getItem("chat.url") ?? "";
   $("user-id").value = localStorage.getItem("chat.userId") ?? "";
   if (params.get("issuer")) $("issuer").value = params.get("issuer");
@@ -63,7 +85,7 @@ async function fetchToken() {
   }
 }
 
-function signIn(event) {
+function submitSignIn(event) {
   event.preventDefault();
   const url = $("url").value.trim();
   const userId = $("user-id").value.trim();
@@ -72,39 +94,90 @@ function signIn(event) {
   if (mode() === "demo") {
     if (!protocol.isValidId(userId)) return signInError("A user id is 1 to 128 letters, digits or _ . @ -.");
     identity = { userId };
-    chat.me = userId;
   } else {
     const token = $("token").value.trim();
     if (!token) return signInError("Paste a token, or get one from the local issuer.");
     identity = { token };
-    // The claim the server takes the user id from (the gateway names it in `?claim=`).
-    chat.me = tokenClaims(token)[chat.userClaim] ?? "you";
   }
   localStorage.setItem("chat.url", url);
   if (userId) localStorage.setItem("chat.userId", userId);
+  signIn(url, identity);
+}
+
+/**
+ * Connects as `identity`. The session (the URL and the user id, or the token) is kept in this
+ * tab's session storage, so a reload signs in again by itself; closing the tab forgets it.
+ */
+function signIn(url, identity, { resumed = false } = {}) {
   signInError("");
-  chat.connection?.close();
-  chat.connection = new Connection(url, identity);
+  stop();
+  // The claim the server takes the user id from; `sync` confirms it.
+  chat.me = identity.userId ?? tokenClaims(identity.token)[chat.userClaim] ?? "";
+  sessionStorage.setItem("chat.session", JSON.stringify({ url, identity }));
+  chat.outbox = new Outbox(chat.me, chat.tabId);
+  chat.outbox.addEventListener("change", () => {
+    flushAll();
+    scheduleRender();
+  });
+  chat.outbox.claimTab().then((tabId) => {
+    chat.tabId = tabId;
+    sessionStorage.setItem("chat.tab", tabId);
+    adopt();
+  });
+  chat.adopter = setInterval(adopt, ADOPT_EVERY_MS);
+  chat.connection = new Connection(url, identity, {
+    keepAliveMs: chat.keepAliveMs,
+    answerTimeoutMs: chat.timeoutMs,
+    resumed,
+  });
   chat.connection.addEventListener("state", (event) => showState(event.detail));
-  chat.connection.addEventListener("open", rejoinRooms);
+  chat.connection.addEventListener("open", resume);
   chat.connection.addEventListener("frame", (event) => receive(event.detail));
   chat.connection.connect();
+  // A restored session shows its conversations (and takes messages into the outbox) at once.
+  if (resumed) showChat();
+  scheduleRender();
+}
+
+function showChat() {
+  $("sign-in-view").hidden = true;
+  $("chat-view").hidden = false;
 }
 
 function signInError(text) {
   $("sign-in-error").textContent = text;
 }
 
-function signOut() {
+/** Closes the connection and forgets the conversations (not the outbox). */
+function stop() {
   chat.connection?.close();
   chat.connection = null;
+  chat.outbox?.detach();
+  chat.outbox = null;
+  clearInterval(chat.adopter);
+  dropPending();
   chat.conversations.clear();
+  chat.moreConversations = undefined;
+}
+
+/** Signing out forgets the session and clears the outbox, in every tab of this user. */
+function signOut() {
+  const me = chat.me;
+  chat.outbox?.clear();
+  stop();
+  sessionStorage.removeItem("chat.session");
+  sessionStorage.removeItem("chat.active");
   chat.active = null;
-  chat.lastRequest = null;
+  localStorage.setItem("chat.signedOut", JSON.stringify({ userId: me, at: Date.now() }));
   $("chat-view").hidden = true;
   $("sign-in-view").hidden = false;
   render();
 }
+
+addEventListener("storage", (event) => {
+  if (event.key !== "chat.signedOut" || !event.newValue || !chat.connection) return;
+  if (JSON.parse(event.newValue).userId === chat.me) signOut();
+});
 
 // ---- connection state ----
 
@@ -115,7 +188,9 @@ function showState(state) {
   const words = {
     connecting: () => "Connecting…",
     connected: () => `Connected as ${chat.me}`,
-    reconnecting: () => `Reconnecting in ${Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000))} s`,
+    reconnecting: () =>
+      `Reconnecting in ${Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000))} s` +
+      (state.reason ? ` (${state.reason})` : ""),
     refused: () => `Refused: ${state.reason}`,
     closed: () => "Not connected",
   };
@@ -123,57 +198,96 @@ function showState(state) {
   if (state.name === "reconnecting") {
     chat.countdown = setInterval(() => (line.textContent = words.reconnecting()), 1000);
   }
+  if (state.name !== "connected") dropPending();
   $("reconnect").hidden = !["reconnecting", "refused"].includes(state.name) || !chat.connection?.everOpened;
   $("sign-out").hidden = state.name === "closed";
-  if (state.name === "connected") {
-    $("sign-in-view").hidden = true;
-    $("chat-view").hidden = false;
-  }
-  if (state.name === "refused" && !chat.connection?.everOpened) {
+  if (state.name === "connected") showChat();
+  if (state.name === "refused" && (state.expired || !chat.connection?.everOpened)) {
+    // A sign-in to correct, or a token to renew: back to the form. The outbox stays, and is
+    // sent once the same user signs in again.
+    sessionStorage.removeItem("chat.session");
+    $("chat-view").hidden = true;
+    $("sign-in-view").hidden = false;
     signInError(`Refused: ${state.reason}`);
   }
-  renderComposer();
+}
+
+/** Forgets every request in flight: a new socket answers none of them. */
+function dropPending() {
+  for (const request of chat.pending.values()) clearTimeout(request.timer);
+  chat.pending.clear();
+  for (const waiting of chat.inFlight.values()) clearTimeout(waiting.timer);
+  chat.inFlight.clear();
+  for (const conversation of chat.conversations.values()) conversation.loading.clear();
 }
 
 /**
- * A new socket is in no room: join each again. API Gateway runs a connection's frames
- * concurrently, in no set order, so a message sent before the join's answer could reach the room
- * before the join does; the room's composer stays disabled ("joining…") until the answer.
+ * Each time a socket opens: the server has resumed this user's rooms on it, so the page asks
+ * `sync` what changed, fetches what it missed in the conversations it holds, and sends its outbox.
  */
-function rejoinRooms() {
-  for (const conversation of chat.conversations.values()) {
-    if (conversation.kind !== "room") continue;
-    conversation.rejoining = conversation.joined || conversation.rejoining;
-    conversation.joined = false;
-    chat.connection.send(protocol.joinRoom(conversation.id));
+function resume() {
+  dropPending();
+  startSync();
+  const active = chat.conversations.get(chat.active);
+  if (active && !active.loaded) loadNewest(active);
+  adopt();
+  flushAll();
+}
+
+async function adopt() {
+  if ((await chat.outbox?.adopt()) === true) {
+    flushAll();
+    scheduleRender();
   }
-  renderComposer();
 }
 
-// ---- conversations ----
+// ---- requests and answers ----
 
-function conversation(kind, id) {
-  const key = `${kind}:${id}`;
-  if (!chat.conversations.has(key)) {
-    chat.conversations.set(key, { key, kind, id, messages: [], unread: 0, joined: false });
+/**
+ * Sends a request with a `clientRequestId` (a fresh one, or `id`) and remembers it until its
+ * answer, or until `timeoutMs` pass: then the connection is probed and the request retried.
+ */
+function request(what, frame, fields = {}, id = protocol.newRequestId()) {
+  if (!chat.connection?.send(frame(id))) return undefined;
+  const timer = setTimeout(() => timedOut(id), chat.timeoutMs);
+  chat.pending.set(id, { what, timer, ...fields });
+  return id;
+}
+
+/** The request an answer belongs to, no longer pending. */
+function settle(id) {
+  const request = id === undefined ? undefined : chat.pending.get(id);
+  if (!request) return undefined;
+  clearTimeout(request.timer);
+  chat.pending.delete(id);
+  return request;
+}
+
+function timedOut(id) {
+  const request = settle(id);
+  if (!request) return;
+  // No answer: either the function was slow or the connection is dead. The keep-alive tells.
+  chat.connection?.probe();
+  const conversation = chat.conversations.get(request.key);
+  switch (request.what) {
+    case "send":
+      chat.inFlight.delete(request.key);
+      flush(request.key);
+      break;
+    case "sync":
+      startSync(request.cursor, request.page, request.seen, request.startedAt);
+      break;
+    case "history":
+      conversation?.loading.delete(request.direction);
+      if (conversation && request.direction !== "older") load(conversation, request.direction);
+      break;
+    case "markRead":
+      if (conversation) conversation.readRequested = 0;
+      scheduleMarkRead();
+      break;
+    default:
+      break;
   }
-  return chat.conversations.get(key);
-}
-
-function add(conversation, fields) {
-  const message = { at: new Date(), ...fields };
-  conversation.messages.push(message);
-  if (conversation.messages.length > MAX_MESSAGES) conversation.messages.shift();
-  if (conversation.key !== chat.active && !message.own) conversation.unread += 1;
-  return message;
-}
-
-function open(key) {
-  chat.active = key;
-  const current = chat.conversations.get(key);
-  if (current) current.unread = 0;
-  render();
-  $("body").focus();
 }
 
 function receive(text) {
@@ -182,77 +296,332 @@ function receive(text) {
     case "direct": {
       // A message this user sent from another tab comes back too: it belongs to the
       // conversation with its recipient, and is this user's own.
-      const own = frame.senderId === chat.me && typeof frame.destinationUserId === "string";
+      const own = frame.senderId === chat.me;
       const other = own ? frame.destinationUserId : frame.senderId;
-      add(conversation("direct", other), { sender: frame.senderId, body: frame.body, own });
+      if (typeof other === "string") delivered(conversation("direct", other), frame, own);
       break;
     }
     case "room":
-      add(conversation("room", frame.roomId), { sender: frame.senderId, body: frame.body });
+      delivered(conversation("room", frame.roomId), frame, frame.senderId === chat.me);
       break;
-    case "joined": {
-      const room = conversation("room", frame.roomId);
-      if (!room.joined && !room.rejoining) add(room, { notice: `You joined ${frame.roomId}.`, own: true });
-      room.joined = true;
-      room.rejoining = false;
+    case "ack":
+      acknowledged(frame);
+      break;
+    case "history":
+      history(frame);
+      break;
+    case "sync":
+      synced(frame);
+      break;
+    case "read": {
+      settle(frame.clientRequestId);
+      chat.conversations.get(protocol.conversationKey(frame.conversation.kind, frame.conversation.id))?.read(frame.readSeq);
       break;
     }
+    case "readReceipt":
+      chat.conversations.get(protocol.conversationKey("direct", frame.userId))?.peerRead(frame.readSeq);
+      break;
+    case "joined":
+      joined(frame);
+      break;
     case "left":
-      chat.conversations.delete(`room:${frame.roomId}`);
-      if (chat.active === `room:${frame.roomId}`) chat.active = null;
+      left(frame);
       break;
     case "error":
-      showError(frame);
+      refused(frame);
       break;
     case "gateway":
-      showError({ code: "gateway", message: frame.message, words: protocol.gatewayWords(frame.message) });
+      // API Gateway's own frames name no request: the request they answer times out and is retried.
+      showNotice(protocol.gatewayWords(frame.message));
       break;
     default:
       break;
   }
-  render();
+  scheduleRender();
 }
 
-/** Puts an error frame next to the request that caused it: the last one, if recent. */
-function showError({ code, message, words = protocol.errorWords(code, message) }) {
-  const last = chat.lastRequest;
-  if (last && Date.now() - last.at < ERROR_WINDOW_MS && chat.conversations.has(last.conversation.key)) {
-    if (last.message) last.message.error = { code, words };
-    else add(last.conversation, { notice: words, error: { code, words }, own: true });
-    chat.lastRequest = null;
+function conversation(kind, id) {
+  const key = protocol.conversationKey(kind, id);
+  if (!chat.conversations.has(key)) chat.conversations.set(key, new Conversation(kind, id));
+  return chat.conversations.get(key);
+}
+
+/** A live message: held once by seq; one past a hole waits a moment for the missing ones. */
+function delivered(conversation, frame, own) {
+  const message = { senderId: frame.senderId, body: frame.body, seq: frame.seq, sentAt: frame.sentAt };
+  if (!conversation.add(message)) return;
+  if (own) conversation.read(message.seq);
+  if (conversation.hasGap()) scheduleFill(conversation);
+  if (conversation.key === chat.active) scheduleMarkRead();
+}
+
+function acknowledged(frame) {
+  const request = settle(frame.clientRequestId);
+  if (request?.what !== "send") return;
+  chat.outbox?.remove(frame.clientRequestId);
+  const current = conversation(frame.conversation.kind, frame.conversation.id);
+  current.add({ senderId: chat.me, body: request.body, seq: frame.seq, sentAt: frame.sentAt });
+  // Sending advances the sender's own read position (the server does the same).
+  current.read(frame.seq);
+  if (current.hasGap()) scheduleFill(current);
+  chat.inFlight.delete(request.key);
+  flush(request.key);
+}
+
+function history(frame) {
+  const request = settle(frame.clientRequestId);
+  if (request?.what !== "history") return;
+  const current = chat.conversations.get(request.key);
+  if (!current) return;
+  current.loading.delete(request.direction);
+  if (request.direction === "newest") current.mergeNewest(frame);
+  else if (request.direction === "older") current.mergeOlder(frame);
+  else if (current.mergeAfter(frame) === 0 && !frame.hasMore) return;
+  if (current.hasGap()) load(current, "after");
+  if (current.key === chat.active) scheduleMarkRead();
+}
+
+function synced(frame) {
+  const request = settle(frame.clientRequestId);
+  if (request?.what !== "sync") return;
+  if (typeof frame.userId === "string") chat.me = frame.userId;
+  const listed = new Set();
+  for (const entry of frame.conversations) {
+    const current = conversation(entry.conversation.kind, entry.conversation.id);
+    listed.add(current.key);
+    current.heard(entry.seq, entry.lastMessage);
+    current.read(entry.readSeq);
+    current.peerRead(entry.peerReadSeq);
+    if (current.kind === "room") {
+      current.joined = true;
+      current.left = false;
+    }
+    if (current.hasGap()) load(current, "after");
+  }
+  const seen = new Set([...(request.seen ?? []), ...listed]);
+  if (frame.nextCursor && request.page + 1 < MAX_SYNC_PAGES) {
+    startSync(frame.nextCursor, request.page + 1, seen, request.startedAt);
+    return;
+  }
+  chat.moreConversations = frame.nextCursor;
+  if (!frame.nextCursor) {
+    // Every conversation was listed: a room missing from the list was left (in another tab, or
+    // while away).
+    for (const current of [...chat.conversations.values()]) {
+      const joinedSince = (current.joinedAt ?? 0) >= request.startedAt;
+      if (current.kind === "room" && current.joined && !seen.has(current.key) && !joinedSince) roomGone(current);
+    }
+  }
+  if (chat.active && !chat.conversations.has(chat.active)) chat.active = null;
+  scheduleMarkRead();
+}
+
+function joined(frame) {
+  const request = settle(frame.clientRequestId);
+  const room = conversation("room", frame.roomId);
+  const first = !room.joined;
+  room.joined = true;
+  room.joinedAt = Date.now();
+  room.left = false;
+  room.heard(frame.seq);
+  // A first join starts the user's read position at the room's latest seq (the server's rule).
+  if (first) room.read(frame.seq);
+  if (request?.what === "join" && first) room.notices.push({ afterSeq: frame.seq, text: `You joined ${frame.roomId}.` });
+  if (room.key === chat.active && !room.loaded) loadNewest(room);
+  flush(room.key);
+}
+
+function left(frame) {
+  settle(frame.clientRequestId);
+  const room = chat.conversations.get(protocol.conversationKey("room", frame.roomId));
+  if (room) roomGone(room);
+}
+
+/** A room left: gone from the list, unless messages to it wait in the outbox (they will be refused). */
+function roomGone(room) {
+  room.joined = false;
+  const waiting = chat.outbox?.entries().some((entry) => entry.conversation === room.key);
+  if (waiting) {
+    room.left = true;
+    flush(room.key);
   } else {
-    const current = chat.conversations.get(chat.active);
-    if (current) add(current, { notice: words, error: { code, words }, own: true });
-    else $("state").textContent = `${$("state").textContent} (${words})`;
+    chat.conversations.delete(room.key);
+    if (chat.active === room.key) {
+      chat.active = null;
+      sessionStorage.removeItem("chat.active");
+    }
   }
 }
 
-function request(conversation, frame, message) {
-  chat.lastRequest = { conversation, message, at: Date.now() };
-  // A bigger frame would make the gateway close the connection (1009) and lose the message.
-  if (new Blob([frame]).size > protocol.MAX_FRAME_BYTES) {
-    return failed(conversation, message, "frameTooLarge", "Not sent: a message must fit in 32 KB.");
+/** An error frame: shown beside the request it answers, matched by `clientRequestId`. */
+function refused({ code, message, clientRequestId }) {
+  const request = settle(clientRequestId);
+  const words = protocol.errorWords(code, message);
+  if (!request) return showNotice(words);
+  const current = chat.conversations.get(request.key);
+  // The server lost this connection's record (it outlived its TTL): only a new connection helps,
+  // and every request is sent again on it.
+  if (code === "unknownConnection") return chat.connection?.restart("the server lost this connection");
+  switch (request.what) {
+    case "send":
+      if (protocol.RETRYABLE.has(code)) {
+        // The server could not store it yet: the same request again, after a pause.
+        const timer = setTimeout(() => {
+          chat.inFlight.delete(request.key);
+          flush(request.key);
+        }, 500 + Math.random() * 1000);
+        chat.inFlight.set(request.key, { timer });
+      } else {
+        chat.outbox?.fail(clientRequestId, { code, words });
+        chat.inFlight.delete(request.key);
+        flush(request.key);
+      }
+      break;
+    case "history":
+      current?.loading.delete(request.direction);
+      current?.notices.push({ afterSeq: current.seq, text: words, error: { code, words } });
+      break;
+    case "sync":
+      showNotice(words);
+      break;
+    case "join":
+      if (current && !current.joined) current.notices.push({ afterSeq: current.seq, text: words, error: { code, words } });
+      break;
+    default:
+      showNotice(words);
+      break;
   }
-  if (!chat.connection?.send(frame)) failed(conversation, message, "notConnected", "Not sent: not connected.");
 }
 
-/** Marks a request that never left the page. */
-function failed(conversation, message, code, words) {
-  if (message) message.error = { code, words };
-  else add(conversation, { notice: words, error: { code, words }, own: true });
+/** A message for the header: API Gateway's frames and errors that name no request. */
+function showNotice(words) {
+  $("notice").textContent = words;
+  $("notice").hidden = false;
+  clearTimeout(showNotice.timer);
+  showNotice.timer = setTimeout(() => ($("notice").hidden = true), 8000);
+}
+
+// ---- sync, history and read state ----
+
+function startSync(cursor, page = 0, seen = [], startedAt = Date.now()) {
+  request("sync", (id) => protocol.sync({ cursor }, id), { cursor, page, seen, startedAt });
+}
+
+function loadNewest(conversation) {
+  load(conversation, "newest");
+}
+
+/** One history request per direction at a time: `newest`, `older` (before the floor) or `after` the top. */
+function load(conversation, direction) {
+  if (conversation.loading.has(direction) || !chat.connection?.connected) return;
+  if (direction !== "newest" && !conversation.loaded) return;
+  if (direction === "older" && conversation.start) return;
+  const cursor =
+    direction === "older"
+      ? { before: conversation.floor, limit: PAGE }
+      : direction === "after"
+        ? { after: conversation.top(), limit: protocol.HISTORY_LIMIT }
+        : { limit: PAGE };
+  const id = request("history", (id) => protocol.getHistory(conversation, cursor, id), {
+    key: conversation.key,
+    direction,
+  });
+  if (id) conversation.loading.add(direction);
+}
+
+/**
+ * A hole in the held messages: invocations run concurrently, so the missing ones often arrive
+ * a moment later; only if they do not is what lies between fetched.
+ */
+function scheduleFill(conversation) {
+  if (conversation.fillTimer) return;
+  conversation.fillTimer = setTimeout(() => {
+    conversation.fillTimer = null;
+    if (conversation.hasGap()) load(conversation, "after");
+  }, GAP_WAIT_MS + Math.random() * GAP_WAIT_MS);
+}
+
+/** Marks the open conversation read up to what it shows, once messages stop arriving for a moment. */
+function scheduleMarkRead() {
+  clearTimeout(scheduleMarkRead.timer);
+  scheduleMarkRead.timer = setTimeout(() => markRead(chat.conversations.get(chat.active)), MARK_READ_DELAY_MS);
+}
+
+/** Marks `current` read up to the last message it shows without a gap. */
+function markRead(current) {
+  if (!current?.loaded || !current.joined || document.visibilityState !== "visible") return;
+  const seq = current.top();
+  if (seq <= current.readSeq || seq <= (current.readRequested ?? 0)) return;
+  if (request("markRead", (id) => protocol.markRead(current, seq, id), { key: current.key })) {
+    current.readRequested = seq;
+  }
+}
+
+document.addEventListener("visibilitychange", scheduleMarkRead);
+
+// ---- the outbox ----
+
+/** Sends the next outbox entry of `key`, unless one is in flight or the socket is down. */
+function flush(key) {
+  if (!chat.outbox || !chat.connection?.connected || chat.inFlight.has(key)) return;
+  const current = chat.conversations.get(key);
+  if (current?.kind === "room" && !current.joined && !current.left) return;
+  const entry = chat.outbox.next(key);
+  if (!entry) return;
+  const to = protocol.parseKey(key);
+  const sent = request(
+    "send",
+    (id) => protocol.sendMessage(to, entry.body, id),
+    { key, body: entry.body },
+    entry.clientRequestId,
+  );
+  if (sent) chat.inFlight.set(key, { clientRequestId: sent });
+}
+
+function flushAll() {
+  for (const key of chat.outbox?.conversations() ?? []) flush(key);
 }
 
 function sendMessage(event) {
   event.preventDefault();
   const current = chat.conversations.get(chat.active);
   const body = $("body").value;
-  if (!current || !body.trim()) return;
-  const message = add(current, { sender: chat.me, body, own: true });
-  const frame =
-    current.kind === "room" ? protocol.roomMessage(current.id, body) : protocol.directMessage(current.id, body);
-  request(current, frame, message);
+  if (!current || !body.trim() || !chat.outbox) return;
   $("body").value = "";
-  render();
+  const entry = chat.outbox.add(current.key, body);
+  // A bigger frame would make the gateway close the connection (1009) and lose the message.
+  const frame = protocol.sendMessage(current, body, entry.clientRequestId);
+  if (new Blob([frame]).size > protocol.MAX_FRAME_BYTES) {
+    chat.outbox.fail(entry.clientRequestId, { code: "frameTooLarge", words: "Not sent: a message must fit in 32 KB." });
+  } else {
+    flush(current.key);
+  }
+  scheduleRender();
+}
+
+function retryEntry(clientRequestId) {
+  const entry = chat.outbox?.retry(clientRequestId);
+  if (entry) flush(entry.conversation);
+  scheduleRender();
+}
+
+function discardEntry(clientRequestId) {
+  chat.outbox?.remove(clientRequestId);
+  scheduleRender();
+}
+
+// ---- conversations ----
+
+function open(key) {
+  // What the conversation being left showed was read, even if it was open for a moment only.
+  if (chat.active !== key) markRead(chat.conversations.get(chat.active));
+  chat.active = key;
+  sessionStorage.setItem("chat.active", key);
+  const current = chat.conversations.get(key);
+  if (current && !current.loaded) loadNewest(current);
+  scheduleMarkRead();
+  render({ toBottom: true });
+  $("body").focus();
 }
 
 function openDirect(event) {
@@ -269,44 +638,86 @@ function joinRoom(event) {
   if (!protocol.isValidId(roomId)) return;
   $("room-id").value = "";
   const room = conversation("room", roomId);
-  request(room, protocol.joinRoom(roomId), null);
+  if (!room.joined) {
+    const sent = request("join", (id) => protocol.joinRoom(roomId, id), { key: room.key });
+    if (!sent) room.notices.push({ afterSeq: room.seq, text: "Not joined: not connected. Try again once connected." });
+  }
   open(room.key);
 }
 
 function leaveRoom() {
   const current = chat.conversations.get(chat.active);
   if (current?.kind !== "room") return;
-  if (!current.joined || !chat.connection?.send(protocol.leaveRoom(current.id))) {
+  if (!current.joined) {
+    roomGone(current);
     chat.conversations.delete(current.key);
     chat.active = null;
     render();
+    return;
   }
+  request("leave", (id) => protocol.leaveRoom(current.id, id), { key: current.key });
 }
 
 // ---- rendering ----
 
-function render() {
+function scheduleRender() {
+  if (chat.renderQueued) return;
+  chat.renderQueued = true;
+  setTimeout(() => {
+    chat.renderQueued = false;
+    render();
+  }, 0);
+}
+
+function render({ toBottom = false } = {}) {
   renderList();
-  renderConversation();
+  renderConversation(toBottom);
   renderComposer();
 }
 
+/** The outbox entries of one conversation (every tab's). */
+function waiting(key) {
+  return (chat.outbox?.entries() ?? []).filter((entry) => entry.conversation === key);
+}
+
+/** Whether `what` differs from what `part` last rendered (re-rendering only on change keeps clicks and selection steady). */
+function changed(part, what) {
+  const signature = JSON.stringify(what);
+  if (changed.last[part] === signature) return false;
+  changed.last[part] = signature;
+  return true;
+}
+changed.last = {};
+
 function renderList() {
-  const list = $("conversations");
-  list.replaceChildren(
-    ...[...chat.conversations.values()].map((conversation) => {
+  const conversations = [...chat.conversations.values()].sort((a, b) => b.activity - a.activity);
+  const shown = conversations.map((c) => [c.key, c.key === chat.active, c.unread, c.lastMessage?.seq, c.lastMessage?.body]);
+  if (!changed("list", [chat.me, shown])) return;
+  $("conversations").replaceChildren(
+    ...conversations.map((conversation) => {
       const item = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.key = conversation.key;
-      button.textContent = conversation.kind === "room" ? `# ${conversation.id}` : conversation.id;
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = conversation.kind === "room" ? `# ${conversation.id}` : conversation.id;
+      button.append(name);
       if (conversation.key === chat.active) button.setAttribute("aria-current", "true");
-      if (conversation.unread > 0) {
+      const unread = conversation.key === chat.active ? 0 : conversation.unread;
+      if (unread > 0) {
         const badge = document.createElement("span");
         badge.className = "unread";
-        badge.textContent = String(conversation.unread);
-        badge.setAttribute("aria-label", `${conversation.unread} unread`);
+        badge.textContent = String(unread);
+        badge.setAttribute("aria-label", `${unread} unread`);
         button.append(" ", badge);
+      }
+      if (conversation.lastMessage) {
+        const preview = document.createElement("span");
+        preview.className = "preview";
+        const who = conversation.lastMessage.senderId === chat.me ? "You" : conversation.lastMessage.senderId;
+        preview.textContent = `${conversation.kind === "room" || who === "You" ? `${who}: ` : ""}${conversation.lastMessage.body}`;
+        button.append(preview);
       }
       button.addEventListener("click", () => open(conversation.key));
       item.append(button);
@@ -315,49 +726,144 @@ function renderList() {
   );
 }
 
-function renderConversation() {
+function renderConversation(toBottom) {
   const current = chat.conversations.get(chat.active);
   $("conversation-title").textContent = current
     ? current.kind === "room"
-      ? `Room ${current.id}${current.joined ? "" : " (joining…)"}`
+      ? `Room ${current.id}${current.left ? " (you left it)" : current.joined ? "" : " (joining…)"}`
       : `Direct messages with ${current.id}`
     : "Pick or start a conversation";
-  $("leave-room").hidden = current?.kind !== "room";
-  $("messages").replaceChildren(...(current?.messages ?? []).map(renderMessage));
-  $("messages").lastElementChild?.scrollIntoView({ block: "end" });
+  $("leave-room").hidden = current?.kind !== "room" || current.left;
+  const entries = current ? waiting(current.key).map((entry) => [entry.clientRequestId, chat.outbox.stateOf(entry)]) : [];
+  const held = current?.sorted() ?? [];
+  const what = current && [
+    current.key, current.loaded, current.start, current.expiredBefore, [...current.loading], current.peerReadSeq,
+    held.length, held[0]?.seq, held.at(-1)?.seq, current.notices.length, entries,
+  ];
+  if (!changed("conversation", [chat.me, what]) && !toBottom) return;
+  const list = $("messages");
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  const atBottom = fromBottom - list.clientHeight < 40;
+  list.replaceChildren(...(current ? conversationItems(current) : []));
+  if (toBottom || atBottom) list.scrollTop = list.scrollHeight;
+  else list.scrollTop = list.scrollHeight - fromBottom;
 }
 
-function renderMessage(message) {
-  const item = document.createElement("li");
-  item.className = message.notice ? "notice" : message.own ? "message own" : "message";
-  const time = message.at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  if (message.notice) {
-    item.textContent = message.notice;
-  } else {
-    const meta = document.createElement("div");
-    meta.className = "meta";
-    meta.textContent = `${message.own ? "You" : message.sender} · ${message.own ? "sent" : "received"} ${time}`;
-    const body = document.createElement("div");
-    body.className = "body";
-    body.textContent = message.body;
-    item.append(meta, body);
+function conversationItems(current) {
+  const items = [edge(current)];
+  const notices = [...current.notices].sort((a, b) => a.afterSeq - b.afterSeq);
+  let next = 0;
+  for (const message of current.sorted()) {
+    while (next < notices.length && notices[next].afterSeq < message.seq) items.push(noticeItem(notices[next++]));
+    items.push(messageItem(current, message));
   }
-  if (message.error) {
-    item.classList.add("failed");
+  while (next < notices.length) items.push(noticeItem(notices[next++]));
+  for (const entry of waiting(current.key)) items.push(entryItem(entry));
+  return items;
+}
+
+/** The top of the list: a button for older messages, or where the conversation starts. */
+function edge(current) {
+  const item = document.createElement("li");
+  item.className = "edge";
+  if (!current.loaded) {
+    item.textContent = current.loading.has("newest") ? "Loading…" : "";
+  } else if (current.expiredBefore) {
+    item.textContent = "Older messages have expired.";
+    item.dataset.edge = "expired";
+  } else if (current.start) {
+    item.textContent = "The start of the conversation.";
+    item.dataset.edge = "start";
+  } else {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.id = "load-older";
+    button.textContent = current.loading.has("older") ? "Loading older messages…" : "Load older messages";
+    button.addEventListener("click", () => load(current, "older"));
+    item.append(button);
+  }
+  return item;
+}
+
+function time(at) {
+  return new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function messageItem(current, message) {
+  const own = message.senderId === chat.me;
+  const item = document.createElement("li");
+  item.className = own ? "message own" : "message";
+  item.dataset.seq = String(message.seq);
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  if (own) {
+    const state = current.kind === "direct" && message.seq <= current.peerReadSeq ? "read" : "sent";
+    item.dataset.state = state;
+    meta.textContent = `You · ${time(message.sentAt)} · ${state}`;
+  } else {
+    meta.textContent = `${message.senderId} · ${time(message.sentAt)}`;
+  }
+  const body = document.createElement("div");
+  body.className = "body";
+  body.textContent = message.body;
+  item.append(meta, body);
+  return item;
+}
+
+/** A message in the outbox: sending, refused (with the reason), or too old to send by itself. */
+function entryItem(entry) {
+  const state = chat.outbox.stateOf(entry);
+  const item = document.createElement("li");
+  item.className = state === "sending" ? "message own pending" : "message own failed";
+  item.dataset.state = state;
+  item.dataset.clientRequestId = entry.clientRequestId;
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  meta.textContent = `You · ${time(entry.createdAt)} · ${state === "sending" ? "sending…" : "not sent"}`;
+  const body = document.createElement("div");
+  body.className = "body";
+  body.textContent = entry.body;
+  item.append(meta, body);
+  if (state !== "sending") {
     const error = document.createElement("div");
     error.className = "error";
-    error.dataset.code = message.error.code;
-    error.textContent = message.error.words;
-    if (message.notice) item.replaceChildren(error);
-    else item.append(error);
+    error.dataset.code = state === "expired" ? "expired" : entry.error?.code ?? "failed";
+    error.textContent = state === "expired" ? "Not sent for a day: send it now?" : (entry.error?.words ?? "Not sent.");
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "retry";
+    retry.textContent = "Retry";
+    retry.addEventListener("click", () => retryEntry(entry.clientRequestId));
+    const discard = document.createElement("button");
+    discard.type = "button";
+    discard.className = "discard";
+    discard.textContent = "Discard";
+    discard.addEventListener("click", () => discardEntry(entry.clientRequestId));
+    error.append(" ", retry, " ", discard);
+    item.append(error);
+  }
+  return item;
+}
+
+function noticeItem(notice) {
+  const item = document.createElement("li");
+  item.className = "notice";
+  if (notice.error) {
+    const error = document.createElement("div");
+    error.className = "error";
+    error.dataset.code = notice.error.code;
+    error.textContent = notice.error.words;
+    item.append(error);
+  } else {
+    item.textContent = notice.text;
   }
   return item;
 }
 
 function renderComposer() {
   const current = chat.conversations.get(chat.active);
-  const ready =
-    chat.connection?.state.name === "connected" && current && (current.kind === "direct" || current.joined);
+  // Typing never waits for the connection: what is sent offline waits in the outbox.
+  const ready = Boolean(chat.outbox && current && current.joined && !current.left);
   $("body").disabled = !ready;
   $("send").disabled = !ready;
 }
@@ -367,10 +873,25 @@ function renderComposer() {
 prefill();
 for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", showModeFields);
 $("fetch-token").addEventListener("click", fetchToken);
-$("sign-in").addEventListener("submit", signIn);
+$("sign-in").addEventListener("submit", submitSignIn);
 $("sign-out").addEventListener("click", signOut);
 $("reconnect").addEventListener("click", () => chat.connection?.connect());
 $("new-direct").addEventListener("submit", openDirect);
 $("join-room").addEventListener("submit", joinRoom);
 $("leave-room").addEventListener("click", leaveRoom);
 $("composer").addEventListener("submit", sendMessage);
+$("messages").addEventListener("scroll", () => {
+  const current = chat.conversations.get(chat.active);
+  if (current && $("messages").scrollTop < 40) load(current, "older");
+});
+
+// A reload signs in again by itself and reopens the conversation it showed.
+const session = JSON.parse(sessionStorage.getItem("chat.session") ?? "null");
+if (session?.url && session.identity) {
+  chat.active = sessionStorage.getItem("chat.active");
+  signIn(session.url, session.identity, { resumed: true });
+  if (chat.active) {
+    const { kind, id } = protocol.parseKey(chat.active);
+    conversation(kind, id);
+  }
+}

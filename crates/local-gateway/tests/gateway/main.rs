@@ -8,6 +8,7 @@ mod support;
 
 mod auth;
 mod browser;
+mod browser_durable;
 mod chat;
 mod connections_api;
 mod fidelity;

@@ -1,11 +1,13 @@
 //! Real headless Chromium for the web page's tests, driven over WebDriver (`chromedriver`) with
-//! fantoccini: each [`Page`] is its own browser, with its own storage, like two people's laptops.
+//! fantoccini: each [`Browser::open`] is its own browser, with its own storage, like two people's
+//! laptops; [`Page::new_window`] is another window of the same browser, sharing its storage.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use fantoccini::elements::Element;
+use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -79,17 +81,47 @@ impl Browser {
             .await
             .unwrap_or_else(|error| panic!("no Chromium session ({error}): {INSTALL}"));
         client.goto(url).await.expect("the page loads");
-        Page { client }
+        let window = client.window().await.expect("a window");
+        Page { client, window }
     }
 }
 
-/// One browser window on the chat page.
+/// One browser window on the chat page. Windows of one browser share one WebDriver session, so
+/// every call first switches to its own window (the tests drive one window at a time).
 pub struct Page {
     pub client: Client,
+    window: WindowHandle,
 }
 
 impl Page {
+    /// Another window of the same browser (same profile, same local storage) on `url`.
+    pub async fn new_window(&self, url: &str) -> Page {
+        let opened = self.client.new_window(false).await.expect("a new window");
+        let page = Page { client: self.client.clone(), window: opened.handle };
+        page.focus().await;
+        page.client.goto(url).await.expect("the page loads");
+        page
+    }
+
+    /// Makes this window the one WebDriver commands go to.
+    pub async fn focus(&self) {
+        self.client.switch_to_window(self.window.clone()).await.expect("switch window");
+    }
+
+    /// Runs a script in this window and returns its value.
+    pub async fn run(&self, script: &str, arguments: Vec<Value>) -> Value {
+        self.focus().await;
+        self.client.execute(script, arguments).await.unwrap_or_else(|error| panic!("{script}: {error}"))
+    }
+
+    /// Reloads the page, as a person pressing F5.
+    pub async fn reload(&self) {
+        self.focus().await;
+        self.client.refresh().await.expect("reload");
+    }
+
     pub async fn element(&self, css: &str) -> Element {
+        self.focus().await;
         self.client.wait().at_most(PAGE_WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|error| {
             panic!("no {css} on the page within {PAGE_WAIT:?}: {error}");
         })
@@ -102,12 +134,23 @@ impl Page {
         field.send_keys(text).await.expect("type");
     }
 
+    /// Clicks an element, finding it again if the page re-rendered it between finding and clicking.
     pub async fn click(&self, css: &str) {
-        self.element(css).await.click().await.unwrap_or_else(|error| panic!("click {css}: {error}"));
+        let deadline = tokio::time::Instant::now() + PAGE_WAIT;
+        loop {
+            match self.element(css).await.click().await {
+                Ok(()) => return,
+                Err(error) if error.to_string().contains("stale element") && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => panic!("click {css}: {error}"),
+            }
+        }
     }
 
     /// Waits until the element's text contains `text`; returns the whole text.
     pub async fn wait_for_text(&self, css: &str, text: &str) -> String {
+        self.focus().await;
         let deadline = tokio::time::Instant::now() + PAGE_WAIT;
         loop {
             let seen = match self.client.find(Locator::Css(css)).await {
@@ -161,8 +204,65 @@ impl Page {
         self.click(&format!("#conversations button[data-key=\"{key}\"]")).await;
     }
 
+    /// The unread count a conversation's badge shows (0 without a badge).
+    pub async fn unread(&self, key: &str) -> u64 {
+        let script = "const b = document.querySelector(`#conversations button[data-key=\"${arguments[0]}\"] .unread`);
+                      return b ? Number(b.textContent) : 0;";
+        self.run(script, vec![json!(key)]).await.as_u64().unwrap()
+    }
+
+    /// Waits until a conversation's badge shows `count`.
+    pub async fn wait_for_unread(&self, key: &str, count: u64) {
+        let deadline = tokio::time::Instant::now() + PAGE_WAIT;
+        loop {
+            let seen = self.unread(key).await;
+            if seen == count {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{key} never showed {count} unread; it shows {seen}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The open conversation as shown: `(seq, body, state)` of each stored message in order
+    /// (`state` is `sent` or `read` for the user's own, empty for others'), then the outbox's
+    /// entries with seq 0 and their state (`sending`, `failed`, `expired`).
+    pub async fn shown(&self) -> Vec<(u64, String, String)> {
+        let script = "return [...document.querySelectorAll('#messages li.message')].map((li) =>
+                        [Number(li.dataset.seq ?? 0), li.querySelector('.body').textContent, li.dataset.state ?? '']);";
+        serde_json::from_value(self.run(script, vec![]).await).unwrap()
+    }
+
+    /// Clicks "Load older messages" until the conversation's start (or its expired edge) shows.
+    pub async fn scroll_to_start(&self) {
+        let deadline = tokio::time::Instant::now() + PAGE_WAIT * 3;
+        loop {
+            let edge =
+                self.run("return document.querySelector('#messages .edge')?.dataset.edge ?? null;", vec![]).await;
+            if edge.is_string() {
+                return;
+            }
+            self.run("document.getElementById('load-older')?.click();", vec![]).await;
+            assert!(tokio::time::Instant::now() < deadline, "the start of the conversation never showed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many entries this browser's outbox (local storage) holds.
+    pub async fn outbox_len(&self) -> u64 {
+        let script = "return Object.keys(localStorage).filter((key) => key.startsWith('chat.outbox.')).length;";
+        self.run(script, vec![]).await.as_u64().unwrap()
+    }
+
     pub async fn url(&self) -> String {
+        self.focus().await;
         self.client.current_url().await.expect("url").to_string()
+    }
+
+    /// Closes this window only (its browser's other windows stay).
+    pub async fn close_window(self) {
+        self.focus().await;
+        self.client.close_window().await.expect("close the window");
     }
 
     pub async fn close(self) {
