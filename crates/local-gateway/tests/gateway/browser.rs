@@ -279,6 +279,83 @@ fn the_page_has_plain_words_for_every_error_code() {
 }
 
 #[tokio::test]
+async fn the_page_keeps_messages_by_seq_notices_gaps_and_keeps_the_outbox_in_order() {
+    let gateway = gateway_with_page().await;
+    let browser = Browser::start().await;
+    let page = browser.open(&gateway.page_url().unwrap()).await;
+    // The page's own modules, in the browser.
+    let script = r#"
+        const done = arguments[arguments.length - 1];
+        Promise.all([import("/app/conversations.js"), import("/app/outbox.js")]).then(([{ Conversation }, { Outbox, RESEND_WINDOW_MS }]) => {
+          const message = (seq) => ({ seq, senderId: "alice", body: `m${seq}`, sentAt: 1000 + seq });
+          const c = new Conversation("direct", "alice");
+          const seen = [];
+          c.mergeNewest({ messages: [1, 2, 3].map(message), hasMore: false, oldestSeq: 1 });
+          seen.push([c.top(), c.hasGap(), c.unread]);
+          seen.push(c.add(message(3)));              // a repeat delivery
+          c.add(message(5));                          // past a hole
+          seen.push([c.top(), c.hasGap()]);
+          c.add(message(4));                          // the late one
+          seen.push([c.top(), c.hasGap(), c.sorted().map((m) => m.seq)]);
+          c.heard(7);                                 // sync says there is more
+          seen.push([c.top(), c.hasGap(), c.unread]);
+          c.read(6); c.read(2);                       // never lowered
+          seen.push(c.readSeq);
+
+          localStorage.clear();
+          const outbox = new Outbox("bob", "tab-1");
+          const now = Date.now();
+          const first = outbox.add("direct:alice", "first", now - 3000);
+          outbox.add("room:lobby", "elsewhere", now - 2000);
+          outbox.add("direct:alice", "second", now - 1000);
+          const old = outbox.add("direct:carol", "old", Date.now() - RESEND_WINDOW_MS - 1);
+          seen.push(outbox.next("direct:alice").body);
+          outbox.remove(first.clientRequestId);
+          seen.push(outbox.next("direct:alice").body);
+          seen.push([outbox.next("direct:carol") ?? null, outbox.stateOf(old)]);
+          seen.push(new Outbox("bob", "tab-2").next("room:lobby")?.body ?? null);  // another tab's
+          outbox.clear();
+          seen.push(outbox.entries().length);
+          done(seen);
+        }).catch((error) => done(`${error}`));
+    "#;
+    let seen = page.run_async(script).await;
+    assert_eq!(
+        seen,
+        serde_json::json!([
+            [3, false, 3],
+            false,
+            [3, true],
+            [5, false, [1, 2, 3, 4, 5]],
+            [5, true, 7],
+            6,
+            "first",
+            "second",
+            [null, "expired"],
+            null,
+            0
+        ])
+    );
+    page.close().await;
+}
+
+#[test]
+fn the_readme_states_the_size_of_the_pages_javascript() {
+    let root = chat_testing::workspace_root();
+    let bytes: u64 = std::fs::read_dir(root.join("web/app"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "js"))
+        .map(|path| std::fs::metadata(path).unwrap().len())
+        .sum();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let stated = readme.split(" KB of JavaScript").next().and_then(|before| before.rsplit('(').next()).unwrap();
+    let stated: u64 = stated.parse().unwrap_or_else(|_| panic!("the README states no size: {stated:?}"));
+    let kb = (bytes + 500) / 1000;
+    assert!(stated.abs_diff(kb) <= 1, "the README says {stated} KB of JavaScript; web/app/*.js holds {kb} KB");
+}
+
+#[tokio::test]
 async fn api_gateways_own_frames_are_errors_to_the_page_not_pongs() {
     let gateway = gateway_with_page().await;
     let browser = Browser::start().await;

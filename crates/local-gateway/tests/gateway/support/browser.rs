@@ -114,6 +114,12 @@ impl Page {
         self.client.execute(script, arguments).await.unwrap_or_else(|error| panic!("{script}: {error}"))
     }
 
+    /// Runs an asynchronous script (its last argument is the callback) and returns what it passes.
+    pub async fn run_async(&self, script: &str) -> Value {
+        self.focus().await;
+        self.client.execute_async(script, vec![]).await.unwrap_or_else(|error| panic!("{script}: {error}"))
+    }
+
     /// Reloads the page, as a person pressing F5.
     pub async fn reload(&self) {
         self.focus().await;
