@@ -443,6 +443,13 @@ async fn token_mode_end_to_end_keeps_the_token_out_of_the_url_and_the_log() {
     let refused = alice.wait_for_state("refused").await;
     assert!(refused.contains("refused"), "{refused}");
 
+    // A token past its expiry (and the server's 60 s of leeway): the page says so.
+    let mut claims = chat_testing::issuer::id_claims(issuer.issuer(), "alice");
+    claims["exp"] = serde_json::json!(chat_testing::issuer::now() - 120);
+    alice.type_into("#token", &issuer.signer("rsa-1").sign(&claims)).await;
+    alice.click("#connect").await;
+    alice.wait_for_text("#sign-in-error", "your token has expired").await;
+
     alice.type_into("#user-id", "alice").await;
     alice.click("#fetch-token").await;
     let token = loop {
@@ -471,6 +478,11 @@ async fn token_mode_end_to_end_keeps_the_token_out_of_the_url_and_the_log() {
         }
     };
     assert_eq!(delivered["senderId"], "alice", "the verified user, not a claim");
+
+    // A reload signs in again by itself with the token kept in the tab's session storage.
+    alice.reload().await;
+    assert_eq!(alice.wait_for_state("connected").await, "Connected as alice");
+    alice.wait_for_text("#messages", "token mode works").await;
 
     assert!(!alice.url().await.contains(&token), "the token is not in the page's URL");
     let log = gateway.log();
