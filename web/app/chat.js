@@ -6,7 +6,7 @@
 
 import { Connection, tokenClaims, ANSWER_TIMEOUT_MS, KEEP_ALIVE_MS } from "./connection.js";
 import { Conversation } from "./conversations.js";
-import { Outbox } from "./outbox.js";
+import { Outbox, claimTab } from "./outbox.js";
 import * as protocol from "./protocol.js";
 
 /** Messages per history page. */
@@ -19,6 +19,10 @@ const GAP_WAIT_MS = 300;
 const MARK_READ_DELAY_MS = 300;
 /** How often the tab looks for outbox entries of closed tabs. */
 const ADOPT_EVERY_MS = 5_000;
+/** A `markRead` waits at most this long while messages keep arriving. */
+const MARK_READ_MAX_WAIT_MS = 2000;
+/** A message sent this many times on one connection without an answer is shown as not sent. */
+const MAX_ATTEMPTS = 6;
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -41,6 +45,8 @@ const chat = {
   pending: new Map(),
   /** Per conversation, the outbox entry in flight (one at a time keeps the user's order). */
   inFlight: new Map(),
+  /** Per outbox entry, how many times it went unanswered on the current connection. */
+  attempts: new Map(),
   /** The `sync` cursor for more conversations than were read. */
   moreConversations: undefined,
   countdown: null,
@@ -48,16 +54,38 @@ const chat = {
   renderQueued: false,
 };
 sessionStorage.setItem("chat.tab", chat.tabId);
+// The tab's Web Lock, held for the page's life: other tabs adopt this tab's outbox entries once
+// it is gone.
+const tabClaimed = claimTab(chat.tabId).then((tabId) => {
+  chat.tabId = tabId;
+  sessionStorage.setItem("chat.tab", tabId);
+  if (chat.outbox) chat.outbox.tabId = tabId;
+});
 
 // ---- sign-in ----
 
 function prefill() {
   $("url").value = params.get("url") ?? localStorage.getItem("chat.url") ?? "";
+  // A link may name any gateway: say so when it is not the one used before, since a token
+  // signed in with goes there.
+  const before = localStorage.getItem("chat.url");
+  if (params.get("url") && before && hostOf(before) !== hostOf(params.get("url"))) {
+    $("url-warning").textContent = `This link connects to ${hostOf(params.get("url"))}, not ${hostOf(before)} as before.`;
+    $("url-warning").hidden = false;
+  }
   $("user-id").value = localStorage.getItem("chat.userId") ?? "";
   if (params.get("issuer")) $("issuer").value = params.get("issuer");
   chat.userClaim = params.get("claim") || "sub";
   if (params.get("mode") === "token") document.querySelector('input[name=mode][value=token]').checked = true;
   showModeFields();
+}
+
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }
 
 function mode() {
@@ -119,11 +147,7 @@ function signIn(url, identity, { resumed = false } = {}) {
     flushAll();
     scheduleRender();
   });
-  chat.outbox.claimTab().then((tabId) => {
-    chat.tabId = tabId;
-    sessionStorage.setItem("chat.tab", tabId);
-    adopt();
-  });
+  tabClaimed.then(adopt);
   chat.adopter = setInterval(adopt, ADOPT_EVERY_MS);
   chat.connection = new Connection(url, identity, {
     keepAliveMs: chat.keepAliveMs,
@@ -206,6 +230,7 @@ function showState(state) {
     // A sign-in to correct, or a token to renew: back to the form. The outbox stays, and is
     // sent once the same user signs in again.
     sessionStorage.removeItem("chat.session");
+    clearInterval(chat.adopter);
     $("chat-view").hidden = true;
     $("sign-in-view").hidden = false;
     signInError(`Refused: ${state.reason}`);
@@ -218,7 +243,11 @@ function dropPending() {
   chat.pending.clear();
   for (const waiting of chat.inFlight.values()) clearTimeout(waiting.timer);
   chat.inFlight.clear();
-  for (const conversation of chat.conversations.values()) conversation.loading.clear();
+  chat.attempts.clear();
+  for (const conversation of chat.conversations.values()) {
+    conversation.loading.clear();
+    conversation.readRequested = 0;
+  }
 }
 
 /**
@@ -272,6 +301,7 @@ function timedOut(id) {
   switch (request.what) {
     case "send":
       chat.inFlight.delete(request.key);
+      unanswered(id);
       flush(request.key);
       break;
     case "sync":
@@ -288,6 +318,20 @@ function timedOut(id) {
     default:
       break;
   }
+}
+
+/**
+ * Counts an unanswered (or `unavailable`) send of an outbox entry; after `MAX_ATTEMPTS` on one
+ * connection (a new connection starts again from 0) the entry is shown as not sent, with *Retry*,
+ * so that it does not hold up the conversation's later messages.
+ */
+function unanswered(clientRequestId, error = { code: "noAnswer", words: "No answer from the server." }) {
+  const attempts = (chat.attempts.get(clientRequestId) ?? 0) + 1;
+  chat.attempts.set(clientRequestId, attempts);
+  if (attempts < MAX_ATTEMPTS) return;
+  chat.attempts.delete(clientRequestId);
+  chat.outbox?.fail(clientRequestId, { code: error.code, words: `${error.words} Not sent after ${attempts} tries.` });
+  scheduleRender();
 }
 
 function receive(text) {
@@ -349,7 +393,13 @@ function conversation(kind, id) {
 /** A live message: held once by seq; one past a hole waits a moment for the missing ones. */
 function delivered(conversation, frame, own) {
   const message = { senderId: frame.senderId, body: frame.body, seq: frame.seq, sentAt: frame.sentAt };
-  if (!conversation.add(message)) return;
+  const known = conversation.seq > 0;
+  if (!conversation.addNew(message)) return;
+  conversation.liveAt = Date.now();
+  // A room's message reaches only its members' connections.
+  if (conversation.kind === "room" && !conversation.left) conversation.joined = true;
+  // A conversation no `sync` listed is new since: only this message is unread (`sync` corrects it).
+  if (!known) conversation.read(message.seq - 1);
   if (own) conversation.read(message.seq);
   if (conversation.hasGap()) scheduleFill(conversation);
   if (conversation.key === chat.active) scheduleMarkRead();
@@ -359,8 +409,9 @@ function acknowledged(frame) {
   const request = settle(frame.clientRequestId);
   if (request?.what !== "send") return;
   chat.outbox?.remove(frame.clientRequestId);
+  chat.attempts.delete(frame.clientRequestId);
   const current = conversation(frame.conversation.kind, frame.conversation.id);
-  current.add({ senderId: chat.me, body: request.body, seq: frame.seq, sentAt: frame.sentAt });
+  current.addNew({ senderId: chat.me, body: request.body, seq: frame.seq, sentAt: frame.sentAt });
   // Sending advances the sender's own read position (the server does the same).
   current.read(frame.seq);
   if (current.hasGap()) scheduleFill(current);
@@ -376,7 +427,12 @@ function history(frame) {
   current.loading.delete(request.direction);
   if (request.direction === "newest") current.mergeNewest(frame);
   else if (request.direction === "older") current.mergeOlder(frame);
-  else if (current.mergeAfter(frame) === 0 && !frame.hasMore) return;
+  else if (frame.oldestSeq > request.after + 1) {
+    // What followed the held messages has expired meanwhile: start again from the newest page.
+    current.reset();
+    if (current.key === chat.active) loadNewest(current);
+    return;
+  } else if (current.mergeAfter(frame) === 0) return;
   if (current.hasGap()) load(current, "after");
   if (current.key === chat.active) scheduleMarkRead();
 }
@@ -395,6 +451,7 @@ function synced(frame) {
     if (current.kind === "room") {
       current.joined = true;
       current.left = false;
+      flush(current.key);
     }
     if (current.hasGap()) load(current, "after");
   }
@@ -408,11 +465,14 @@ function synced(frame) {
     // Every conversation was listed: a room missing from the list was left (in another tab, or
     // while away).
     for (const current of [...chat.conversations.values()]) {
-      const joinedSince = (current.joinedAt ?? 0) >= request.startedAt;
-      if (current.kind === "room" && current.joined && !seen.has(current.key) && !joinedSince) roomGone(current);
+      // A room joined or heard from since the listing began may have moved above its cursor.
+      const since = Math.max(current.joinedAt ?? 0, current.liveAt ?? 0) >= request.startedAt;
+      if (current.kind === "room" && current.joined && !seen.has(current.key) && !since) roomGone(current);
     }
   }
   if (chat.active && !chat.conversations.has(chat.active)) chat.active = null;
+  // Reads the server did not hear of (the connection dropped first) are sent again.
+  for (const current of chat.conversations.values()) if (current.key !== chat.active) markRead(current, current.seen ?? 0);
   scheduleMarkRead();
 }
 
@@ -466,6 +526,7 @@ function refused({ code, message, clientRequestId }) {
     case "send":
       if (protocol.RETRYABLE.has(code)) {
         // The server could not store it yet: the same request again, after a pause.
+        unanswered(clientRequestId, { code, words });
         const timer = setTimeout(() => {
           chat.inFlight.delete(request.key);
           flush(request.key);
@@ -479,10 +540,18 @@ function refused({ code, message, clientRequestId }) {
       break;
     case "history":
       current?.loading.delete(request.direction);
-      current?.notices.push({ afterSeq: current.seq, text: words, error: { code, words } });
+      if (current && protocol.RETRYABLE.has(code)) setTimeout(() => load(current, request.direction), 1000 + Math.random() * 1000);
+      else current?.notices.push({ afterSeq: current.seq, text: words, error: { code, words } });
       break;
     case "sync":
-      showNotice(words);
+      if (protocol.RETRYABLE.has(code)) {
+        setTimeout(() => startSync(request.cursor, request.page, request.seen, request.startedAt), 1000 + Math.random() * 1000);
+      } else {
+        showNotice(words);
+      }
+      break;
+    case "markRead":
+      if (current) current.readRequested = 0;
       break;
     case "join":
       if (current && !current.joined) current.notices.push({ afterSeq: current.seq, text: words, error: { code, words } });
@@ -516,6 +585,12 @@ function load(conversation, direction) {
   if (conversation.loading.has(direction) || !chat.connection?.connected) return;
   if (direction !== "newest" && !conversation.loaded) return;
   if (direction === "older" && conversation.start) return;
+  if (direction === "after" && conversation.seq - conversation.top() > protocol.HISTORY_LIMIT) {
+    // Far behind: the newest page, when the conversation is shown, rather than every missed page.
+    conversation.reset();
+    if (conversation.key === chat.active) load(conversation, "newest");
+    return;
+  }
   const cursor =
     direction === "older"
       ? { before: conversation.floor, limit: PAGE }
@@ -525,6 +600,7 @@ function load(conversation, direction) {
   const id = request("history", (id) => protocol.getHistory(conversation, cursor, id), {
     key: conversation.key,
     direction,
+    after: cursor.after,
   });
   if (id) conversation.loading.add(direction);
 }
@@ -543,14 +619,24 @@ function scheduleFill(conversation) {
 
 /** Marks the open conversation read up to what it shows, once messages stop arriving for a moment. */
 function scheduleMarkRead() {
+  const now = Date.now();
+  if (scheduleMarkRead.timer && now - scheduleMarkRead.since > MARK_READ_MAX_WAIT_MS) return;
   clearTimeout(scheduleMarkRead.timer);
-  scheduleMarkRead.timer = setTimeout(() => markRead(chat.conversations.get(chat.active)), MARK_READ_DELAY_MS);
+  if (!scheduleMarkRead.timer) scheduleMarkRead.since = now;
+  scheduleMarkRead.timer = setTimeout(() => {
+    scheduleMarkRead.timer = null;
+    const current = chat.conversations.get(chat.active);
+    if (current?.loaded && document.visibilityState === "visible") markRead(current, current.top());
+  }, MARK_READ_DELAY_MS);
 }
 
-/** Marks `current` read up to the last message it shows without a gap. */
-function markRead(current) {
-  if (!current?.loaded || !current.joined || document.visibilityState !== "visible") return;
-  const seq = current.top();
+/**
+ * Marks `current` read up to `seq`, the last message it showed without a gap; remembered as
+ * `seen`, so that a read the server never heard of (the connection dropped) is sent again.
+ */
+function markRead(current, seq) {
+  if (!current?.joined) return;
+  current.seen = Math.max(current.seen ?? 0, seq);
   if (seq <= current.readSeq || seq <= (current.readRequested ?? 0)) return;
   if (request("markRead", (id) => protocol.markRead(current, seq, id), { key: current.key })) {
     current.readRequested = seq;
@@ -587,8 +673,15 @@ function sendMessage(event) {
   const current = chat.conversations.get(chat.active);
   const body = $("body").value;
   if (!current || !body.trim() || !chat.outbox) return;
+  let entry;
+  try {
+    entry = chat.outbox.add(current.key, body);
+  } catch (error) {
+    // Local storage is full or refused: keep the text in the field rather than lose it.
+    showNotice(`Not sent: the browser refused to keep it (${error.message}).`);
+    return;
+  }
   $("body").value = "";
-  const entry = chat.outbox.add(current.key, body);
   // A bigger frame would make the gateway close the connection (1009) and lose the message.
   const frame = protocol.sendMessage(current, body, entry.clientRequestId);
   if (new Blob([frame]).size > protocol.MAX_FRAME_BYTES) {
@@ -614,7 +707,8 @@ function discardEntry(clientRequestId) {
 
 function open(key) {
   // What the conversation being left showed was read, even if it was open for a moment only.
-  if (chat.active !== key) markRead(chat.conversations.get(chat.active));
+  const leaving = chat.conversations.get(chat.active);
+  if (chat.active !== key && leaving?.loaded) markRead(leaving, leaving.top());
   chat.active = key;
   sessionStorage.setItem("chat.active", key);
   const current = chat.conversations.get(key);
@@ -629,7 +723,9 @@ function openDirect(event) {
   const userId = $("direct-user").value.trim();
   if (!protocol.isValidId(userId)) return;
   $("direct-user").value = "";
-  open(conversation("direct", userId).key);
+  const direct = conversation("direct", userId);
+  if (!direct.activity) direct.activity = Date.now();
+  open(direct.key);
 }
 
 function joinRoom(event) {
@@ -638,6 +734,7 @@ function joinRoom(event) {
   if (!protocol.isValidId(roomId)) return;
   $("room-id").value = "";
   const room = conversation("room", roomId);
+  if (!room.activity) room.activity = Date.now();
   if (!room.joined) {
     const sent = request("join", (id) => protocol.joinRoom(roomId, id), { key: room.key });
     if (!sent) room.notices.push({ afterSeq: room.seq, text: "Not joined: not connected. Try again once connected." });
@@ -742,11 +839,14 @@ function renderConversation(toBottom) {
   ];
   if (!changed("conversation", [chat.me, what]) && !toBottom) return;
   const list = $("messages");
-  const fromBottom = list.scrollHeight - list.scrollTop;
-  const atBottom = fromBottom - list.clientHeight < 40;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  // Keep the first message in view where it was, whether messages come above or below it.
+  const anchor = [...list.querySelectorAll("li[data-seq]")].find((item) => item.offsetTop + item.offsetHeight > list.scrollTop);
+  const offset = anchor ? anchor.offsetTop - list.scrollTop : 0;
   list.replaceChildren(...(current ? conversationItems(current) : []));
-  if (toBottom || atBottom) list.scrollTop = list.scrollHeight;
-  else list.scrollTop = list.scrollHeight - fromBottom;
+  const again = anchor && list.querySelector(`li[data-seq="${anchor.dataset.seq}"]`);
+  if (toBottom || atBottom || !again) list.scrollTop = list.scrollHeight;
+  else list.scrollTop = again.offsetTop - offset;
 }
 
 function conversationItems(current) {

@@ -77,6 +77,7 @@ export class Connection extends EventTarget {
     this.keepAlivesSent = 0;
     this.attempt = 0;
     this.everOpened = resumed;
+    this.closed = false;
     this.state = { name: "closed" };
   }
 
@@ -84,6 +85,7 @@ export class Connection extends EventTarget {
   connect() {
     clearTimeout(this.timer);
     this.timer = null;
+    this.closed = false;
     this.setState({ name: "connecting" });
     const { userId, token } = this.identity;
     let socket;
@@ -97,7 +99,15 @@ export class Connection extends EventTarget {
     }
     this.socket = socket;
     let opened = false;
+    // A handshake that never completes (a stalled network, a captive portal) is given up too.
+    const handshake = setTimeout(() => {
+      if (this.socket !== socket || opened) return;
+      this.socket = null;
+      socket.close();
+      this.failedToOpen();
+    }, this.answerTimeoutMs);
     socket.addEventListener("open", () => {
+      clearTimeout(handshake);
       if (this.socket !== socket) return;
       opened = true;
       this.everOpened = true;
@@ -118,6 +128,7 @@ export class Connection extends EventTarget {
       this.dispatchEvent(new CustomEvent("frame", { detail: text }));
     });
     socket.addEventListener("close", () => {
+      clearTimeout(handshake);
       if (this.socket !== socket) return;
       this.socket = null;
       this.unwatch();
@@ -147,8 +158,9 @@ export class Connection extends EventTarget {
     this.send(keepAlive(id));
   }
 
-  /** Closes for good (sign out). */
+  /** Closes for good (sign out): it reports nothing more. */
   close() {
+    this.closed = true;
     clearTimeout(this.timer);
     this.unwatch();
     const socket = this.socket;
@@ -203,7 +215,9 @@ export class Connection extends EventTarget {
       );
       return;
     }
-    if (await reachable(this.url)) {
+    const answers = await reachable(this.url);
+    if (this.closed) return;
+    if (answers) {
       this.refuse("the gateway answers but refused this connection (401, 403 or 400). Sign in again.");
       return;
     }
@@ -215,12 +229,14 @@ export class Connection extends EventTarget {
   }
 
   retry(reason) {
+    if (this.closed) return;
     const wait = backoff(this.attempt++);
     this.setState({ name: "reconnecting", retryAt: Date.now() + wait, reason });
     this.timer = setTimeout(() => this.connect(), wait);
   }
 
   setState(state) {
+    if (this.closed && state.name !== "closed") return;
     this.state = state;
     this.dispatchEvent(new CustomEvent("state", { detail: state }));
   }

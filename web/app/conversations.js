@@ -6,7 +6,10 @@
 
 import { conversationKey } from "./protocol.js";
 
-/** The most messages held per conversation; beyond it the oldest go (scrolling up loads them again). */
+/**
+ * The most messages held per conversation as new ones arrive; beyond it the oldest go (scrolling up
+ * loads them again). Pages loaded by scrolling up are kept until the next new message.
+ */
 export const MAX_HELD = 2000;
 
 export class Conversation {
@@ -22,9 +25,9 @@ export class Conversation {
     /** This user's read position, and in a direct conversation the other user's. */
     this.readSeq = 0;
     this.peerReadSeq = 0;
-    /** The last message, for the list's preview and order. */
+    /** The last message, for the list's preview; `activity` (epoch ms) orders the list. */
     this.lastMessage = undefined;
-    this.activity = Date.now();
+    this.activity = 0;
     /** Whether the newest page has been read: from then on, `floor..top()` is held without a gap. */
     this.loaded = false;
     this.floor = 1;
@@ -51,8 +54,25 @@ export class Conversation {
     this.heard(message.seq, message);
     if (this.messages.has(message.seq)) return false;
     this.messages.set(message.seq, message);
-    if (this.messages.size > MAX_HELD) this.trim();
     return true;
+  }
+
+  /** Holds a new message (live, acknowledged or fetched after the top), dropping the oldest past `MAX_HELD`. */
+  addNew(message) {
+    const added = this.add(message);
+    if (added && this.messages.size > MAX_HELD) this.trim();
+    return added;
+  }
+
+  /**
+   * Forgets the held messages: the next open reads the newest page again. For a conversation so
+   * far behind that fetching every missed page would cost more than starting from the newest.
+   */
+  reset() {
+    this.messages.clear();
+    this.loaded = false;
+    this.floor = 1;
+    this.start = false;
   }
 
   /** Raises the latest seq (and the last message, when given and newer). */
@@ -85,12 +105,16 @@ export class Conversation {
     return this.loaded && this.seq > this.top();
   }
 
-  /** The newest page: the held block starts at its first message. */
+  /**
+   * The newest page: the held block starts at its first message. Live messages held from before
+   * it and below it are dropped, since what lies between them and the page is unknown.
+   */
   mergeNewest({ messages, hasMore, oldestSeq }) {
     for (const message of messages) this.add(message);
     this.oldestSeq = oldestSeq;
     if (!this.loaded) {
       this.floor = messages.length ? messages[0].seq : Math.max(oldestSeq, this.seq + 1);
+      for (const seq of this.messages.keys()) if (seq < this.floor) this.messages.delete(seq);
       this.start = !hasMore;
       this.loaded = true;
     }
@@ -108,7 +132,7 @@ export class Conversation {
   mergeAfter({ messages, oldestSeq }) {
     this.oldestSeq = oldestSeq;
     let added = 0;
-    for (const message of messages) if (this.add(message)) added += 1;
+    for (const message of messages) if (this.addNew(message)) added += 1;
     return added;
   }
 

@@ -49,18 +49,15 @@ export class Outbox extends EventTarget {
     for (let index = 0; index < this.storage.length; index += 1) {
       const key = this.storage.key(index);
       if (!key?.startsWith(this.prefix)) continue;
-      try {
-        entries.push(JSON.parse(this.storage.getItem(key)));
-      } catch {
-        this.storage.removeItem(key);
-      }
+      const entry = parse(this.storage.getItem(key));
+      if (entry) entries.push(entry);
+      else this.storage.removeItem(key);
     }
     return entries.sort((a, b) => a.createdAt - b.createdAt || a.clientRequestId.localeCompare(b.clientRequestId));
   }
 
   get(clientRequestId) {
-    const text = this.storage.getItem(this.prefix + clientRequestId);
-    return text ? JSON.parse(text) : undefined;
+    return parse(this.storage.getItem(this.prefix + clientRequestId));
   }
 
   /** A new entry for `conversation` (a key such as `direct:bob`), owned by this tab. */
@@ -118,24 +115,6 @@ export class Outbox extends EventTarget {
     return [...new Set(this.entries().map((entry) => entry.conversation))];
   }
 
-  /**
-   * Holds this tab's lock for as long as the page lives; resolves to this tab's id, which is a new
-   * one when another tab holds the lock (a duplicated tab inherits its session storage).
-   */
-  async claimTab(newId = newRequestId) {
-    if (!this.locks) return this.tabId;
-    for (;;) {
-      const held = await new Promise((resolve) => {
-        this.locks.request(LOCK_PREFIX + this.tabId, { ifAvailable: true }, (lock) => {
-          resolve(lock !== null);
-          return lock ? new Promise(() => {}) : undefined;
-        });
-      });
-      if (held) return this.tabId;
-      this.tabId = newId();
-    }
-  }
-
   /** Takes over the entries of tabs that are gone; true when it took any. */
   async adopt() {
     if (!this.locks) return false;
@@ -149,5 +128,35 @@ export class Outbox extends EventTarget {
       }
     }
     return adopted;
+  }
+}
+
+/**
+ * Takes the Web Lock that says "tab `tabId` is open" and holds it for as long as the page lives
+ * (call it once per page). Resolves to the tab's id: `tabId`, or a new one when another tab holds
+ * that lock (a duplicated tab inherits its session storage, and with it the id).
+ */
+export async function claimTab(tabId, newId = newRequestId) {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return tabId;
+  for (let id = tabId; ; id = newId()) {
+    const held = await new Promise((resolve) => {
+      locks.request(LOCK_PREFIX + id, { ifAvailable: true }, (lock) => {
+        resolve(lock !== null);
+        return lock ? new Promise(() => {}) : undefined;
+      });
+    });
+    if (held) return id;
+  }
+}
+
+/** An entry from its stored text; undefined for anything that is not one. */
+function parse(text) {
+  try {
+    const entry = JSON.parse(text);
+    const valid = entry && typeof entry.clientRequestId === "string" && typeof entry.conversation === "string";
+    return valid && typeof entry.body === "string" && Number.isFinite(entry.createdAt) ? entry : undefined;
+  } catch {
+    return undefined;
   }
 }

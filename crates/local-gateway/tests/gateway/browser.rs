@@ -301,6 +301,11 @@ async fn the_page_keeps_messages_by_seq_notices_gaps_and_keeps_the_outbox_in_ord
           seen.push([c.top(), c.hasGap(), c.unread]);
           c.read(6); c.read(2);                       // never lowered
           seen.push(c.readSeq);
+          const expired = new Conversation("room", "lobby");   // seqs 1 and 2 have expired
+          expired.mergeNewest({ messages: [3, 4].map(message), hasMore: true, oldestSeq: 3 });
+          seen.push([expired.start, expired.expiredBefore]);
+          expired.mergeOlder({ messages: [], hasMore: false, oldestSeq: 3 });
+          seen.push([expired.start, expired.expiredBefore]);
 
           localStorage.clear();
           const outbox = new Outbox("bob", "tab-1");
@@ -329,6 +334,8 @@ async fn the_page_keeps_messages_by_seq_notices_gaps_and_keeps_the_outbox_in_ord
             [5, false, [1, 2, 3, 4, 5]],
             [5, true, 7],
             6,
+            [false, false],
+            [true, true],
             "first",
             "second",
             [null, "expired"],

@@ -163,40 +163,93 @@ async fn bob_signs_in_after_an_absence_and_sees_what_he_missed_as_unread() {
 }
 
 #[tokio::test]
-async fn a_message_typed_while_cut_off_survives_a_reload_and_is_delivered_once() {
+async fn messages_typed_while_cut_off_survive_a_reload_and_are_delivered_once() {
     let (gateway, proxy) = gateway_and_proxy().await;
     let browser = Browser::start().await;
     let url = page_url(&gateway, &proxy, 60, 3);
     let bob = signed_in(&browser, &url, "bob").await;
+    bob.join("lobby").await;
     let mut alice = Client::connect(&gateway, "alice").await;
+    alice.send_json(json!({"action": "joinRoom", "roomId": "lobby"})).await;
+    alice.receive().await;
     bob.message_user("alice").await;
 
-    // The network dies under an open socket: the message is sent into it and never arrives.
+    // The network dies under an open socket: the messages are sent into it and never arrive.
     for link in proxy.flowing() {
         proxy.stall(link);
     }
     bob.type_into("#body", "typed while cut off\u{E007}").await;
     bob.element("#messages li.pending[data-state=\"sending\"]").await;
-    assert_eq!(bob.outbox_len().await, 1);
+    bob.open_conversation("room:lobby").await;
+    bob.type_into("#body", "to the room while cut off\u{E007}").await;
+    bob.element("#messages li.pending[data-state=\"sending\"]").await;
+    assert_eq!(bob.outbox_len().await, 2);
     proxy.set_down(true);
     bob.reload().await;
 
-    // After the reload, still cut off: the message waits in the outbox, shown as sending.
-    let waiting = bob.wait_for_text("#messages li[data-state=\"sending\"] .body", "typed while cut off").await;
-    assert_eq!(waiting, "typed while cut off");
+    // After the reload, still cut off: the room's message waits in the outbox, shown as sending.
+    let waiting = bob.wait_for_text("#messages li[data-state=\"sending\"] .body", "to the room while cut off").await;
+    assert_eq!(waiting, "to the room while cut off");
     bob.wait_for_state("reconnecting").await;
     proxy.set_down(false);
     bob.wait_for_state("connected").await;
 
-    let delivered = alice.receive_message().await;
-    assert_eq!(delivered, json!({"senderId": "bob", "body": "typed while cut off", "destinationUserId": "alice"}));
-    bob.element("#messages li.own[data-seq=\"1\"]").await;
+    let mut delivered = vec![alice.receive_message().await, alice.receive_message().await];
+    delivered.sort_by_key(|frame| frame["body"].to_string());
+    assert_eq!(
+        delivered,
+        [
+            json!({"senderId": "bob", "roomId": "lobby", "body": "to the room while cut off"}),
+            json!({"senderId": "bob", "body": "typed while cut off", "destinationUserId": "alice"}),
+        ]
+    );
+    bob.element("#messages li.own[data-seq=\"1\"][data-state=\"sent\"]").await;
     until("the outbox is empty", PAGE_WAIT, || async { bob.outbox_len().await == 0 }).await;
     assert_eq!(
         stored_bodies(&gateway, &Conversation::direct(&user("alice"), &user("bob"))).await,
         ["typed while cut off"]
     );
+    let lobby = Conversation::Room(chat_core::protocol::RoomId::parse("lobby").unwrap());
+    assert_eq!(stored_bodies(&gateway, &lobby).await, ["to the room while cut off"]);
     alice.expect_nothing_before_echo(&gateway).await;
+    bob.close().await;
+}
+
+#[tokio::test]
+async fn a_conversation_read_while_the_connection_was_dead_is_marked_read_after_the_reconnect() {
+    let (gateway, proxy) = gateway_and_proxy().await;
+    let browser = Browser::start().await;
+    let url = page_url(&gateway, &proxy, 60, 3);
+    let bob = signed_in(&browser, &url, "bob").await;
+    bob.join("lobby").await;
+    let mut alice = Client::connect(&gateway, "alice").await;
+    send_many(&mut alice, json!({"destinationUserId": "bob"}), "first", 1).await;
+    bob.open_conversation("direct:alice").await;
+    bob.wait_for_text("#messages", "first 1").await;
+    bob.open_conversation("room:lobby").await;
+    send_many(&mut alice, json!({"destinationUserId": "bob"}), "second", 1).await;
+    bob.wait_for_unread("direct:alice", 1).await;
+
+    // Bob reads it on a connection that has just died: his markRead never arrives.
+    let [link] = proxy.flowing()[..] else { panic!("one connection") };
+    proxy.stall(link);
+    bob.open_conversation("direct:alice").await;
+    bob.wait_for_text("#messages", "second 1").await;
+    bob.open_conversation("room:lobby").await;
+    proxy.cut_stalled();
+    bob.wait_for_state("connected").await;
+
+    // After the reconnect the page tells the server what was read, so other devices agree.
+    let (store, bob_id) = (gateway.store().unwrap(), user("bob"));
+    until("bob's read of alice's second message is stored", PAGE_WAIT, || {
+        let (store, bob_id) = (store.clone(), bob_id.clone());
+        async move {
+            let page = store.sync(&bob_id, None, 10, chat_now_ms()).await.unwrap();
+            page.conversations.iter().any(|entry| entry.last_seq == 2 && entry.read_seq == 2)
+        }
+    })
+    .await;
+    assert_eq!(bob.unread("direct:alice").await, 0);
     bob.close().await;
 }
 
@@ -505,9 +558,11 @@ async fn three_pages_sending_while_connections_are_cut_at_random_end_with_the_sa
         assert_eq!(views[&("bob", conversation)], views[&("bob2", conversation)], "{conversation}: bob's two tabs");
     }
     println!(
-        "chaos: {} messages, {deleted} connections closed by DELETE @connections, {stalled} stalled in the proxy, \
-         {} WebSocket connections in all, {offline} messages typed while the page was not connected",
+        "chaos: {} cuts ({deleted} connections closed by DELETE @connections, {stalled} stalled in the proxy), \
+         {} WebSocket connections in all; {} messages, each through its page's outbox, {offline} of them typed \
+         while the page was not connected",
+        deleted + stalled,
+        proxy.accepted(),
         3 * COUNT,
-        proxy.accepted()
     );
 }
