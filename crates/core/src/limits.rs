@@ -21,6 +21,15 @@ pub const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
 /// New connections API Gateway accepts per second (per account and region).
 pub const MAX_NEW_CONNECTIONS_PER_SECOND: u32 = 500;
 
+/// API Gateway's account-level throttle, per region: requests per second "across HTTP APIs, REST
+/// APIs, WebSocket APIs, and WebSocket callback APIs" (client frames and @connections calls share
+/// it), in bursts of up to [`ACCOUNT_BURST`]. Newer regions default to 2,500 and 1,250. Source:
+/// Amazon API Gateway Developer Guide, *Amazon API Gateway quotas*.
+pub const ACCOUNT_REQUESTS_PER_SECOND: u32 = 10_000;
+
+/// The account-level throttle's burst (see [`ACCOUNT_REQUESTS_PER_SECOND`]).
+pub const ACCOUNT_BURST: u32 = 5_000;
+
 /// Longest URL API Gateway accepts on the upgrade request, in characters.
 pub const MAX_URL_CHARS: usize = 4096;
 

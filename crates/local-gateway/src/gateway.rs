@@ -45,6 +45,9 @@ pub(crate) struct Gateway {
     pub new_connections: RateLimit,
     /// The stage's route throttling.
     pub throttles: Throttles,
+    /// The account-level throttle, shared by client frames and @connections calls; none when
+    /// throttling is lifted.
+    pub account: Option<RateLimit>,
     /// Becomes true when the gateway stops: every connection closes with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// Every connection's task, so a shutdown can wait for their `$disconnect`s.
@@ -65,6 +68,11 @@ impl Drop for Invocation<'_> {
 }
 
 impl Gateway {
+    /// Takes one request from the account-level throttle: false when it is spent.
+    pub(crate) fn account_allows(&self) -> bool {
+        self.account.as_ref().is_none_or(RateLimit::try_take)
+    }
+
     /// Counts a frame as in flight until the returned guard is dropped.
     pub(crate) fn invocation_started(&self) -> Invocation<'_> {
         self.in_flight.send_modify(|count| *count += 1);
@@ -146,6 +154,11 @@ impl Gateway {
             self.reply_to(live, "Forbidden", &request_id).await;
             return;
         };
+        if !self.account_allows() {
+            tracing::info!(connection_id, route = key, "over the account-level throttle: Too Many Requests");
+            self.reply_to(live, TOO_MANY_REQUESTS, &request_id).await;
+            return;
+        }
         if !self.throttles.allows(key) {
             tracing::info!(connection_id, route = key, "over the route's throttling: Too Many Requests");
             self.reply_to(live, TOO_MANY_REQUESTS, &request_id).await;

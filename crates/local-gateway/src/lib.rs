@@ -53,7 +53,7 @@ pub use error::{InvokeError, StartError};
 use gateway::Gateway;
 use ids::IdGenerator;
 use routing::RouteTable;
-pub use settings::{BackendChoice, Settings};
+pub use settings::{AccountThrottle, BackendChoice, Settings};
 
 /// How long a shutdown waits for every connection's `$disconnect`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -173,6 +173,10 @@ pub async fn serve(settings: Settings) -> Result<Running, StartError> {
         ids: IdGenerator::default(),
         new_connections: server::RateLimit::per_second(settings.max_connects_per_second),
         throttles,
+        account: settings.throttling.then(|| {
+            let AccountThrottle { per_second, burst } = settings.account_throttle;
+            server::RateLimit::new(f64::from(per_second), burst)
+        }),
         shutdown,
         tasks: TaskTracker::new(),
         contract,

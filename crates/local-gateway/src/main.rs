@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chat_local_gateway::{BackendChoice, FunctionNaming, Settings, serve};
+use chat_local_gateway::{AccountThrottle, BackendChoice, FunctionNaming, Settings, serve};
 use clap::Parser;
 
 /// A local API Gateway WebSocket API: routes from template.yaml, handlers in-process or behind
@@ -56,6 +56,14 @@ struct Args {
     /// Requests` frame, a connection past `$connect`'s gets 429.
     #[arg(long)]
     no_throttling: bool,
+    /// The account-level throttle, shared by client frames and @connections calls: requests per
+    /// second (API Gateway's default; 2,500 in newer regions). Past it, a frame gets a `Too Many
+    /// Requests` frame and a call 429 `LimitExceededException`.
+    #[arg(long, default_value_t = AccountThrottle::default().per_second)]
+    account_rate: u32,
+    /// The account-level throttle's burst.
+    #[arg(long, default_value_t = AccountThrottle::default().burst)]
+    account_burst: u32,
     /// Template parameter values, as `sam deploy --parameter-overrides` takes them, e.g.
     /// `AuthIssuer=http://127.0.0.1:9001 AuthAudience=chat-local` for token mode.
     #[arg(long, num_args = 1.., value_parser = key_value)]
@@ -116,6 +124,7 @@ async fn main() -> ExitCode {
         max_url_chars: args.max_url_chars,
         strict_order: args.strict_order,
         throttling: !args.no_throttling,
+        account_throttle: AccountThrottle { per_second: args.account_rate, burst: args.account_burst },
         backend,
         parameter_overrides: args.parameter_overrides,
         web_root: args.web_root.or_else(|| Some(PathBuf::from("web")).filter(|root| root.is_dir())),

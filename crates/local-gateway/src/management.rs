@@ -50,10 +50,16 @@ impl FromRequestParts<Arc<Gateway>> for Target {
         if stage != gateway.api.stage {
             return Err(error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"));
         }
-        match unsigned(&parts.headers) {
-            Some(refused) => Err(refused),
-            None => Ok(Target(connection_id)),
+        if let Some(refused) = unsigned(&parts.headers) {
+            return Err(refused);
         }
+        // Callbacks share the account-level throttle with client frames. The error type is the
+        // API model's for PostToConnection, GetConnection and DeleteConnection; the message is
+        // unverified.
+        if !gateway.account_allows() {
+            return Err(error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Too Many Requests"));
+        }
+        Ok(Target(connection_id))
     }
 }
 

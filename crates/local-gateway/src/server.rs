@@ -15,7 +15,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -157,42 +156,49 @@ fn decode_at_sign(uri: &mut hyper::Uri) {
     }
 }
 
-/// A token bucket: `rate` tokens a second, in bursts of up to `burst`.
+/// A rate limit: `rate` requests a second, in bursts of up to `burst` (the generic cell rate
+/// algorithm of [`governor`], which is what a token bucket of that size and rate allows). A
+/// rate or burst of 0 allows nothing, as API Gateway refuses everything past limits left at 0.
 #[derive(Debug)]
-pub(crate) struct RateLimit {
-    rate: f64,
-    burst: f64,
-    bucket: Mutex<(f64, Instant)>,
-}
+pub(crate) struct RateLimit(Option<governor::DefaultDirectRateLimiter>);
 
 impl RateLimit {
-    /// A full bucket of `rate` tokens, refilled at `rate` a second.
+    /// `rate` a second, in bursts of `rate`.
     pub fn per_second(rate: u32) -> Self {
-        Self::new(f64::from(rate), f64::from(rate))
+        Self::new(f64::from(rate), rate)
     }
 
-    /// A full bucket of `burst` tokens, refilled at `rate` a second.
-    pub fn new(rate: f64, burst: f64) -> Self {
-        Self { rate, burst, bucket: Mutex::new((burst, Instant::now())) }
+    /// `rate` a second (fractions allowed), in bursts of up to `burst`.
+    pub fn new(rate: f64, burst: u32) -> Self {
+        let quota = (rate > 0.0 && rate.is_finite())
+            .then(|| governor::Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
+            .flatten()
+            .zip(std::num::NonZeroU32::new(burst))
+            .map(|(quota, burst)| quota.allow_burst(burst));
+        Self(quota.map(governor::RateLimiter::direct))
     }
 
-    /// Takes a token if there is one.
+    /// Takes one request's worth of the limit, if there is one now.
     pub fn try_take(&self) -> bool {
-        let mut bucket = self.bucket.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (tokens, last) = &mut *bucket;
-        let now = Instant::now();
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.0.as_ref().is_some_and(|limiter| limiter.check().is_ok())
     }
 }
 
 /// Whether clients on other machines could reach `address`.
 pub(crate) fn is_exposed(address: &SocketAddr) -> bool {
     !address.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimit;
+
+    #[test]
+    fn a_rate_limit_allows_its_burst_at_once_then_nothing_until_it_refills() {
+        let limit = RateLimit::new(1.0, 5);
+        let allowed = (0..8).filter(|_| limit.try_take()).count();
+        assert_eq!(allowed, 5);
+        assert!(!RateLimit::new(0.0, 0).try_take(), "limits left at 0 allow nothing");
+        assert!(!RateLimit::new(3.0, 0).try_take());
+    }
 }

@@ -53,9 +53,13 @@ pub struct Settings {
     /// Handle a client's frames one at a time, in the order they came. Off by default, as in
     /// the cloud, where each frame is its own invocation and a later one may finish first.
     pub strict_order: bool,
-    /// Apply the template stage's route throttling (`DefaultRouteSettings`, `RouteSettings`), as
-    /// API Gateway does; off lifts it (`--no-throttling`).
+    /// Apply the template stage's route throttling (`DefaultRouteSettings`, `RouteSettings`) and
+    /// the account-level throttle, as API Gateway does; off lifts both (`--no-throttling`).
     pub throttling: bool,
+    /// The account-level throttle over client frames and @connections calls together: requests
+    /// per second and burst (API Gateway's default: 10,000 and 5,000). A frame past it gets a
+    /// `Too Many Requests` frame; a call past it gets 429 `LimitExceededException`.
+    pub account_throttle: AccountThrottle,
     /// Where routes run.
     pub backend: BackendChoice,
     /// Template parameter values (`Key=Value`, as `sam deploy --parameter-overrides` takes
@@ -86,10 +90,27 @@ impl Default for Settings {
             max_url_chars: limits::MAX_URL_CHARS,
             strict_order: false,
             throttling: true,
+            account_throttle: AccountThrottle::default(),
             backend: BackendChoice::InProcess,
             parameter_overrides: Vec::new(),
             web_root: None,
             contract: None,
         }
+    }
+}
+
+/// A rate in requests per second, with a burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountThrottle {
+    /// Requests a second, refilled steadily.
+    pub per_second: u32,
+    /// Requests at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl Default for AccountThrottle {
+    /// API Gateway's default account-level throttle.
+    fn default() -> Self {
+        Self { per_second: limits::ACCOUNT_REQUESTS_PER_SECOND, burst: limits::ACCOUNT_BURST }
     }
 }

@@ -32,7 +32,7 @@ impl Throttles {
                 .routes()
                 .filter_map(|(key, _)| {
                     let limit = stage.of(key)?;
-                    Some((key.to_owned(), RateLimit::new(limit.rate, f64::from(limit.burst))))
+                    Some((key.to_owned(), RateLimit::new(limit.rate, limit.burst)))
                 })
                 .collect(),
         )

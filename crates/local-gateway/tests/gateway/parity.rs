@@ -351,6 +351,49 @@ async fn messages_past_the_stages_route_throttling_get_too_many_requests_and_no_
 }
 
 #[tokio::test]
+async fn client_frames_and_connections_calls_share_the_account_level_throttle() {
+    // "10,000 requests per second ... across HTTP APIs, REST APIs, WebSocket APIs, and WebSocket
+    // callback APIs" (Amazon API Gateway quotas). Here a burst of 5 at 1 a second: the test takes
+    // well under a second, so at most one more request is allowed by the refill.
+    let (gateway, lambda) = gateway_with_lambda(all_ok(), |settings| {
+        settings.account_throttle = chat_local_gateway::AccountThrottle { per_second: 1, burst: 5 };
+    })
+    .await;
+    let mut client = Client::connect(&gateway, "1").await;
+    let connection_id =
+        lambda.events_of("ConnectFunction")[0]["requestContext"]["connectionId"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+
+    for _ in 0..3 {
+        client.send_text("hello").await;
+    }
+    crate::support::eventually("three frames of the burst are invoked", || {
+        lambda.events_of("DefaultFunction").len() == 3
+    })
+    .await;
+    let management = management(&gateway);
+    let mut throttled = 0;
+    for _ in 0..4 {
+        match management.post_to_connection().connection_id(&connection_id).data(Blob::new("{}")).send().await {
+            Ok(_) => assert_eq!(client.receive().await, json!({})),
+            Err(error) => {
+                let error = error.into_service_error();
+                assert!(error.is_limit_exceeded_exception(), "{error:?}");
+                throttled += 1;
+            }
+        }
+    }
+    client.send_text("hello").await;
+    let refused = client.receive().await;
+
+    let refill = started.elapsed().as_secs() as usize + 1;
+    assert!((2 - refill.min(2)..=2).contains(&throttled), "the calls took what the frames left: {throttled} throttled");
+    assert_eq!(refused["message"], "Too Many Requests", "a frame past the throttle: {refused}");
+    gateway.settled().await;
+    assert!(lambda.events_of("DefaultFunction").len() < 3 + refill, "the throttled frame was not invoked");
+}
+
+#[tokio::test]
 async fn connections_past_connects_throttling_are_refused_with_429_and_no_throttling_lifts_it() {
     // A stage whose limits were left at 0 refused every connection with 429
     // (hashicorp/terraform-provider-aws#14742).
