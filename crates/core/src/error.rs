@@ -120,6 +120,14 @@ pub enum PostError {
     },
 }
 
+impl PostError {
+    /// Whether API Gateway answered 429 `LimitExceededException`: the account's throttle, or the
+    /// client's buffer is full ("the WebSocket client side buffer is full").
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, Self::Api { source, .. } if matches!(**source, aws_sdk_apigatewaymanagement::Error::LimitExceededException(_)))
+    }
+}
+
 /// Displays an error followed by each of its sources: `outer: middle: root`.
 ///
 /// Logs get the whole chain; clients get only a stable code and a sentence.

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod messenger;
 pub mod metrics;
 pub mod protocol;
+pub mod queue;
 pub mod routes;
 pub mod store;
 

@@ -68,6 +68,17 @@ pub const SYNC_PAGE: usize = 50;
 /// The largest `limit` of `sync`.
 pub const MAX_SYNC_PAGE: usize = 100;
 
+/// Connections per fan-out page: a room with more subscribed connections than this is
+/// delivered through the fan-out queue, a page per queued message, each posted by a worker. At
+/// about 20 ms per post and [`MAX_POSTS_IN_FLIGHT`] in flight a worker posts a page in about
+/// 0.6 s; the page's ids (about 20 KB) and a 128 KB frame fit an SQS message (256 KB).
+pub const FAN_OUT_PAGE: usize = 1000;
+
+/// How many times a worker posts again to a connection that answered 429, pausing 100 ms, then
+/// 200 ms (plus jitter): a client whose buffer is full, or the account's throttle, slows only
+/// that connection's post, and the page goes on around it.
+pub const FAN_OUT_THROTTLED_RETRIES: u32 = 2;
+
 /// Open connections one user may hold; the next `$connect` is refused with 429.
 pub const MAX_CONNECTIONS_PER_USER: usize = 20;
 

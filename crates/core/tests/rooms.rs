@@ -154,7 +154,7 @@ async fn bad_room_frames_get_their_error_codes() {
     ];
     for (route, frame, code) in cases {
         let event = events::message(route, "alice-1", &frame.to_string());
-        let handled = routes::handle(route, &event, &chat.store, &chat.messenger, Mode::Demo).await;
+        let handled = routes::handle(route, &event, &chat.store, &chat.messenger, None, Mode::Demo).await;
         assert_eq!(handled.status(), 400, "{frame}");
         assert_eq!(chat.frames_to("alice-1").last().unwrap()["error"], code, "{frame}");
     }

@@ -1,6 +1,7 @@
 //! Who runs a route's function: the core crate's handlers in this process, or real Lambda
 //! binaries behind the Lambda Invoke API (`cargo lambda watch`, `sam local start-lambda`).
 
+use chat_core::queue::{FanOutPage, MemoryQueue};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -63,8 +64,50 @@ impl Messenger for BoundedMessenger {
 pub struct InProcess {
     store: Arc<MemoryStore>,
     messenger: Arc<BoundedMessenger>,
+    /// Big rooms' pages, posted by [`FAN_OUT_WORKERS`] in-process workers, as SQS and its
+    /// Lambda event source do in the cloud.
+    queue: MemoryQueue,
     mode: Mode,
     verifier: Option<Verifier>,
+}
+
+/// In-process fan-out workers at once (the event source's `MaximumConcurrency` in the cloud).
+pub const FAN_OUT_WORKERS: usize = 4;
+/// Pages the in-memory queue holds before a sender waits: 1,000 pages, a million connections.
+const QUEUE_PAGES: usize = 1000;
+/// Times a page is tried before it is given up (SQS's `maxReceiveCount` in the template).
+const MAX_RECEIVES: u32 = 5;
+/// The pause before a failed page is tried again (SQS's visibility timeout, shortened).
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs `FAN_OUT_WORKERS` workers over `pages` until the queue closes (the gateway stops).
+fn start_workers(
+    pages: tokio::sync::mpsc::Receiver<FanOutPage>,
+    store: Arc<MemoryStore>,
+    messenger: Arc<BoundedMessenger>,
+) {
+    let pages = Arc::new(tokio::sync::Mutex::new(pages));
+    for _ in 0..FAN_OUT_WORKERS {
+        let (pages, store, messenger) = (pages.clone(), store.clone(), messenger.clone());
+        tokio::spawn(async move {
+            loop {
+                let Some(page) = pages.lock().await.recv().await else { return };
+                for receive in 1..=MAX_RECEIVES {
+                    let mut metrics = chat_core::metrics::Metrics::new(Route::SendMessage);
+                    match routes::fan_out_page(&page, store.as_ref(), messenger.as_ref(), &mut metrics).await {
+                        Ok(()) => break,
+                        Err(failed) if receive < MAX_RECEIVES => {
+                            tracing::warn!(receive, error = %failed, "fan-out page failed; trying it again");
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
+                        Err(failed) => {
+                            tracing::error!(receive, error = %failed, "fan-out page failed every time; given up (in the cloud: the dead-letter queue)");
+                        }
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// What the in-process functions are configured with: each function's environment as the
@@ -106,7 +149,10 @@ impl InProcess {
                 Some(Verifier::new(settings, Arc::new(source)))
             }
         };
-        Ok(Self { store: Arc::new(MemoryStore::new()), messenger: Arc::new(messenger), mode, verifier })
+        let (store, messenger) = (Arc::new(MemoryStore::new()), Arc::new(messenger));
+        let (queue, pages) = MemoryQueue::new(QUEUE_PAGES);
+        start_workers(pages, store.clone(), messenger.clone());
+        Ok(Self { store, messenger, queue, mode, verifier })
     }
 
     /// The store the handlers use.
@@ -128,7 +174,7 @@ impl Backend for InProcess {
         })?;
         // A panicking handler fails its integration and nothing else, as a crashed Lambda would.
         AssertUnwindSafe(
-            routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref(), self.mode)
+            routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref(), Some(&self.queue), self.mode)
                 .map(|handled| handled.response),
         )
         .catch_unwind()

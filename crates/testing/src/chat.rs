@@ -47,7 +47,7 @@ impl Chat {
     /// Sends `frame` to `route` from a connection, 5 s after it opened; the status.
     pub async fn request(&self, route: Route, from: &str, frame: Value) -> i64 {
         let event = events::message(route, from, &frame.to_string());
-        routes::handle(route, &event, &self.store, &self.messenger, Mode::Demo).await.status()
+        routes::handle(route, &event, &self.store, &self.messenger, None, Mode::Demo).await.status()
     }
 
     /// Sends a frame as the sample event does, 5 s after the connections opened; the status.

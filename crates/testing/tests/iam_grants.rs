@@ -80,7 +80,7 @@ async fn every_dynamodb_call_a_route_makes_is_granted_to_its_function_on_that_ta
     ];
     let mut observed: BTreeMap<&str, BTreeSet<(String, String)>> = BTreeMap::new();
     let mut run = async |route: Route, event| {
-        let handled = routes::handle(route, &event, &store, &messenger, Mode::Demo).await;
+        let handled = routes::handle(route, &event, &store, &messenger, None, Mode::Demo).await;
         assert!(handled.status() < 500, "{} answered {}", route.key(), handled.status());
         for call in record.take() {
             let table = logical.get(call.table.as_str()).unwrap_or_else(|| panic!("an unknown table {}", call.table));

@@ -10,6 +10,7 @@ use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
 use crate::protocol::{self, Frame, RoomId, UserId};
 use crate::store::Store;
+use std::time::Duration;
 
 /// What happened to the posts of one message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,6 +21,10 @@ pub(super) struct Tally {
     /// Of the gone, those whose record could not be removed (the TTL will).
     pub(super) records_kept: usize,
     pub(super) failed: usize,
+    /// Of the failed, those answered 429 (throttled, or the client's buffer full) to the end.
+    pub(super) throttled: usize,
+    /// Connections handed to the fan-out queue, posted by workers.
+    pub(super) queued: usize,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -28,6 +33,8 @@ impl std::ops::AddAssign for Tally {
         self.gone += other.gone;
         self.records_kept += other.records_kept;
         self.failed += other.failed;
+        self.throttled += other.throttled;
+        self.queued += other.queued;
     }
 }
 
@@ -47,6 +54,9 @@ pub(super) struct FanOut<'a> {
     endpoint: &'a Endpoint,
     /// Epoch ms: a gone connection opened by then loses its record.
     opened_by: i64,
+    /// Posts again to a connection that answered 429 this many times (0 for the sender's own
+    /// fan-out, which has a user waiting; workers retry).
+    throttled_retries: u32,
 }
 
 impl FanOut<'_> {
@@ -73,7 +83,16 @@ impl FanOut<'_> {
     /// Posts the frame to one connection. A connection that is gone loses its record, if it
     /// was opened by `opened_by`: a younger one may still be completing its handshake.
     async fn deliver_one(&self, room: Option<&RoomId>, connection_id: &str, frame: &[u8]) -> Tally {
-        match self.messenger.post(self.endpoint, connection_id, frame).await {
+        let mut posted = self.messenger.post(self.endpoint, connection_id, frame).await;
+        for retry in 0..self.throttled_retries {
+            if !posted.as_ref().is_err_and(PostError::is_throttled) {
+                break;
+            }
+            let pause = 100 * 2u64.pow(retry) + jitter(connection_id, retry) % 50;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            posted = self.messenger.post(self.endpoint, connection_id, frame).await;
+        }
+        match posted {
             Ok(()) => Tally { delivered: 1, ..Tally::default() },
             Err(PostError::Gone(_)) => match self.store.remove_if_opened_by(connection_id, self.opened_by).await {
                 Ok(false) if room.is_some() => {
@@ -98,6 +117,10 @@ impl FanOut<'_> {
                     Tally { gone: 1, records_kept: 1, ..Tally::default() }
                 }
             },
+            Err(error) if error.is_throttled() => {
+                tracing::warn!(recipient = connection_id, "delivery throttled (429)");
+                Tally { failed: 1, throttled: 1, ..Tally::default() }
+            }
             Err(error) => {
                 tracing::error!(recipient = connection_id, error = %Chain(&error), "delivery failed");
                 Tally { failed: 1, ..Tally::default() }
@@ -110,9 +133,31 @@ impl<'a> FanOut<'a> {
     /// Posts for `request`: a connection whose record is younger than [`GONE_AFTER`] may still be
     /// completing its handshake, so a 410 from it keeps its record.
     pub(super) fn new(request: &'a Request, store: &'a dyn Store, messenger: &'a dyn Messenger) -> Self {
-        let opened_by = request.request_time_ms - GONE_AFTER.as_millis() as i64;
-        Self { store, messenger, endpoint: &request.endpoint, opened_by }
+        Self { store, messenger, endpoint: &request.endpoint, opened_by: opened_by(request), throttled_retries: 0 }
     }
+
+    /// Posts for a fan-out worker: `opened_by` as the sender computed it, and 429s retried
+    /// [`FAN_OUT_THROTTLED_RETRIES`](crate::limits::FAN_OUT_THROTTLED_RETRIES) times.
+    pub(super) fn for_worker(
+        store: &'a dyn Store,
+        messenger: &'a dyn Messenger,
+        endpoint: &'a Endpoint,
+        opened_by: i64,
+    ) -> Self {
+        Self { store, messenger, endpoint, opened_by, throttled_retries: crate::limits::FAN_OUT_THROTTLED_RETRIES }
+    }
+}
+
+/// Epoch ms: a connection opened by then that answers 410 is gone; a younger one may still be
+/// completing its handshake.
+pub(super) fn opened_by(request: &Request) -> i64 {
+    request.request_time_ms - GONE_AFTER.as_millis() as i64
+}
+
+/// A few milliseconds that differ between connections and retries, so that throttled posts do
+/// not all come back at once.
+fn jitter(connection_id: &str, retry: u32) -> u64 {
+    connection_id.bytes().fold(u64::from(retry), |sum, byte| sum.wrapping_mul(31).wrapping_add(u64::from(byte)))
 }
 
 /// Tells every connection of `user` but the requesting one `frame`: a change made in one tab

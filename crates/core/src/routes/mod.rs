@@ -10,6 +10,7 @@ mod connect;
 mod default;
 mod disconnect;
 mod fan_out;
+mod fan_out_page;
 mod history;
 pub mod outcome;
 mod read;
@@ -20,12 +21,14 @@ mod sync;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
+pub use fan_out_page::{PageFailed, fan_out_page};
 pub use outcome::{Handled, Outcome, Refusal, Reply};
 pub use request::{Caller, MalformedEvent, Request};
 
 use crate::identity::Mode;
 use crate::messenger::Messenger;
 pub use crate::protocol::Route;
+use crate::queue::FanOutQueue;
 use crate::store::{ConnectionStore, Store};
 
 /// The handlers themselves, for tests and other callers that have a [`Request`] rather than an
@@ -37,7 +40,7 @@ pub mod handlers {
     pub use super::history::get_history;
     pub use super::read::mark_read;
     pub use super::rooms::{join_room, leave_room};
-    pub use super::send_message::send_message;
+    pub use super::send_message::{send_message, send_message_through};
     pub use super::sync::sync;
 }
 
@@ -62,8 +65,19 @@ pub async fn send_message(
     store: &dyn Store,
     messenger: &dyn Messenger,
 ) -> Handled {
-    let handler =
-        async |request: &Request, metrics: &mut _| send_message::send_message(request, store, messenger, metrics).await;
+    send_message_through(event, store, messenger, None).await
+}
+
+/// `sendMessage` with a fan-out queue for big rooms: see [`handlers::send_message_through`].
+pub async fn send_message_through(
+    event: &ApiGatewayWebsocketProxyRequest,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+    queue: Option<&dyn FanOutQueue>,
+) -> Handled {
+    let handler = async |request: &Request, metrics: &mut _| {
+        send_message::send_message_through(request, store, messenger, queue, metrics).await
+    };
     request::run(Route::SendMessage, event, Some(messenger), handler).await
 }
 
@@ -127,13 +141,14 @@ pub async fn handle(
     event: &ApiGatewayWebsocketProxyRequest,
     store: &dyn Store,
     messenger: &dyn Messenger,
+    queue: Option<&dyn FanOutQueue>,
     mode: Mode,
 ) -> Handled {
     match route {
         Route::Connect => connect(event, store, mode).await,
         Route::Disconnect => disconnect(event, store).await,
         Route::Default => default(event, messenger).await,
-        Route::SendMessage => send_message(event, store, messenger).await,
+        Route::SendMessage => send_message_through(event, store, messenger, queue).await,
         Route::JoinRoom => join_room(event, store, messenger).await,
         Route::LeaveRoom => leave_room(event, store, messenger).await,
         Route::GetHistory => get_history(event, store, messenger).await,

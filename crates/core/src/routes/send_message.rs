@@ -4,13 +4,14 @@
 use super::fan_out::{FanOut, Tally};
 use super::{Outcome, Refusal, Reply, Request, unknown_connection};
 use crate::error::Chain;
-use crate::limits::MAX_MESSAGE_BYTES;
+use crate::limits::{FAN_OUT_PAGE, MAX_MESSAGE_BYTES};
 use crate::messenger::Messenger;
 use crate::metrics::Metrics;
 use crate::protocol::{
     self, Ack, Addressee, Answer, ConversationRef, Delivery, ErrorCode, Frame, FrameError, History, HistoryMessage,
     RoomDelivery, RoomId, SendMessage, UserId, fields,
 };
+use crate::queue::{FanOutPage, FanOutQueue, QueueError};
 use crate::store::{Appended, Connection, Conversation, Idempotency, Store, StoredMessage};
 
 /// Stores a message, then delivers it. To a user (`destinationUserId`),
@@ -29,6 +30,21 @@ pub async fn send_message(
     request: &Request,
     store: &dyn Store,
     messenger: &dyn Messenger,
+    metrics: &mut Metrics,
+) -> Outcome {
+    send_message_through(request, store, messenger, None, metrics).await
+}
+
+/// [`send_message`], with a fan-out queue: a room with more than
+/// [`FAN_OUT_PAGE`](crate::limits::FAN_OUT_PAGE) other subscribed connections is delivered by
+/// queueing its members in pages for workers ([`super::fan_out_page`]) instead of posting to
+/// each; smaller rooms and direct messages are posted as without one. Pages the queue does not
+/// take are posted here.
+pub async fn send_message_through(
+    request: &Request,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+    queue: Option<&dyn FanOutQueue>,
     metrics: &mut Metrics,
 ) -> Outcome {
     let message = SendMessage::parse(request.body.as_deref())?;
@@ -106,13 +122,13 @@ pub async fn send_message(
     let deliver = async {
         match to {
             Addressee::User(user) => to_user(request, &fan_out, user, &stored, &mut tally).await,
-            Addressee::Room(room) => to_room(request, &fan_out, room, &stored, &mut tally).await,
+            Addressee::Room(room) => to_room(request, &fan_out, queue, room, &stored, &mut tally).await,
         }
     };
     futures::join!(record, deliver);
     tally.record(metrics);
-    let (delivered, failed) = (tally.delivered, tally.failed);
-    tracing::info!(connections = delivered + tally.gone + failed, delivered, failed, "sendMessage");
+    let (delivered, failed, queued) = (tally.delivered, tally.failed, tally.queued);
+    tracing::info!(connections = delivered + tally.gone + failed + queued, delivered, failed, queued, "sendMessage");
     Ok(Reply::Done(if acknowledged { "acknowledged" } else { "stored" }))
 }
 
@@ -185,8 +201,15 @@ async fn to_user(request: &Request, fan_out: &FanOut<'_>, user: &UserId, stored:
 }
 
 /// A room message: the members are read a page at a time, so a room of any size holds one
-/// page of ids in memory.
-async fn to_room(request: &Request, fan_out: &FanOut<'_>, room: &RoomId, stored: &StoredMessage, tally: &mut Tally) {
+/// page of ids in memory. With a queue, a room of more than one fan-out page is queued.
+async fn to_room(
+    request: &Request,
+    fan_out: &FanOut<'_>,
+    queue: Option<&dyn FanOutQueue>,
+    room: &RoomId,
+    stored: &StoredMessage,
+    tally: &mut Tally,
+) {
     let frame = RoomDelivery {
         sender_id: stored.sender_id.as_str(),
         room_id: room.as_str(),
@@ -205,11 +228,51 @@ async fn to_room(request: &Request, fan_out: &FanOut<'_>, room: &RoomId, stored:
                 return;
             }
         };
-        let others = page.connection_ids.into_iter().filter(|id| *id != request.connection_id).collect();
-        *tally += fan_out.deliver_in(Some(room), others, &frame).await;
+        let others: Vec<String> = page.connection_ids.into_iter().filter(|id| *id != request.connection_id).collect();
+        let big = tally.queued > 0 || page.next.is_some() || others.len() > FAN_OUT_PAGE;
+        match queue {
+            Some(queue) if big => *tally += queued(request, fan_out, queue, room, others, &frame).await,
+            _ => *tally += fan_out.deliver_in(Some(room), others, &frame).await,
+        }
         match page.next {
             Some(next) => after = Some(next),
             None => return,
+        }
+    }
+}
+
+/// Queues one page of members in fan-out pages; posts itself those the queue does not take.
+async fn queued(
+    request: &Request,
+    fan_out: &FanOut<'_>,
+    queue: &dyn FanOutQueue,
+    room: &RoomId,
+    members: Vec<String>,
+    frame: &[u8],
+) -> Tally {
+    let text = String::from_utf8_lossy(frame).into_owned();
+    let pages: Vec<FanOutPage> = members
+        .chunks(FAN_OUT_PAGE)
+        .map(|ids| FanOutPage {
+            api_id: request.endpoint.api_id.clone(),
+            stage: request.endpoint.stage.clone(),
+            room_id: room.clone(),
+            frame: text.clone(),
+            opened_by: super::fan_out::opened_by(request),
+            connection_ids: ids.to_vec(),
+        })
+        .collect();
+    match queue.enqueue(pages.clone()).await {
+        Ok(()) => Tally { queued: members.len(), ..Tally::default() },
+        Err(QueueError::Unavailable { pages: left, source }) => {
+            tracing::error!(pages = left, error = %source, "the fan-out queue refused pages; posting them from here");
+            let (sent, unsent) = pages.split_at(pages.len() - left.min(pages.len()));
+            let mut tally =
+                Tally { queued: sent.iter().map(|page| page.connection_ids.len()).sum(), ..Tally::default() };
+            for page in unsent {
+                tally += fan_out.deliver_in(Some(room), page.connection_ids.clone(), frame).await;
+            }
+            tally
         }
     }
 }
