@@ -14,7 +14,7 @@ TABLE ?= chat-connections
 # targets below use. A test checks it against template.yaml's functions and their routes.
 FUNCTION_EVENTS := connect:connect disconnect:disconnect default:default send-message:sendMessage \
 	join-room:joinRoom leave-room:leaveRoom get-history:getHistory sync:sync mark-read:markRead \
-	authorizer:authorizer
+	fan-out-worker:fanOut authorizer:authorizer
 FUNCTIONS := $(foreach pair,$(FUNCTION_EVENTS),$(firstword $(subst :, ,$(pair))))
 event_of = $(word 2,$(subst :, ,$(filter $(1):%,$(FUNCTION_EVENTS))))
 

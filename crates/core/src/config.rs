@@ -13,6 +13,9 @@
 //! | `AUTH_ISSUER` | `$connect` (turns token mode on), the authorizer | the authorizer |
 //! | `AUTH_AUDIENCE` | the authorizer | in token mode |
 //! | `AUTH_JWKS_URL`, `AUTH_USER_CLAIM` | the authorizer | no |
+//! | `FAN_OUT_QUEUE_URL` | `sendMessage` | no: big rooms are posted by the sender |
+//! | `FAN_OUT_POSTS_PER_SECOND` | the fan-out worker | yes |
+//! | `FAN_OUT_WORKERS` | the fan-out worker | yes |
 
 use std::collections::BTreeMap;
 
@@ -51,6 +54,19 @@ pub const AUTH_JWKS_URL: &str = "AUTH_JWKS_URL";
 
 /// The claim that holds the user id; `sub` when unset.
 pub const AUTH_USER_CLAIM: &str = "AUTH_USER_CLAIM";
+
+/// The SQS queue big rooms' fan-out pages go to (`FanOutQueue` in `template.yaml`). Unset, the
+/// sender posts to every member itself.
+pub const FAN_OUT_QUEUE_URL: &str = "FAN_OUT_QUEUE_URL";
+
+/// Posts per second all fan-out workers together may make: big rooms' share of the account's
+/// API Gateway request rate (`FanOutPostsPerSecond` in `template.yaml`).
+pub const FAN_OUT_POSTS_PER_SECOND: &str = "FAN_OUT_POSTS_PER_SECOND";
+
+/// How many fan-out workers run at once at most (the event source's `MaximumConcurrency`,
+/// `FanOutWorkers` in `template.yaml`); each worker takes its equal part of
+/// [`FAN_OUT_POSTS_PER_SECOND`].
+pub const FAN_OUT_WORKERS: &str = "FAN_OUT_WORKERS";
 
 /// Where variables come from: the process's environment, or a function's environment as the
 /// template declares it (the local gateway runs functions in-process).
@@ -103,6 +119,20 @@ impl Vars<'_> {
                 value,
                 expected: "a whole number of days from 1 to 36500",
             }),
+        }
+    }
+}
+
+impl Vars<'_> {
+    /// A whole number from `min` to `max`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when unset, [`ConfigError::Invalid`] when out of range.
+    pub fn number(&self, name: &'static str, min: u32, max: u32, expected: &'static str) -> Result<u32, ConfigError> {
+        let value = self.required(name)?;
+        match value.trim().parse::<u32>() {
+            Ok(number) if (min..=max).contains(&number) => Ok(number),
+            _ => Err(ConfigError::Invalid { name, value, expected }),
         }
     }
 }

@@ -21,6 +21,8 @@ pub mod routes;
 pub mod store;
 
 pub use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+/// The SQS event and batch response types of the fan-out worker.
+pub use aws_lambda_events::sqs;
 pub use error::{ConfigError, PostError, StoreError};
 pub use messenger::{ApiGatewayMessenger, Endpoint, Messenger};
 pub use routes::Route;

@@ -23,6 +23,9 @@ pub enum Metric {
     ConnectionsGone,
     /// Posts that failed for any reason but 410.
     PostsFailed,
+    /// Of those, posts still answered 429 (the account's throttle, or a client's full buffer)
+    /// after their retries.
+    PostsThrottled,
     /// Frames answered with an error frame.
     FramesRefused,
     /// `$connect` requests refused.
@@ -33,10 +36,11 @@ pub enum Metric {
 
 impl Metric {
     /// Every counter, in the order a line lists them.
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 7] = [
         Metric::MessagesDelivered,
         Metric::ConnectionsGone,
         Metric::PostsFailed,
+        Metric::PostsThrottled,
         Metric::FramesRefused,
         Metric::ConnectionsRefused,
         Metric::BackendFailures,
@@ -48,6 +52,7 @@ impl Metric {
             Metric::MessagesDelivered => "MessagesDelivered",
             Metric::ConnectionsGone => "ConnectionsGone",
             Metric::PostsFailed => "PostsFailed",
+            Metric::PostsThrottled => "PostsThrottled",
             Metric::FramesRefused => "FramesRefused",
             Metric::ConnectionsRefused => "ConnectionsRefused",
             Metric::BackendFailures => "BackendFailures",
@@ -72,6 +77,8 @@ pub struct Metrics {
     pub connections_gone: u64,
     /// See [`Metric::PostsFailed`].
     pub posts_failed: u64,
+    /// See [`Metric::PostsThrottled`].
+    pub posts_throttled: u64,
     /// See [`Metric::BackendFailures`].
     pub backend_failures: u64,
     /// Why the frame (or, on `$connect`, the connection) was refused, if it was.
@@ -81,7 +88,15 @@ pub struct Metrics {
 impl Metrics {
     /// Nothing counted yet, for an invocation of `route`.
     pub fn new(route: Route) -> Self {
-        Self { route, messages_delivered: 0, connections_gone: 0, posts_failed: 0, backend_failures: 0, refused: None }
+        Self {
+            route,
+            messages_delivered: 0,
+            connections_gone: 0,
+            posts_failed: 0,
+            posts_throttled: 0,
+            backend_failures: 0,
+            refused: None,
+        }
     }
 
     /// The value of one counter.
@@ -91,6 +106,7 @@ impl Metrics {
             Metric::MessagesDelivered => self.messages_delivered,
             Metric::ConnectionsGone => self.connections_gone,
             Metric::PostsFailed => self.posts_failed,
+            Metric::PostsThrottled => self.posts_throttled,
             Metric::BackendFailures => self.backend_failures,
             Metric::FramesRefused if self.route != Route::Connect => refused,
             Metric::ConnectionsRefused if self.route == Route::Connect => refused,

@@ -3,10 +3,12 @@
 //! failing is handed back to the queue. On the in-memory store and queue; the local gateway runs
 //! the same workers in-process.
 
+use chat_core::PostError;
 use chat_core::metrics::Metrics;
 use chat_core::protocol::RoomId;
 use chat_core::queue::{FanOutPage, MemoryQueue};
 use chat_core::routes::{self, Route};
+use chat_core::sqs::{SqsEvent, SqsMessage};
 use chat_core::store::{ConnectionStore, RoomStore};
 use chat_testing::recording::{gone, throttled};
 use chat_testing::{Chat, events};
@@ -39,7 +41,7 @@ fn bodies_to(chat: &Chat, connection_id: &str, body: &str) -> usize {
 
 async fn post(chat: &Chat, page: &FanOutPage) -> (Result<(), routes::PageFailed>, Metrics) {
     let mut metrics = Metrics::new(Route::SendMessage);
-    let result = routes::fan_out_page(page, &chat.store, &chat.messenger, &mut metrics).await;
+    let result = routes::fan_out_page(page, &chat.store, &chat.messenger, None, &mut metrics).await;
     (result, metrics)
 }
 
@@ -192,4 +194,75 @@ fn a_fan_out_page_is_sqs_json_with_the_frame_as_text() {
                "connectionIds": ["L0SM9cOFvHcCIhw="]})
     );
     assert_eq!(serde_json::from_value::<FanOutPage>(json).unwrap(), page);
+}
+
+/// API Gateway answering 500 (its endpoint failing), as the SDK reports it.
+fn internal_error(connection_id: &str) -> PostError {
+    let exception = aws_sdk_apigatewaymanagement::types::error::ForbiddenException::builder().build();
+    PostError::Api {
+        connection_id: connection_id.to_owned(),
+        source: Box::new(aws_sdk_apigatewaymanagement::Error::ForbiddenException(exception)),
+    }
+}
+
+fn record(id: &str, body: &str) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(id.to_owned());
+    message.body = Some(body.to_owned());
+    message
+}
+
+#[tokio::test]
+async fn the_worker_reports_only_the_pages_to_try_again_and_a_poison_message_as_failed_every_time() {
+    let chat = arena(1101).await;
+    let good = page_of(&chat, 20).await;
+    let mut failing = good.clone();
+    failing.connection_ids = page_of(&chat, 40).await.connection_ids[20..].to_vec();
+    chat.messenger.fail(&failing.connection_ids[0], internal_error);
+    let mut event = SqsEvent::default();
+    event.records = vec![
+        record("m-good", &serde_json::to_string(&good).unwrap()),
+        record("m-failing", &serde_json::to_string(&failing).unwrap()),
+        record("m-poison", r#"{"not":"a page"}"#),
+    ];
+
+    let response = routes::fan_out_worker(&event, &chat.store, &chat.messenger, None).await;
+
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["m-failing", "m-poison"]);
+    assert_eq!(bodies_to(&chat, &good.connection_ids[0], "paged"), 1, "the good page was posted");
+    assert_eq!(bodies_to(&chat, &failing.connection_ids[1], "paged"), 1, "the failing page's others were posted");
+}
+
+#[tokio::test]
+async fn the_workers_sample_event_posts_its_page() {
+    let chat = Chat::with(&[]).await;
+    let event: SqsEvent = serde_json::from_str(
+        &std::fs::read_to_string(chat_testing::workspace_root().join("events/fanOut.json")).unwrap(),
+    )
+    .unwrap();
+    let page: FanOutPage = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
+
+    let response = routes::fan_out_worker(&event, &chat.store, &chat.messenger, None).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    for id in &page.connection_ids {
+        assert_eq!(bodies_to(&chat, id, "hello room!"), 1, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_worker_keeps_to_its_pace() {
+    let chat = arena(1101).await;
+    let page = page_of(&chat, 300).await;
+    let pace = chat_core::queue::Pace::per_second(std::num::NonZeroU32::new(1000).unwrap());
+    let mut metrics = Metrics::new(Route::SendMessage);
+    let started = std::time::Instant::now();
+
+    routes::fan_out_page(&page, &chat.store, &chat.messenger, Some(&pace), &mut metrics).await.unwrap();
+
+    // 300 posts at 1,000 a second, after a burst of 100: at least 0.2 s.
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(190), "{took:?}");
+    assert_eq!(metrics.messages_delivered, 300);
 }

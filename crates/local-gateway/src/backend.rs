@@ -1,7 +1,7 @@
 //! Who runs a route's function: the core crate's handlers in this process, or real Lambda
 //! binaries behind the Lambda Invoke API (`cargo lambda watch`, `sam local start-lambda`).
 
-use chat_core::queue::{FanOutPage, MemoryQueue};
+use chat_core::queue::{FanOutPage, MemoryQueue, Pace};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -64,15 +64,16 @@ impl Messenger for BoundedMessenger {
 pub struct InProcess {
     store: Arc<MemoryStore>,
     messenger: Arc<BoundedMessenger>,
-    /// Big rooms' pages, posted by [`FAN_OUT_WORKERS`] in-process workers, as SQS and its
-    /// Lambda event source do in the cloud.
-    queue: MemoryQueue,
+    /// Big rooms' pages, posted by in-process workers as SQS and its Lambda event source do in
+    /// the cloud; none when the template has no [`FAN_OUT_WORKER`].
+    queue: Option<MemoryQueue>,
     mode: Mode,
     verifier: Option<Verifier>,
 }
 
-/// In-process fan-out workers at once (the event source's `MaximumConcurrency` in the cloud).
-pub const FAN_OUT_WORKERS: usize = 4;
+/// The template's fan-out worker function (logical id): its environment sets how many workers
+/// run (`FAN_OUT_WORKERS`) and at what pace (`FAN_OUT_POSTS_PER_SECOND`).
+pub const FAN_OUT_WORKER: &str = "FanOutWorkerFunction";
 /// Pages the in-memory queue holds before a sender waits: 1,000 pages, a million connections.
 const QUEUE_PAGES: usize = 1000;
 /// Times a page is tried before it is given up (SQS's `maxReceiveCount` in the template).
@@ -80,21 +81,26 @@ const MAX_RECEIVES: u32 = 5;
 /// The pause before a failed page is tried again (SQS's visibility timeout, shortened).
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Runs `FAN_OUT_WORKERS` workers over `pages` until the queue closes (the gateway stops).
+/// Runs `workers` fan-out workers over `pages`, each at its own `pace` (as each Lambda worker
+/// keeps to its part of the share), until the queue closes (the gateway stops).
 fn start_workers(
     pages: tokio::sync::mpsc::Receiver<FanOutPage>,
     store: Arc<MemoryStore>,
     messenger: Arc<BoundedMessenger>,
+    workers: u32,
+    pace: impl Fn() -> Pace,
 ) {
     let pages = Arc::new(tokio::sync::Mutex::new(pages));
-    for _ in 0..FAN_OUT_WORKERS {
-        let (pages, store, messenger) = (pages.clone(), store.clone(), messenger.clone());
+    for _ in 0..workers {
+        let (pages, store, messenger, pace) = (pages.clone(), store.clone(), messenger.clone(), pace());
         tokio::spawn(async move {
             loop {
                 let Some(page) = pages.lock().await.recv().await else { return };
                 for receive in 1..=MAX_RECEIVES {
                     let mut metrics = chat_core::metrics::Metrics::new(Route::SendMessage);
-                    match routes::fan_out_page(&page, store.as_ref(), messenger.as_ref(), &mut metrics).await {
+                    let posted =
+                        routes::fan_out_page(&page, store.as_ref(), messenger.as_ref(), Some(&pace), &mut metrics);
+                    match posted.await {
                         Ok(()) => break,
                         Err(failed) if receive < MAX_RECEIVES => {
                             tracing::warn!(receive, error = %failed, "fan-out page failed; trying it again");
@@ -150,8 +156,22 @@ impl InProcess {
             }
         };
         let (store, messenger) = (Arc::new(MemoryStore::new()), Arc::new(messenger));
-        let (queue, pages) = MemoryQueue::new(QUEUE_PAGES);
-        start_workers(pages, store.clone(), messenger.clone());
+        let queue = match config.environments.get(FAN_OUT_WORKER) {
+            None => None,
+            Some(env) => {
+                let vars = Vars::from_map(env);
+                let failed = |error: chat_core::ConfigError| StartError::FanOutWorker {
+                    function: FAN_OUT_WORKER.to_owned(),
+                    cause: error.to_string(),
+                };
+                Pace::from_vars(&vars).map_err(failed)?;
+                let workers = vars.number(config::FAN_OUT_WORKERS, 2, 1000, "").map_err(failed)?;
+                let (queue, pages) = MemoryQueue::new(QUEUE_PAGES);
+                let pace = || Pace::from_vars(&Vars::from_map(env)).expect("checked above");
+                start_workers(pages, store.clone(), messenger.clone(), workers, pace);
+                Some(queue)
+            }
+        };
         Ok(Self { store, messenger, queue, mode, verifier })
     }
 
@@ -174,8 +194,15 @@ impl Backend for InProcess {
         })?;
         // A panicking handler fails its integration and nothing else, as a crashed Lambda would.
         AssertUnwindSafe(
-            routes::handle(route, &request, self.store.as_ref(), self.messenger.as_ref(), Some(&self.queue), self.mode)
-                .map(|handled| handled.response),
+            routes::handle(
+                route,
+                &request,
+                self.store.as_ref(),
+                self.messenger.as_ref(),
+                self.queue.as_ref().map(|queue| queue as _),
+                self.mode,
+            )
+            .map(|handled| handled.response),
         )
         .catch_unwind()
         .await

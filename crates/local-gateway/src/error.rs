@@ -57,6 +57,16 @@ pub enum StartError {
         /// What is wrong.
         cause: String,
     },
+    /// The fan-out worker's environment does not configure it.
+    #[error(
+        "resource {function}: cannot run the fan-out workers in-process: {cause}; check --parameter-overrides (FanOutPostsPerSecond, FanOutWorkers)"
+    )]
+    FanOutWorker {
+        /// The worker function's logical id.
+        function: String,
+        /// What is wrong.
+        cause: String,
+    },
     /// An authorizer's identity source is neither a header nor a query parameter.
     #[error(
         "resource {authorizer}: identity source {found:?} is not route.request.header.<Name> or route.request.querystring.<name>"

@@ -30,6 +30,10 @@ fn actions_needed(route: Route) -> BTreeSet<&'static str> {
     if !matches!(route, Route::Connect | Route::Disconnect) {
         actions.insert("execute-api:ManageConnections");
     }
+    if route == Route::SendMessage {
+        // Big rooms' pages, to the fan-out queue.
+        actions.insert("sqs:SendMessage");
+    }
     actions
 }
 
@@ -85,9 +89,13 @@ fn the_makefiles_functions_are_the_templates_each_with_the_sample_event_of_its_r
         assert_eq!(event_of(&binary)["requestContext"]["routeKey"], route.key(), "{binary}'s sample event");
         route_binaries.insert(binary);
     }
-    let authorizer = binaries.difference(&route_binaries).next().expect("the authorizer, serving no route");
-    let event = event_of(authorizer);
-    assert_eq!(event["type"], "REQUEST", "the authorizer's sample event is a REQUEST authorizer's");
+    let others: Vec<_> = binaries.difference(&route_binaries).collect();
+    assert_eq!(others, ["authorizer", "fan-out-worker"], "the functions that serve no route");
+    assert_eq!(event_of("authorizer")["type"], "REQUEST", "the authorizer's sample event is a REQUEST authorizer's");
+    let record = &event_of("fan-out-worker")["Records"][0];
+    assert_eq!(record["eventSource"], "aws:sqs", "the worker's sample event is an SQS event");
+    let page: chat_core::queue::FanOutPage = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    assert!(!page.connection_ids.is_empty());
 }
 
 #[test]
@@ -224,8 +232,14 @@ fn the_alarms_watch_metrics_the_handlers_emit() {
     let watched: BTreeSet<&str> =
         alarms.iter().map(|(_, alarm)| alarm.properties["MetricName"].as_str().unwrap()).collect();
 
-    assert_eq!(watched, [Metric::BackendFailures.name(), Metric::PostsFailed.name()].into());
+    let ours = [Metric::BackendFailures.name(), Metric::PostsFailed.name(), Metric::PostsThrottled.name()];
+    assert_eq!(watched, ours.into_iter().chain(["ApproximateNumberOfMessagesVisible"]).collect());
     for (id, alarm) in alarms {
+        if alarm.properties["Namespace"] == "AWS/SQS" {
+            let queue = &alarm.properties["Dimensions"][0]["Value"];
+            assert_eq!(referenced(queue).as_deref(), Some("FanOutDeadLetterQueue"), "{id} watches the dead letters");
+            continue;
+        }
         assert_eq!(alarm.properties["Namespace"], NAMESPACE, "{id}");
         assert!(alarm.properties.get("Dimensions").is_none(), "{id} watches the chat-wide metric, which has none");
     }
@@ -476,4 +490,74 @@ fn every_file_in_the_readmes_map_of_a_frames_trip_exists() {
         let file = row.rsplit('|').nth(1).unwrap().trim().trim_matches('`');
         assert!(root().join(file).is_file(), "the README names {file}, which does not exist");
     }
+}
+
+/// The worker's DynamoDB grants: what posting a page takes (removing a gone connection, and a
+/// gone member's orphaned membership), as for sendMessage's own posts.
+fn worker_grants_needed() -> BTreeSet<(String, String)> {
+    [
+        ("dynamodb:GetItem", "${ConnectionsTable.Arn}"),
+        ("dynamodb:UpdateItem", "${ConnectionsTable.Arn}"),
+        ("dynamodb:DeleteItem", "${ConnectionsTable.Arn}"),
+        ("dynamodb:DeleteItem", "${UsersTable.Arn}"),
+        ("dynamodb:DeleteItem", "${MembershipsTable.Arn}"),
+        ("dynamodb:BatchWriteItem", "${MembershipsTable.Arn}"),
+        ("sqs:ReceiveMessage", "${FanOutQueue.Arn}"),
+        ("sqs:DeleteMessage", "${FanOutQueue.Arn}"),
+        ("sqs:GetQueueAttributes", "${FanOutQueue.Arn}"),
+    ]
+    .into_iter()
+    .map(|(action, resource)| (action.to_owned(), resource.to_owned()))
+    .collect()
+}
+
+#[test]
+fn the_fan_out_worker_is_granted_its_queue_its_posts_and_what_removing_a_gone_connection_takes() {
+    let template = template();
+    let worker = template.functions().into_iter().find(|f| f.logical_id == "FanOutWorkerFunction").expect("a worker");
+    let granted: BTreeSet<(String, String)> = worker
+        .statements
+        .iter()
+        .filter(|statement| !statement.actions.iter().any(|action| action.starts_with("execute-api:")))
+        .flat_map(|statement| {
+            statement
+                .actions
+                .iter()
+                .flat_map(move |action| statement.resources.iter().map(move |r| (action.clone(), r.clone())))
+        })
+        .collect();
+    assert_eq!(granted, worker_grants_needed());
+    let posts = worker.statements.iter().find(|s| s.actions.iter().any(|a| a == "execute-api:ManageConnections"));
+    assert!(posts.expect("it posts").resources[0].ends_with("/POST/@connections/*"));
+    for variable in
+        [chat_core::config::FAN_OUT_POSTS_PER_SECOND, chat_core::config::FAN_OUT_WORKERS, chat_core::config::TABLE_NAME]
+    {
+        assert!(worker.environment.iter().any(|name| name == variable), "the worker is told {variable}");
+    }
+    let send = function_of(&template, Route::SendMessage);
+    assert!(send.environment.iter().any(|name| name == chat_core::config::FAN_OUT_QUEUE_URL));
+    let sends = send.statements.iter().find(|s| s.actions == ["sqs:SendMessage"]).expect("sendMessage sends pages");
+    assert_eq!(sends.resources, ["${FanOutQueue.Arn}"], "to the fan-out queue only");
+}
+
+#[test]
+fn the_fan_out_queue_follows_awss_guidance_for_a_lambda_event_source() {
+    let template = template();
+    let queue = &template.resource_named("FanOutQueue").expect("the queue").properties;
+    let worker = &template.resource_named("FanOutWorkerFunction").expect("the worker").properties;
+    let source = &template.resource_named("FanOutEventSource").expect("its event source").properties;
+
+    let timeout = worker["Timeout"].as_u64().expect("the worker sets its timeout");
+    let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
+    assert!(visibility >= 6 * timeout, "visibility {visibility} s, at least six times the worker's {timeout} s");
+    assert!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap() >= 5);
+    assert_eq!(referenced(&queue["RedrivePolicy"]["deadLetterTargetArn"]).as_deref(), Some("FanOutDeadLetterQueue"));
+    assert_eq!(referenced(&source["EventSourceArn"]).as_deref(), Some("FanOutQueue"));
+    assert_eq!(referenced(&source["FunctionName"]).as_deref(), Some("FanOutWorkerFunction"));
+    assert_eq!(referenced(&source["ScalingConfig"]["MaximumConcurrency"]).as_deref(), Some("FanOutWorkers"));
+    assert_eq!(source["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+    // A page is FAN_OUT_PAGE posts at the worker's pace, which FanOutPostsPerSecond's
+    // description asks to keep at 50 a second or more: 20 s at most, well within the timeout.
+    let page_seconds = chat_core::limits::FAN_OUT_PAGE as u64 / 50;
+    assert!(page_seconds * 2 <= timeout, "a page at 50 posts/s ({page_seconds} s) fits twice in {timeout} s");
 }

@@ -17,8 +17,14 @@ fn granted(route: Route) -> BTreeSet<(String, String)> {
     let template = deployment::template();
     let routes = template.routes().expect("every route resolves to a function");
     let spec = routes.iter().find(|spec| spec.key == route.key()).expect("the route is declared");
+    granted_to(&spec.function)
+}
+
+/// The grants of the function `logical_id`, as `(action, resource)`.
+fn granted_to(logical_id: &str) -> BTreeSet<(String, String)> {
+    let template = deployment::template();
     let function =
-        template.functions().into_iter().find(|function| function.logical_id == spec.function).expect("its function");
+        template.functions().into_iter().find(|function| function.logical_id == logical_id).expect("the function");
     function
         .statements
         .iter()
@@ -120,4 +126,71 @@ async fn every_dynamodb_call_a_route_makes_is_granted_to_its_function_on_that_ta
         let missing: Vec<_> = calls.difference(&grants).collect();
         assert!(missing.is_empty(), "{}'s function calls what it is not granted: {missing:?}", route.key());
     }
+}
+
+#[tokio::test]
+async fn every_dynamodb_call_the_fan_out_worker_makes_is_granted_to_it_on_that_table() {
+    let dynalite = Dynalite::start();
+    dynalite.create_table(TABLE).await;
+    let record = DynamoDbCalls::default();
+    let store = chat_testing::dynalite::store_with(record.client(&dynalite.client()));
+    let messenger = RecordingMessenger::new();
+    for (connection, user) in [("a1", "alice"), ("b1", "bob"), ("c1", "carol")] {
+        assert_eq!(
+            routes::handle(
+                Route::Connect,
+                &events::connect(connection, Some(user)),
+                &store,
+                &messenger,
+                None,
+                Mode::Demo
+            )
+            .await
+            .status(),
+            200
+        );
+        let join = events::message_after(Route::JoinRoom, connection, r#"{"action":"joinRoom","roomId":"lobby"}"#, 60);
+        assert_eq!(routes::handle(Route::JoinRoom, &join, &store, &messenger, None, Mode::Demo).await.status(), 200);
+    }
+    record.take();
+    // b1 is gone; c1 is gone and its record already deleted (its membership is orphaned).
+    messenger.mark_gone("b1");
+    messenger.mark_gone("c1");
+    dynalite
+        .client()
+        .delete_item()
+        .table_name(TABLE)
+        .key("connectionId", aws_sdk_dynamodb::types::AttributeValue::S("c1".into()))
+        .send()
+        .await
+        .expect("dynalite");
+    let page = chat_core::queue::FanOutPage {
+        api_id: "a1b2c3d4e5".into(),
+        stage: "dev".into(),
+        room_id: chat_core::protocol::RoomId::parse("lobby").unwrap(),
+        frame: r#"{"senderId":"alice","roomId":"lobby","body":"hi","seq":1,"sentAt":1}"#.into(),
+        opened_by: i64::MAX,
+        connection_ids: vec!["a1".into(), "b1".into(), "c1".into()],
+    };
+    let mut metrics = chat_core::metrics::Metrics::new(Route::SendMessage);
+
+    routes::fan_out_page(&page, &store, &messenger, None, &mut metrics).await.expect("the page is posted");
+
+    assert_eq!((metrics.messages_delivered, metrics.connections_gone), (1, 2));
+    let tables: BTreeMap<&str, &str> = [
+        (TABLE, "ConnectionsTable"),
+        (MEMBERSHIPS_TABLE, "MembershipsTable"),
+        (USERS_TABLE, "UsersTable"),
+        (MESSAGES_TABLE, "MessagesTable"),
+    ]
+    .into();
+    let calls: BTreeSet<(String, String)> = record
+        .take()
+        .into_iter()
+        .map(|call| (format!("dynamodb:{}", call.operation), format!("${{{}.Arn}}", tables[call.table.as_str()])))
+        .collect();
+    assert!(calls.contains(&("dynamodb:DeleteItem".to_owned(), "${MembershipsTable.Arn}".to_owned())), "{calls:?}");
+    let grants = granted_to("FanOutWorkerFunction");
+    let missing: Vec<_> = calls.difference(&grants).collect();
+    assert!(missing.is_empty(), "the worker calls what it is not granted: {missing:?}");
 }

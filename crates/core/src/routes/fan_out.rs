@@ -1,6 +1,8 @@
 //! Posting one frame to many connections, a bounded number at a time, removing the records of
 //! those that are gone: message delivery, and telling a user's connections what changed.
 
+use std::time::Duration;
+
 use futures::StreamExt;
 
 use super::Request;
@@ -9,8 +11,8 @@ use crate::limits::{GONE_AFTER, MAX_POSTS_IN_FLIGHT};
 use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
 use crate::protocol::{self, Frame, RoomId, UserId};
+use crate::queue::Pace;
 use crate::store::Store;
-use std::time::Duration;
 
 /// What happened to the posts of one message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,6 +45,7 @@ impl Tally {
         metrics.messages_delivered = self.delivered as u64;
         metrics.connections_gone = self.gone as u64;
         metrics.posts_failed = self.failed as u64;
+        metrics.posts_throttled = self.throttled as u64;
         metrics.backend_failures = self.records_kept as u64;
     }
 }
@@ -57,6 +60,8 @@ pub(super) struct FanOut<'a> {
     /// Posts again to a connection that answered 429 this many times (0 for the sender's own
     /// fan-out, which has a user waiting; workers retry).
     throttled_retries: u32,
+    /// The rate posts keep to (workers: their share of the account's rate).
+    pace: Option<&'a Pace>,
 }
 
 impl FanOut<'_> {
@@ -80,17 +85,24 @@ impl FanOut<'_> {
             .await
     }
 
+    async fn post(&self, connection_id: &str, frame: &[u8]) -> Result<(), PostError> {
+        if let Some(pace) = self.pace {
+            pace.ready().await;
+        }
+        self.messenger.post(self.endpoint, connection_id, frame).await
+    }
+
     /// Posts the frame to one connection. A connection that is gone loses its record, if it
     /// was opened by `opened_by`: a younger one may still be completing its handshake.
     async fn deliver_one(&self, room: Option<&RoomId>, connection_id: &str, frame: &[u8]) -> Tally {
-        let mut posted = self.messenger.post(self.endpoint, connection_id, frame).await;
+        let mut posted = self.post(connection_id, frame).await;
         for retry in 0..self.throttled_retries {
             if !posted.as_ref().is_err_and(PostError::is_throttled) {
                 break;
             }
             let pause = 100 * 2u64.pow(retry) + jitter(connection_id, retry) % 50;
             tokio::time::sleep(Duration::from_millis(pause)).await;
-            posted = self.messenger.post(self.endpoint, connection_id, frame).await;
+            posted = self.post(connection_id, frame).await;
         }
         match posted {
             Ok(()) => Tally { delivered: 1, ..Tally::default() },
@@ -133,18 +145,27 @@ impl<'a> FanOut<'a> {
     /// Posts for `request`: a connection whose record is younger than [`GONE_AFTER`] may still be
     /// completing its handshake, so a 410 from it keeps its record.
     pub(super) fn new(request: &'a Request, store: &'a dyn Store, messenger: &'a dyn Messenger) -> Self {
-        Self { store, messenger, endpoint: &request.endpoint, opened_by: opened_by(request), throttled_retries: 0 }
+        Self {
+            store,
+            messenger,
+            endpoint: &request.endpoint,
+            opened_by: opened_by(request),
+            throttled_retries: 0,
+            pace: None,
+        }
     }
 
-    /// Posts for a fan-out worker: `opened_by` as the sender computed it, and 429s retried
-    /// [`FAN_OUT_THROTTLED_RETRIES`](crate::limits::FAN_OUT_THROTTLED_RETRIES) times.
+    /// Posts for a fan-out worker: `opened_by` as the sender computed it, at `pace`, and 429s
+    /// retried [`FAN_OUT_THROTTLED_RETRIES`](crate::limits::FAN_OUT_THROTTLED_RETRIES) times.
     pub(super) fn for_worker(
         store: &'a dyn Store,
         messenger: &'a dyn Messenger,
         endpoint: &'a Endpoint,
         opened_by: i64,
+        pace: Option<&'a Pace>,
     ) -> Self {
-        Self { store, messenger, endpoint, opened_by, throttled_retries: crate::limits::FAN_OUT_THROTTLED_RETRIES }
+        let throttled_retries = crate::limits::FAN_OUT_THROTTLED_RETRIES;
+        Self { store, messenger, endpoint, opened_by, throttled_retries, pace }
     }
 }
 

@@ -2,10 +2,13 @@
 //! with the sender's rules (at most [`MAX_POSTS_IN_FLIGHT`](crate::limits::MAX_POSTS_IN_FLIGHT)
 //! in flight, a gone connection loses its record) and bounded retries of throttled posts.
 
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+
 use super::fan_out::FanOut;
 use crate::messenger::Messenger;
 use crate::metrics::Metrics;
-use crate::queue::FanOutPage;
+use crate::protocol::Route;
+use crate::queue::{FanOutPage, Pace};
 use crate::store::Store;
 
 /// A page to be tried again: the queue redelivers it (SQS after its visibility timeout, up to
@@ -29,14 +32,16 @@ pub struct PageFailed {
 /// when most of the page was throttled (the account's throttle: the page backs off whole).
 /// `metrics` (made for [`Route::SendMessage`](crate::protocol::Route::SendMessage), whose
 /// deliveries these are) counts what was delivered, gone and failed.
+/// Every post waits its turn at `pace`, if given.
 pub async fn fan_out_page(
     page: &FanOutPage,
     store: &dyn Store,
     messenger: &dyn Messenger,
+    pace: Option<&Pace>,
     metrics: &mut Metrics,
 ) -> Result<(), PageFailed> {
     let endpoint = page.endpoint();
-    let fan_out = FanOut::for_worker(store, messenger, &endpoint, page.opened_by);
+    let fan_out = FanOut::for_worker(store, messenger, &endpoint, page.opened_by, pace);
     let posts = page.connection_ids.len();
     let tally = fan_out.deliver_in(Some(&page.room_id), page.connection_ids.clone(), page.frame.as_bytes()).await;
     tally.record(metrics);
@@ -53,4 +58,47 @@ pub async fn fan_out_page(
         return Err(PageFailed { posts, failed: tally.failed, throttled: tally.throttled });
     }
     Ok(())
+}
+
+/// The fan-out worker's Lambda handler: posts each page of an SQS batch (one after another, each
+/// [`fan_out_page`]) and reports those to be tried again as batch item failures (the event
+/// source mapping's `ReportBatchItemFailures`), so SQS redelivers only those after their
+/// visibility timeout. A record whose body is not a page (a poison message) is reported failed
+/// every time and so reaches the dead-letter queue after `maxReceiveCount` receives. Writes one
+/// EMF line per page, under [`Route::SendMessage`] (these are its deliveries).
+pub async fn fan_out_worker(
+    event: &SqsEvent,
+    store: &dyn Store,
+    messenger: &dyn Messenger,
+    pace: Option<&Pace>,
+) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in &event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let page = record.body.as_deref().map(serde_json::from_str::<FanOutPage>);
+        let failed = match page {
+            Some(Ok(page)) => {
+                let mut metrics = Metrics::new(Route::SendMessage);
+                let result = fan_out_page(&page, store, messenger, pace, &mut metrics).await;
+                metrics.emit();
+                result
+                    .map_err(|failed| tracing::warn!(message_id = %id, error = %failed, "fan-out page failed"))
+                    .is_err()
+            }
+            Some(Err(error)) => {
+                tracing::error!(message_id = %id, error = %error, "an SQS message is not a fan-out page; it will reach the dead-letter queue");
+                true
+            }
+            None => {
+                tracing::error!(message_id = %id, "an SQS message has no body; it will reach the dead-letter queue");
+                true
+            }
+        };
+        if failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
 }

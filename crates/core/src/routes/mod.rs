@@ -21,7 +21,7 @@ mod sync;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
-pub use fan_out_page::{PageFailed, fan_out_page};
+pub use fan_out_page::{PageFailed, fan_out_page, fan_out_worker};
 pub use outcome::{Handled, Outcome, Refusal, Reply};
 pub use request::{Caller, MalformedEvent, Request};
 

@@ -262,15 +262,14 @@ async fn queued(
             connection_ids: ids.to_vec(),
         })
         .collect();
-    match queue.enqueue(pages.clone()).await {
+    match queue.enqueue(pages).await {
         Ok(()) => Tally { queued: members.len(), ..Tally::default() },
-        Err(QueueError::Unavailable { pages: left, source }) => {
-            tracing::error!(pages = left, error = %source, "the fan-out queue refused pages; posting them from here");
-            let (sent, unsent) = pages.split_at(pages.len() - left.min(pages.len()));
-            let mut tally =
-                Tally { queued: sent.iter().map(|page| page.connection_ids.len()).sum(), ..Tally::default() };
-            for page in unsent {
-                tally += fan_out.deliver_in(Some(room), page.connection_ids.clone(), frame).await;
+        Err(QueueError::Unavailable { refused, source }) => {
+            let unsent: usize = refused.iter().map(|page| page.connection_ids.len()).sum();
+            tracing::error!(pages = refused.len(), error = %Chain(source.as_ref()), "the fan-out queue refused pages; posting them from here");
+            let mut tally = Tally { queued: members.len() - unsent.min(members.len()), ..Tally::default() };
+            for page in refused {
+                tally += fan_out.deliver_in(Some(room), page.connection_ids, frame).await;
             }
             tally
         }
