@@ -8,6 +8,7 @@ STAGE ?= dev
 PORT ?= 3001
 DYNAMODB_PORT ?= 4567
 ISSUER_PORT ?= 9001
+SQS_PORT ?= 4576
 ISSUER := http://127.0.0.1:$(ISSUER_PORT)
 TABLE ?= chat-connections
 # Each function's cargo binary and its sample event (events/<event>.json): the one list the
@@ -34,13 +35,16 @@ LOCAL_ENV := AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=
 	TABLE_NAME=$(TABLE) MEMBERSHIPS_TABLE_NAME=$(TABLE)-memberships USERS_TABLE_NAME=$(TABLE)-users \
 	MESSAGES_TABLE_NAME=$(TABLE)-messages \
 	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(DYNAMODB_PORT) \
-	APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:$(PORT)/$(STAGE)
+	APIGW_MANAGEMENT_ENDPOINT=http://127.0.0.1:$(PORT)/$(STAGE) \
+	AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$(SQS_PORT) \
+	FAN_OUT_QUEUE_URL=http://127.0.0.1:$(SQS_PORT)/123456789012/chat-fan-out \
+	FAN_OUT_POSTS_PER_SECOND=5000 FAN_OUT_WORKERS=10
 # make watch AUTH=1: token mode, with make dev-auth's issuer (the authorizer needs it to start).
 ifeq ($(AUTH),1)
 LOCAL_ENV += AUTH_ISSUER=$(ISSUER) AUTH_AUDIENCE=chat-local
 endif
 
-.PHONY: help tools template-mutations asyncapi browser screenshot dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite clean
+.PHONY: help tools template-mutations asyncapi browser screenshot dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite fan-out clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -114,7 +118,7 @@ lint: tools ## rustfmt, clippy -D warnings; cfn-lint, sam validate --lint, the G
 	sam validate --lint --region us-east-1 -t crates/local-gateway/tests/fixtures/sam-websocket-api.yaml
 	cp tools/validate-asyncapi.mjs $(NODE)/ && node $(NODE)/validate-asyncapi.mjs docs/asyncapi.yaml
 
-build: tools ## Build the Lambda binaries (seven routes, the authorizer) for arm64 (target/lambda/<name>/bootstrap)
+build: tools ## Build the Lambda binaries (nine routes, the fan-out worker, the authorizer) for arm64 (target/lambda/<name>/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
 	cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 
@@ -137,11 +141,14 @@ deploy: tools ## sam build, then sam deploy (guided the first time, until samcon
 dynalite: tools ## Run dynalite on DYNAMODB_PORT with the chat's four tables (connections, memberships, users, messages), for `make watch`
 	$(LOCAL_ENV) cargo run --quiet -p chat-testing --bin dev-dynamodb -- --port $(DYNAMODB_PORT) --table $(TABLE)
 
+fan-out: tools ## Big rooms for `make watch`: moto's SQS server on SQS_PORT with the template's fan-out queue, and an event source invoking fan-out-worker on :9000
+	cargo run --quiet -p chat-testing --bin dev-fan-out -- --port $(SQS_PORT)
+
 watch: tools ## Serve the functions on the Lambda Invoke API (port 9000) with cargo lambda watch
 	cargo build $(addprefix --bin ,$(FUNCTIONS))
 	$(LOCAL_ENV) cargo lambda watch --invoke-port 9000
 
-invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message, join-room, leave-room, get-history, sync, mark-read, authorizer) on `make watch` with its sample event
+invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message, join-room, leave-room, get-history, sync, mark-read, fan-out-worker, authorizer) on `make watch` with its sample event
 	@test -n "$(call event_of,$*)" || { echo "no function $*; try one of: $(FUNCTIONS)"; exit 2; }
 	cargo lambda invoke $* --data-file events/$(call event_of,$*).json
 

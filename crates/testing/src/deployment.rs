@@ -36,9 +36,12 @@ pub fn binaries() -> Vec<String> {
     Route::ALL
         .into_iter()
         .map(|route| route_binary(&template, route))
-        .chain([authorizer_binary_in(&template)])
+        .chain([authorizer_binary_in(&template), FAN_OUT_WORKER_BINARY.to_owned()])
         .collect()
 }
+
+/// The fan-out worker's cargo binary (`FanOutWorkerFunction` in `template.yaml`).
+pub const FAN_OUT_WORKER_BINARY: &str = "fan-out-worker";
 
 fn route_binary(template: &Template, route: Route) -> String {
     let routes = template.routes().expect("the template's routes");

@@ -96,3 +96,108 @@ impl Drop for Throttling {
         self.task.abort();
     }
 }
+
+/// Decides whether a post fails: given the connection id, the frame, and how many times this
+/// connection was posted a frame that `failing` chose before.
+pub type FailWhen = dyn Fn(&str, &[u8], usize) -> bool + Send + Sync;
+
+/// An @connections endpoint in front of another (the local gateway's) that answers some posts
+/// with 500, as API Gateway does when it fails, and passes the rest on through the real
+/// `aws-sdk-apigatewaymanagement` client; stopped when dropped.
+pub struct FailingConnections {
+    endpoint: String,
+    failed: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FailingConnections {
+    /// Starts one on a free port in front of `upstream` (stage included, e.g.
+    /// `http://127.0.0.1:3001/dev`), failing the posts `fail` picks.
+    pub async fn start(upstream: &str, fail: Arc<FailWhen>) -> Self {
+        use axum::extract::{Path, State};
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+
+        #[derive(Clone)]
+        struct Proxy {
+            client: aws_sdk_apigatewaymanagement::Client,
+            fail: Arc<FailWhen>,
+            seen: Arc<Mutex<HashMap<String, usize>>>,
+            failed: Arc<AtomicUsize>,
+        }
+        async fn post(
+            State(proxy): State<Proxy>,
+            Path((_stage, id)): Path<(String, String)>,
+            body: axum::body::Bytes,
+        ) -> axum::response::Response {
+            let fails = {
+                let mut seen = proxy.seen.lock().expect("lock");
+                let count = seen.entry(id.clone()).or_default();
+                let fails = (proxy.fail)(&id, &body, *count);
+                *count += 1;
+                fails
+            };
+            let error = |status: StatusCode, kind: &'static str| {
+                let mut response = (status, format!(r#"{{"message":"{kind}"}}"#)).into_response();
+                response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(kind));
+                response
+            };
+            if fails {
+                proxy.failed.fetch_add(1, Ordering::SeqCst);
+                return error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerErrorException");
+            }
+            let posted = proxy
+                .client
+                .post_to_connection()
+                .connection_id(&id)
+                .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(body.to_vec()))
+                .send()
+                .await;
+            use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError as E;
+            match posted {
+                Ok(_) => StatusCode::OK.into_response(),
+                Err(failure) => match failure.as_service_error() {
+                    Some(E::GoneException(_)) => error(StatusCode::GONE, "GoneException"),
+                    Some(E::LimitExceededException(_)) => {
+                        error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException")
+                    }
+                    _ => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerErrorException"),
+                },
+            }
+        }
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(&chat_core::aws::local())
+            .endpoint_url(upstream)
+            .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
+            .build();
+        let failed = Arc::new(AtomicUsize::new(0));
+        let proxy = Proxy {
+            client: aws_sdk_apigatewaymanagement::Client::from_conf(config),
+            fail,
+            seen: Arc::default(),
+            failed: failed.clone(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("local address"));
+        let app = axum::Router::new().route("/{stage}/@connections/{id}", axum::routing::post(post)).with_state(proxy);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { endpoint, failed, task }
+    }
+
+    /// Its URL, without a stage.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Posts it answered with 500.
+    pub fn failed(&self) -> usize {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FailingConnections {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

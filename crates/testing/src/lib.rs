@@ -7,10 +7,12 @@ pub mod chat;
 pub mod contract;
 pub mod deployment;
 pub mod dynalite;
+pub mod event_source;
 pub mod events;
 pub mod faults;
 pub mod issuer;
 pub mod recording;
+pub mod sqs;
 
 pub use chat::Chat;
 pub use dynalite::Dynalite;

@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 use chat_core::config;
 use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE, USERS_TABLE};
 
-async fn build_functions() {
+pub(crate) async fn build_functions() {
     let mut cargo = Command::new(env!("CARGO"));
     cargo.arg("build").current_dir(chat_testing::workspace_root());
     for binary in chat_testing::deployment::binaries() {
@@ -25,7 +25,12 @@ async fn build_functions() {
     assert!(cargo.status().await.expect("cargo runs").success(), "the functions build");
 }
 
-fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str, env: &[(String, String)]) -> Child {
+pub(crate) fn cargo_lambda_watch(
+    invoke_port: u16,
+    gateway_port: u16,
+    dynamodb: &str,
+    env: &[(String, String)],
+) -> Child {
     let root = chat_testing::workspace_root();
     Command::new(chat_testing::tool("venv/bin/cargo-lambda"))
         .args(["lambda", "watch", "--ignore-changes", "--invoke-port", &invoke_port.to_string()])
@@ -47,7 +52,7 @@ fn cargo_lambda_watch(invoke_port: u16, gateway_port: u16, dynamodb: &str, env: 
         .expect("cargo lambda watch starts")
 }
 
-async fn wait_for_port(port: u16) {
+pub(crate) async fn wait_for_port(port: u16) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         assert!(tokio::time::Instant::now() < deadline, "cargo lambda watch did not listen on {port} within 60 s");
@@ -55,7 +60,7 @@ async fn wait_for_port(port: u16) {
     }
 }
 
-async fn stop(mut child: Child) {
+pub(crate) async fn stop(mut child: Child) {
     // SIGINT lets cargo lambda watch stop the function processes it started.
     if let Some(pid) = child.id() {
         let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status().await;

@@ -7,6 +7,7 @@
 mod support;
 
 mod auth;
+mod big_rooms;
 mod browser;
 mod browser_durable;
 mod chat;
