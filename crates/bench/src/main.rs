@@ -7,6 +7,7 @@ mod cold_start;
 mod fan_out;
 mod gateway_load;
 mod handlers;
+mod queued_rooms;
 mod report;
 mod rooms;
 mod runtime_api;
@@ -55,6 +56,7 @@ enum Section {
     Authorizer,
     Calls,
     Storage,
+    QueuedRooms,
     Gateway,
 }
 
@@ -108,6 +110,15 @@ async fn main() -> ExitCode {
         for (n, &members) in sizes.iter().enumerate() {
             eprintln!("bench: a room of {members}");
             rooms::measure(&args.functions, members, 3, n + 1 == sizes.len(), figures).await;
+        }
+    }
+    if run(Section::QueuedRooms) {
+        let sizes: &[usize] = if args.smoke { &[2_500] } else { &[10_000, 100_000] };
+        let title = "Big rooms through the fan-out queue (release builds; dynalite; moto's SQS; @connections capped at 10,000/s)";
+        let figures = report.section(title);
+        for &members in sizes {
+            eprintln!("bench: a room of {members} through the queue");
+            queued_rooms::measure(&args.functions, members, figures).await;
         }
     }
     if run(Section::Handlers) {
