@@ -226,6 +226,9 @@ impl FanOutQueue for SqsQueue {
 #[derive(Debug)]
 pub struct Pace {
     limiter: governor::DefaultDirectRateLimiter,
+    /// Posts wait their turn here, one at a time at the limiter: 32 posts waiting on it at
+    /// once would all wake at each refill and all but one sleep again.
+    turn: tokio::sync::Mutex<()>,
     per_second: u32,
 }
 
@@ -234,7 +237,11 @@ impl Pace {
     pub fn per_second(per_second: NonZeroU32) -> Self {
         let burst = NonZeroU32::new(per_second.get() / 10).unwrap_or(NonZeroU32::MIN);
         let quota = governor::Quota::per_second(per_second).allow_burst(burst);
-        Self { limiter: governor::RateLimiter::direct(quota), per_second: per_second.get() }
+        Self {
+            limiter: governor::RateLimiter::direct(quota),
+            turn: tokio::sync::Mutex::new(()),
+            per_second: per_second.get(),
+        }
     }
 
     /// One worker's pace: [`FAN_OUT_POSTS_PER_SECOND`](crate::config::FAN_OUT_POSTS_PER_SECOND)
@@ -258,6 +265,7 @@ impl Pace {
 
     /// Waits until one more post keeps to the pace.
     pub async fn ready(&self) {
+        let _turn = self.turn.lock().await;
         self.limiter.until_ready().await;
     }
 }

@@ -97,9 +97,8 @@ impl Drop for Throttling {
     }
 }
 
-/// Decides whether a post fails: given the connection id, the frame, and how many times this
-/// connection was posted a frame that `failing` chose before.
-pub type FailWhen = dyn Fn(&str, &[u8], usize) -> bool + Send + Sync;
+/// Decides whether a post fails, given the connection id and the frame.
+pub type FailWhen = dyn Fn(&str, &[u8]) -> bool + Send + Sync;
 
 /// An @connections endpoint in front of another (the local gateway's) that answers some posts
 /// with 500, as API Gateway does when it fails, and passes the rest on through the real
@@ -115,14 +114,11 @@ impl FailingConnections {
     /// `http://127.0.0.1:3001/dev`), failing the posts `fail` picks.
     pub async fn start(upstream: &str, fail: Arc<FailWhen>) -> Self {
         use axum::extract::{Path, State};
-        use std::collections::HashMap;
-        use std::sync::Mutex;
 
         #[derive(Clone)]
         struct Proxy {
             client: aws_sdk_apigatewaymanagement::Client,
             fail: Arc<FailWhen>,
-            seen: Arc<Mutex<HashMap<String, usize>>>,
             failed: Arc<AtomicUsize>,
         }
         async fn post(
@@ -130,13 +126,7 @@ impl FailingConnections {
             Path((_stage, id)): Path<(String, String)>,
             body: axum::body::Bytes,
         ) -> axum::response::Response {
-            let fails = {
-                let mut seen = proxy.seen.lock().expect("lock");
-                let count = seen.entry(id.clone()).or_default();
-                let fails = (proxy.fail)(&id, &body, *count);
-                *count += 1;
-                fails
-            };
+            let fails = (proxy.fail)(&id, &body);
             let error = |status: StatusCode, kind: &'static str| {
                 let mut response = (status, format!(r#"{{"message":"{kind}"}}"#)).into_response();
                 response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(kind));
@@ -170,12 +160,8 @@ impl FailingConnections {
             .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
             .build();
         let failed = Arc::new(AtomicUsize::new(0));
-        let proxy = Proxy {
-            client: aws_sdk_apigatewaymanagement::Client::from_conf(config),
-            fail,
-            seen: Arc::default(),
-            failed: failed.clone(),
-        };
+        let proxy =
+            Proxy { client: aws_sdk_apigatewaymanagement::Client::from_conf(config), fail, failed: failed.clone() };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let endpoint = format!("http://{}", listener.local_addr().expect("local address"));
         let app = axum::Router::new().route("/{stage}/@connections/{id}", axum::routing::post(post)).with_state(proxy);

@@ -2,7 +2,7 @@
 //! (`cargo lambda watch`, dynalite, moto's SQS and the development event source), and in-process
 //! as `make dev` runs them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,7 +104,8 @@ impl Arena {
 }
 
 #[tokio::test]
-async fn on_the_real_binaries_a_room_of_2000_connections_gets_its_message_through_sqs_despite_a_failing_worker() {
+async fn on_the_real_binaries_a_room_of_2000_gets_its_message_through_sqs_despite_failing_posts_and_a_poison_message_is_dead_lettered()
+ {
     build_functions().await;
     let dynalite = Dynalite::start();
     dynalite.create_table(TABLE).await;
@@ -114,15 +115,24 @@ async fn on_the_real_binaries_a_room_of_2000_connections_gets_its_message_throug
     let (gateway_port, invoke_port) = (free_port(), free_port());
     // The first five connections posted the message fail all three of the SDK's attempts:
     // their pages fail and SQS delivers them again, repeating the posts that had succeeded.
-    let chosen = Arc::new(Mutex::new(HashSet::new()));
-    let fail = move |id: &str, frame: &[u8], count: usize| {
-        let first_post = String::from_utf8_lossy(frame).contains("to all 2000") && count < 3;
-        let mut chosen = chosen.lock().unwrap();
-        if first_post && (chosen.contains(id) || chosen.len() < 5) {
-            chosen.insert(id.to_owned());
-            return true;
+    // (Three failures each, whether the SDK makes its three attempts or its time limit cuts
+    // them at two: either way the page's second delivery succeeds.)
+    let chosen = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+    let fail = move |id: &str, frame: &[u8]| {
+        if !String::from_utf8_lossy(frame).contains("to all 2000") {
+            return false;
         }
-        false
+        let mut chosen = chosen.lock().unwrap();
+        let room = chosen.len() < 5;
+        match chosen.get_mut(id) {
+            Some(failed) if *failed < 3 => *failed += 1,
+            Some(_) => return false,
+            None if room => {
+                chosen.insert(id.to_owned(), 1);
+            }
+            None => return false,
+        }
+        true
     };
     let connections = FailingConnections::start(&format!("http://127.0.0.1:{gateway_port}/dev"), Arc::new(fail)).await;
     let env: Vec<(String, String)> = [
@@ -155,13 +165,17 @@ async fn on_the_real_binaries_a_room_of_2000_connections_gets_its_message_throug
     let mut arena = Arena::join(&gateway, 2000, 50, vec!["to all 2000", "and after"]).await;
     let joined_in = started.elapsed();
 
+    // A poison message beside the room's pages: no page at all. The worker reports it failed
+    // every time, and after five receives SQS moves it to the dead-letter queue.
+    let sqs = moto.client();
+    sqs.send_message().queue_url(&queues.url).message_body(r#"{"not":"a page"}"#).send().await.expect("moto");
     arena.say(0, "to all 2000").await;
     let delivered_in = arena.wait_for_everyone(0, "to all 2000", Duration::from_secs(120)).await;
     // Every redelivery done (the queue holds nothing), then one more message: each connection's
     // frames arrive in order, so once it holds the second, it holds every repeat of the first.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while chat_testing::sqs::messages_in(&moto.client(), &queues.url).await > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the queue drained");
+    while chat_testing::sqs::messages_in(&sqs, &queues.url).await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the queue drained (the poison message dead-lettered)");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     arena.say(0, "and after").await;
@@ -172,22 +186,21 @@ async fn on_the_real_binaries_a_room_of_2000_connections_gets_its_message_throug
     let stats = &source.stats;
     println!(
         "2000-connection room on the real binaries: joined in {joined_in:.1?}; every member had the message in \
-         {delivered_in:.1?}; {} posts failed (injected), {} pages reported failed and delivered again, {repeats} \
-         repeated deliveries (members drop a seq they hold); {} worker invocations",
+         {delivered_in:.1?}; {} posts failed (injected), {} messages reported failed (the poison one five times, \
+         then dead-lettered) and delivered again, {repeats} repeated deliveries (members drop a seq they hold); {} \
+         worker invocations",
         connections.failed(),
         stats.failures.load(Ordering::SeqCst),
         stats.invocations.load(Ordering::SeqCst),
     );
     assert!(copies.iter().all(|count| *count >= 1), "every member had it at least once");
     assert!(connections.failed() >= 5, "five connections failed their first posts: {}", connections.failed());
-    assert!(stats.failures.load(Ordering::SeqCst) >= 1, "a page was reported failed");
+    assert!(stats.failures.load(Ordering::SeqCst) >= 6, "a page and the poison message, five times, reported failed");
     assert!(repeats >= 1, "the redelivered page repeated posts that had succeeded");
     assert_eq!(arena.copies(0, "and after").iter().max(), Some(&1), "no failure injected: once each");
-    assert_eq!(
-        chat_testing::sqs::messages_in(&moto.client(), &queues.dead_letter_url).await,
-        0,
-        "nothing dead-lettered"
-    );
+    assert_eq!(chat_testing::sqs::messages_in(&sqs, &queues.dead_letter_url).await, 1, "the poison message alone");
+    let dead = sqs.receive_message().queue_url(&queues.dead_letter_url).send().await.expect("moto");
+    assert_eq!(dead.messages()[0].body(), Some(r#"{"not":"a page"}"#));
     drop(arena);
     gateway.shutdown().await.unwrap();
     stop(watch).await;
