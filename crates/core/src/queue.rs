@@ -219,6 +219,15 @@ impl FanOutQueue for SqsQueue {
     }
 }
 
+/// How many fan-out workers run at once: [`FAN_OUT_WORKERS`](crate::config::FAN_OUT_WORKERS).
+///
+/// # Errors
+/// [`ConfigError`] when it is unset or outside 2 to 1,000 (the event source's
+/// `MaximumConcurrency` range).
+pub fn fan_out_workers(vars: &crate::config::Vars<'_>) -> Result<u32, ConfigError> {
+    vars.number(crate::config::FAN_OUT_WORKERS, 2, 1000, "a whole number of workers from 2 to 1000")
+}
+
 /// A rate that posts keep to: each post waits its turn, so the fan-out workers together stay
 /// within their share of the account's API Gateway request rate
 /// ([`FAN_OUT_POSTS_PER_SECOND`](crate::config::FAN_OUT_POSTS_PER_SECOND)) and leave the rest to
@@ -251,10 +260,10 @@ impl Pace {
     /// [`ConfigError`] naming a variable that is unset or out of range (1 to 100,000 posts a
     /// second; 2 to 1,000 workers, the event source's `MaximumConcurrency` range).
     pub fn from_vars(vars: &crate::config::Vars<'_>) -> Result<Self, ConfigError> {
-        use crate::config::{FAN_OUT_POSTS_PER_SECOND, FAN_OUT_WORKERS};
+        use crate::config::FAN_OUT_POSTS_PER_SECOND;
         let rate =
             vars.number(FAN_OUT_POSTS_PER_SECOND, 1, 100_000, "a whole number of posts per second from 1 to 100000")?;
-        let workers = vars.number(FAN_OUT_WORKERS, 2, 1000, "a whole number of workers from 2 to 1000")?;
+        let workers = fan_out_workers(vars)?;
         Ok(Self::per_second(NonZeroU32::new(rate / workers).unwrap_or(NonZeroU32::MIN)))
     }
 

@@ -165,7 +165,7 @@ impl InProcess {
                     cause: error.to_string(),
                 };
                 Pace::from_vars(&vars).map_err(failed)?;
-                let workers = vars.number(config::FAN_OUT_WORKERS, 2, 1000, "").map_err(failed)?;
+                let workers = chat_core::queue::fan_out_workers(&vars).map_err(failed)?;
                 let (queue, pages) = MemoryQueue::new(QUEUE_PAGES);
                 let pace = || Pace::from_vars(&Vars::from_map(env)).expect("checked above");
                 start_workers(pages, store.clone(), messenger.clone(), workers, pace);

@@ -20,6 +20,22 @@ fn granted(route: Route) -> BTreeSet<(String, String)> {
     granted_to(&spec.function)
 }
 
+/// A recorded DynamoDB call as the grant it needs: `(dynamodb:Operation, ${Table.Arn}[/index/i])`.
+fn grant_needed(call: &chat_testing::calls::Call) -> (String, String) {
+    let table = match call.table.as_str() {
+        TABLE => "ConnectionsTable",
+        MEMBERSHIPS_TABLE => "MembershipsTable",
+        USERS_TABLE => "UsersTable",
+        MESSAGES_TABLE => "MessagesTable",
+        other => panic!("an unknown table {other}"),
+    };
+    let resource = match &call.index {
+        Some(index) => format!("${{{table}.Arn}}/index/{index}"),
+        None => format!("${{{table}.Arn}}"),
+    };
+    (format!("dynamodb:{}", call.operation), resource)
+}
+
 /// The grants of the function `logical_id`, as `(action, resource)`.
 fn granted_to(logical_id: &str) -> BTreeSet<(String, String)> {
     let template = deployment::template();
@@ -43,13 +59,6 @@ async fn every_dynamodb_call_a_route_makes_is_granted_to_its_function_on_that_ta
     let record = DynamoDbCalls::default();
     let store = chat_testing::dynalite::store_with(record.client(&dynalite.client()));
     let messenger = RecordingMessenger::new();
-    let logical: BTreeMap<&str, &str> = [
-        (TABLE, "ConnectionsTable"),
-        (MEMBERSHIPS_TABLE, "MembershipsTable"),
-        (USERS_TABLE, "UsersTable"),
-        (MESSAGES_TABLE, "MessagesTable"),
-    ]
-    .into();
     let message = |route: Route, from: &str, frame: serde_json::Value| {
         // A minute after connecting: old enough for a gone connection to lose its record.
         (route, events::message_after(route, from, &frame.to_string(), 60))
@@ -88,14 +97,7 @@ async fn every_dynamodb_call_a_route_makes_is_granted_to_its_function_on_that_ta
     let mut run = async |route: Route, event| {
         let handled = routes::handle(route, &event, &store, &messenger, None, Mode::Demo).await;
         assert!(handled.status() < 500, "{} answered {}", route.key(), handled.status());
-        for call in record.take() {
-            let table = logical.get(call.table.as_str()).unwrap_or_else(|| panic!("an unknown table {}", call.table));
-            let resource = match call.index {
-                Some(index) => format!("${{{table}.Arn}}/index/{index}"),
-                None => format!("${{{table}.Arn}}"),
-            };
-            observed.entry(route.key()).or_default().insert((format!("dynamodb:{}", call.operation), resource));
-        }
+        observed.entry(route.key()).or_default().extend(record.take().iter().map(grant_needed));
     };
     for (route, event) in script {
         run(route, event).await;
@@ -177,18 +179,7 @@ async fn every_dynamodb_call_the_fan_out_worker_makes_is_granted_to_it_on_that_t
     routes::fan_out_page(&page, &store, &messenger, None, &mut metrics).await.expect("the page is posted");
 
     assert_eq!((metrics.messages_delivered, metrics.connections_gone), (1, 2));
-    let tables: BTreeMap<&str, &str> = [
-        (TABLE, "ConnectionsTable"),
-        (MEMBERSHIPS_TABLE, "MembershipsTable"),
-        (USERS_TABLE, "UsersTable"),
-        (MESSAGES_TABLE, "MessagesTable"),
-    ]
-    .into();
-    let calls: BTreeSet<(String, String)> = record
-        .take()
-        .into_iter()
-        .map(|call| (format!("dynamodb:{}", call.operation), format!("${{{}.Arn}}", tables[call.table.as_str()])))
-        .collect();
+    let calls: BTreeSet<(String, String)> = record.take().iter().map(grant_needed).collect();
     assert!(calls.contains(&("dynamodb:DeleteItem".to_owned(), "${MembershipsTable.Arn}".to_owned())), "{calls:?}");
     let grants = granted_to("FanOutWorkerFunction");
     let missing: Vec<_> = calls.difference(&grants).collect();

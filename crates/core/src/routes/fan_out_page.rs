@@ -81,9 +81,10 @@ pub async fn fan_out_worker(
                 let mut metrics = Metrics::new(Route::SendMessage);
                 let result = fan_out_page(&page, store, messenger, pace, &mut metrics).await;
                 metrics.emit();
-                result
-                    .map_err(|failed| tracing::warn!(message_id = %id, error = %failed, "fan-out page failed"))
-                    .is_err()
+                if let Err(failed) = &result {
+                    tracing::warn!(message_id = %id, error = %failed, "fan-out page failed");
+                }
+                result.is_err()
             }
             Some(Err(error)) => {
                 tracing::error!(message_id = %id, error = %error, "an SQS message is not a fan-out page; it will reach the dead-letter queue");
