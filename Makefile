@@ -9,6 +9,9 @@ PORT ?= 3001
 DYNAMODB_PORT ?= 4567
 ISSUER_PORT ?= 9001
 SQS_PORT ?= 4576
+# The gateway's invocations in flight per function under `make dev-lambda` (--lambda-concurrency):
+# the rest wait in the gateway, so `cargo lambda watch` never holds more than this many per function.
+LAMBDA_CONCURRENCY ?= 8
 ISSUER := http://127.0.0.1:$(ISSUER_PORT)
 TABLE ?= chat-connections
 # Each function's cargo binary and its sample event (events/<event>.json): the one list the
@@ -83,7 +86,7 @@ token: ## Print a token from make dev-auth's issuer: make token USER=alice
 
 dev-lambda: ## The local gateway in front of `make watch` (the real binaries, on dynalite)
 	cargo run -p chat-local-gateway -- --port $(PORT) --stage $(STAGE) \
-		--lambda-endpoint http://127.0.0.1:9000 --function-names binary
+		--lambda-endpoint http://127.0.0.1:9000 --function-names binary --lambda-concurrency $(LAMBDA_CONCURRENCY)
 
 test: tools browser lint ## Lint everything, then run every test (dynalite and Chromium are started by the tests)
 	cargo test --workspace --all-targets

@@ -165,10 +165,10 @@ function readKnown(frame) {
       ? { kind: "room", ...message(frame), roomId: frame.roomId }
       : { kind: "direct", ...message(frame), destinationUserId: frame.destinationUserId };
   }
-  // API Gateway's own frames, not the chat's: `{"message":"Internal server error",
-  // "connectionId":…,"requestId":…}` when a function fails, `{"message":"Forbidden",…}` when no
-  // route takes a frame, `{"message":"Too Many Requests",…}` when the stage is throttling. Only
-  // they carry `connectionId` and `requestId`.
+  // API Gateway's own frames, not the chat's: `{"message": "Internal server error",
+  // "connectionId":…, "requestId":…}` when a function fails, `Endpoint request timed out` when it
+  // runs past 29 s, `Forbidden` when no route takes a frame, `Too Many Requests` when the stage
+  // is throttling. Only they carry `connectionId` and `requestId`.
   if (typeof frame.message === "string" && typeof frame.connectionId === "string" && typeof frame.requestId === "string") {
     return { kind: "gateway", message: frame.message };
   }
@@ -200,6 +200,7 @@ export const RETRYABLE = new Set(["unavailable", "unknownConnection"]);
 /** API Gateway's own error frames in plain words. */
 export function gatewayWords(message) {
   if (message === "Internal server error") return "The server failed to handle a request: retrying.";
+  if (message === "Endpoint request timed out") return "The server took too long to answer: retrying.";
   if (message === "Forbidden") return "The server has no route for that request.";
   if (message === "Too Many Requests") return "Too many messages at once: slowing down.";
   return `API Gateway: ${message}`;

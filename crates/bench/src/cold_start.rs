@@ -64,7 +64,13 @@ pub async fn measure(dir: &Path, starts: usize, gateway: &Running, figures: &mut
     let store = dynalite.create_table(TABLE).await;
     let recipient = crate::gateway_load::connect_client(&gateway.url(), "2").await;
     let user = chat_core::protocol::UserId::parse("2").expect("a valid user id");
-    let recipient_id = gateway.store().expect("in-process").connections_of(&user).await.expect("memory")[0].clone();
+    let recipient_id = gateway
+        .store()
+        .expect("in-process")
+        .connections_of(&user, chat_local_gateway::events::now_ms())
+        .await
+        .expect("memory")[0]
+        .clone();
     store.save(&events::connection(&recipient_id, "2")).await.expect("seed");
 
     let env = function_env(&dynalite, &gateway.management_url());

@@ -44,7 +44,12 @@ pub async fn measure(dir: &Path, invocations: usize, gateway: &Running, figures:
         }));
     }
     let user = UserId::parse("fan").expect("a valid user id");
-    let ids = gateway.store().expect("in-process").connections_of(&user).await.expect("memory store");
+    let ids = gateway
+        .store()
+        .expect("in-process")
+        .connections_of(&user, chat_local_gateway::events::now_ms())
+        .await
+        .expect("memory store");
     assert_eq!(ids.len(), connections, "every tab of the recipient is connected");
     for id in &ids {
         store.save(&events::connection(id, "fan")).await.expect("seeding dynalite");

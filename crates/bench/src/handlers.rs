@@ -114,7 +114,7 @@ pub async fn calls(figures: &mut Vec<Figure>) {
     for user in ["bob", "carol"] {
         let user = UserId::parse(user).expect("a valid user id");
         store.add_room(&user, &lobby).await.expect("seeding dynalite");
-        subscriptions::settle_room(&store, &user, &lobby).await.expect("seeding dynalite");
+        subscriptions::settle_room(&store, &user, &lobby, events::now_ms()).await.expect("seeding dynalite");
     }
     counted(&counter);
 

@@ -47,7 +47,7 @@ pub async fn measure(dir: &Path, invocations: usize, figures: &mut Vec<Figure>) 
     }
     for (_, owner) in &members {
         store.add_room(&user(owner), &lobby).await.expect("seeding dynalite");
-        subscriptions::settle_room(&store, &user(owner), &lobby).await.expect("seeding dynalite");
+        subscriptions::settle_room(&store, &user(owner), &lobby, events::now_ms()).await.expect("seeding dynalite");
     }
     // A conversation of 100 messages, and 100 conversations of user 1 (99 direct, the room).
     let with_three = Conversation::direct(&user("1"), &user("3"));

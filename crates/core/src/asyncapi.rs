@@ -193,7 +193,7 @@ fn messages() -> Vec<Message> {
         Message {
             name: "gatewayError",
             received: false,
-            summary: "API Gateway's own frame when a function fails (Internal server error), no route takes a frame (Forbidden) or the stage is throttling (Too Many Requests).",
+            summary: "API Gateway's own frame when a function fails (Internal server error) or runs past 29 s (Endpoint request timed out), no route takes a frame (Forbidden) or the stage is throttling (Too Many Requests).",
             payload: closed(schema_of::<GatewayError>()),
         },
     ]

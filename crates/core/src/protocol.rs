@@ -419,17 +419,18 @@ impl SendMessage {
     }
 }
 
-/// API Gateway's own error frame, sent by the service rather than by a function:
-/// `{"message":"Internal server error",…}` when a route's function fails, times out or answers
-/// something that is not a Lambda proxy response, `{"message":"Forbidden",…}` when no route
-/// takes a frame, and `{"message":"Too Many Requests",…}` when the stage's route throttling
+/// API Gateway's own error frame, sent by the service rather than by a function, written
+/// `{"message": "…", "connectionId":"…", "requestId":"…"}`: `Internal server error` when a
+/// route's function fails or answers something that is not a Lambda proxy response,
+/// `Endpoint request timed out` when it runs past the 29 s integration timeout, `Forbidden`
+/// when no route takes a frame, and `Too Many Requests` when the stage's route throttling
 /// refuses it (AWS's developer guide: "clients may receive 429 Too Many Requests error
 /// responses"; the frame's exact text is not documented).
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayError {
-    /// `Internal server error`, `Forbidden` or `Too Many Requests`.
-    #[schemars(extend("enum" = ["Internal server error", "Forbidden", "Too Many Requests"]))]
+    /// `Internal server error`, `Endpoint request timed out`, `Forbidden` or `Too Many Requests`.
+    #[schemars(extend("enum" = ["Internal server error", "Endpoint request timed out", "Forbidden", "Too Many Requests"]))]
     pub message: String,
     /// The connection the frame came from.
     pub connection_id: String,

@@ -132,17 +132,14 @@ async fn tokens_are_accepted_or_refused_for_the_right_reason() {
             Err(TokenError::WrongTokenUse),
         ),
         ("signed by another key under the issuer's kid", impostor.sign(&claims), Err(TokenError::BadSignature)),
-        ("alg none", token_with_alg("none", &claims), Err(TokenError::Algorithm("none".into()))),
-        ("HS256 signed with the public key's bytes", hs256_with_public_key, Err(TokenError::Algorithm("HS256".into()))),
+        ("alg none", token_with_alg("none", &claims), Err(TokenError::Algorithm)),
+        ("HS256 signed with the public key's bytes", hs256_with_public_key, Err(TokenError::Algorithm)),
         ("ES256 naming the RSA key", ec_header_rsa_kid, Err(TokenError::KeyMismatch)),
         ("a kid the issuer does not have", Signer::rsa("made-up").sign(&claims), Err(TokenError::UnknownKey)),
         (
             "a user id that fails the user-id rules",
             rsa.sign(&with(claims.clone(), json!({"sub": "not valid!"}))),
-            Err(TokenError::InvalidUserId {
-                claim: "sub".into(),
-                reason: "may hold only letters, digits and _ . @ - (found ' ')".into(),
-            }),
+            Err(TokenError::InvalidUserId { claim: "sub".into() }),
         ),
         (
             "no user-id claim",
@@ -298,9 +295,9 @@ async fn connect_in_token_mode_takes_the_verified_user_and_ignores_the_query() {
         [("principalId".to_owned(), json!("alice")), ("userId".to_owned(), json!("alice"))].into_iter().collect();
     assert_eq!(routes::connect(&event, &store, Mode::Token).await.status(), 200);
     let alice = UserId::parse("alice").expect("valid");
-    assert_eq!(store.connections_of(&alice).await.expect("memory"), vec!["conn-1".to_owned()]);
+    assert_eq!(store.connections_of(&alice, events::now_ms()).await.expect("memory"), vec!["conn-1".to_owned()]);
     let bob = UserId::parse("bob").expect("valid");
-    assert!(store.connections_of(&bob).await.expect("memory").is_empty(), "?userId=bob is ignored");
+    assert!(store.connections_of(&bob, events::now_ms()).await.expect("memory").is_empty(), "?userId=bob is ignored");
 }
 
 #[tokio::test]
@@ -309,7 +306,7 @@ async fn connect_in_token_mode_without_a_verified_user_is_refused_and_stores_not
     let handled = routes::connect(&events::connect("conn-1", Some("bob")), &store, Mode::Token).await;
     assert_eq!(handled.status(), 403);
     let bob = UserId::parse("bob").expect("valid");
-    assert!(store.connections_of(&bob).await.expect("memory").is_empty());
+    assert!(store.connections_of(&bob, events::now_ms()).await.expect("memory").is_empty());
 }
 
 #[tokio::test]

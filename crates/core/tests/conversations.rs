@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use chat_core::identity::Mode;
 use chat_core::routes::{self, Route};
-use chat_core::store::{MemoryStore, Store};
+use chat_core::store::{ConnectionStore, MemoryStore, Store};
 use chat_testing::{Dynalite, RecordingMessenger, events};
 use serde_json::{Value, json};
 
@@ -194,6 +194,87 @@ async fn a_repeat_with_a_different_body_is_an_invalid_field_and_stores_nothing(s
     assert_eq!(history(store, &messenger, "b1", json!({"userId": "alice"})).await.len(), 1);
 }
 
+/// Whole numbers at and past the edges of the types the handlers hold them in, and numbers no
+/// type holds: every numeric field a client sends.
+const EDGES: [&str; 8] = [
+    "9223372036854775807",
+    "9223372036854775808",
+    "18446744073709551614",
+    "18446744073709551615",
+    "18446744073709551616",
+    "1e30",
+    "-1",
+    "1.5",
+];
+
+async fn numbers_at_the_edges_are_answered_and_never_counted_as_backend_failures(store: &dyn Store) {
+    let messenger = RecordingMessenger::new();
+    connect(store, &[("a1", "alice"), ("b1", "bob")]).await;
+    let first = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "one"});
+    assert_eq!(send(store, &messenger, "a1", &first).await, 200);
+    let frames = EDGES.iter().flat_map(|n| {
+        [
+            (Route::GetHistory, format!(r#"{{"action":"getHistory","userId":"bob","before":{n}}}"#)),
+            (Route::GetHistory, format!(r#"{{"action":"getHistory","userId":"bob","after":{n}}}"#)),
+            (Route::GetHistory, format!(r#"{{"action":"getHistory","userId":"bob","limit":{n}}}"#)),
+            (Route::MarkRead, format!(r#"{{"action":"markRead","userId":"bob","seq":{n}}}"#)),
+            (Route::Sync, format!(r#"{{"action":"sync","limit":{n}}}"#)),
+        ]
+    });
+
+    for (route, frame) in frames {
+        let event = events::message_after(route, "a1", &frame, 60);
+        let handled = routes::handle(route, &event, store, &messenger, None, Mode::Demo).await;
+
+        let answer = messenger.frames_to("a1").pop().unwrap();
+        assert_eq!(handled.metrics.backend_failures, 0, "{frame}: {answer}");
+        assert!([200, 400].contains(&handled.status()), "{frame}: {} {answer}", handled.status());
+        if handled.status() == 400 {
+            assert_eq!(answer["error"], "invalidField", "{frame}");
+        }
+    }
+    let history = |cursor: &str| format!(r#"{{"action":"getHistory","userId":"bob",{cursor}}}"#);
+    for (cursor, seqs) in
+        [("\"after\":18446744073709551615", json!([])), ("\"before\":18446744073709551615", json!([1]))]
+    {
+        let event = events::message_after(Route::GetHistory, "a1", &history(cursor), 60);
+        assert_eq!(routes::get_history(&event, store, &messenger).await.status(), 200);
+        let page = messenger.frames_to("a1").pop().unwrap();
+        let got: Vec<&Value> = page["messages"].as_array().unwrap().iter().map(|message| &message["seq"]).collect();
+        assert_eq!(json!(got), seqs, "{cursor}");
+    }
+}
+
+/// Two bodies with the same 64-bit FNV-1a hash, which a repeat's body was once compared by: found
+/// by a parallel collision search (van Oorschot and Wiener's, about 2^32 hashes).
+const COLLIDING: [&str; 2] = ["m:51597f1710eb162d", "m:fcf2ae3429a2a636"];
+
+/// The 64-bit FNV-1a hash, as claims made before SHA-256 carry it.
+fn fnv1a(body: &str) -> String {
+    let hash = body
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+async fn a_repeat_whose_body_only_shares_the_old_64_bit_hash_is_refused_and_never_delivered(store: &dyn Store) {
+    assert_eq!(fnv1a(COLLIDING[0]), fnv1a(COLLIDING[1]), "the two bodies collide under FNV-1a");
+    let messenger = RecordingMessenger::new();
+    connect(store, &[("a1", "alice"), ("b1", "bob")]).await;
+    let frame =
+        |body: &str| json!({"action": "sendMessage", "destinationUserId": "bob", "body": body, "clientRequestId": "k"});
+
+    assert_eq!(send(store, &messenger, "a1", &frame(COLLIDING[0])).await, 200);
+    let forged = send(store, &messenger, "a1", &frame(COLLIDING[1])).await;
+
+    assert_eq!(forged, 400, "a different message under a used clientRequestId");
+    assert_eq!(messenger.frames_to("a1").pop().unwrap()["error"], "invalidField");
+    let live: Vec<Value> = messenger.frames_to("b1").iter().map(|frame| frame["body"].clone()).collect();
+    assert_eq!(live, [COLLIDING[0]], "bob saw only what history holds");
+    let stored = history(store, &messenger, "b1", json!({"userId": "alice"})).await;
+    assert_eq!(stored.iter().map(|message| &message["body"]).collect::<Vec<_>>(), [COLLIDING[0]]);
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -219,6 +300,8 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    numbers_at_the_edges_are_answered_and_never_counted_as_backend_failures,
+    a_repeat_whose_body_only_shares_the_old_64_bit_hash_is_refused_and_never_delivered,
     twenty_connections_send_fifty_messages_each_to_one_room_at_once,
     both_users_of_a_direct_conversation_sending_at_once_get_consecutive_seqs,
     a_send_with_a_client_request_id_is_acknowledged_once_stored,
@@ -381,4 +464,95 @@ async fn a_gone_member_whose_record_is_already_deleted_loses_its_orphaned_member
     assert_eq!(send(&store, &messenger, "a1", &frame).await, 200);
 
     assert_eq!(members().await, ["a1"], "the 410 removed the membership no record listed");
+}
+
+#[tokio::test]
+async fn a_gone_connection_whose_record_is_already_deleted_loses_its_users_entry() {
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(dynalite::TABLE).await;
+    let messenger = RecordingMessenger::new();
+    connect(&store, &[("a1", "alice"), ("b1", "bob"), ("b2", "bob")]).await;
+    // b1's $disconnect deleted its record, then failed before deleting bob's entry for it.
+    dynalite
+        .client()
+        .delete_item()
+        .table_name(dynalite::TABLE)
+        .key("connectionId", aws_sdk_dynamodb::types::AttributeValue::S("b1".into()))
+        .send()
+        .await
+        .unwrap();
+    messenger.mark_gone("b1");
+    let bob = chat_core::protocol::UserId::parse("bob").unwrap();
+    let mut listed = store.connections_of(&bob, events::now_ms()).await.unwrap();
+    listed.sort();
+    assert_eq!(listed, ["b1", "b2"]);
+
+    let frame = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "anyone?"});
+    assert_eq!(send(&store, &messenger, "a1", &frame).await, 200);
+
+    assert_eq!(store.connections_of(&bob, events::now_ms()).await.unwrap(), ["b2"], "the 410 removed the entry");
+    assert_eq!(messenger.messages_to("b2").len(), 1);
+}
+
+#[tokio::test]
+async fn connections_whose_disconnect_never_came_do_not_count_toward_the_limit_once_expired() {
+    use chat_core::limits::MAX_CONNECTIONS_PER_USER;
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(dynalite::TABLE).await;
+    // A day ago alice opened the most connections allowed, and none of their $disconnects ran.
+    for n in 0..MAX_CONNECTIONS_PER_USER {
+        let mut stale = events::connection(&format!("old-{n}"), "alice");
+        stale.connected_at -= 24 * 60 * 60 * 1000;
+        stale.expires_at -= 24 * 60 * 60;
+        chat_core::store::ConnectionStore::save(&store, &stale).await.unwrap();
+    }
+
+    let response = routes::connect(&events::connect("new", Some("alice")), &store, Mode::Demo).await;
+
+    assert_eq!(response.status(), 200, "stale entries (TTL deletes within days) lock nobody out");
+    let alice = chat_core::protocol::UserId::parse("alice").unwrap();
+    assert_eq!(store.connections_of(&alice, events::now_ms()).await.unwrap(), ["new"]);
+}
+
+#[tokio::test]
+async fn claims_written_before_sha256_are_still_recognised_for_their_24_hours() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(dynalite::TABLE).await;
+    let messenger = RecordingMessenger::new();
+    connect(&store, &[("a1", "alice"), ("b1", "bob")]).await;
+    let frame =
+        |id: &str| json!({"action": "sendMessage", "destinationUserId": "bob", "body": "once", "clientRequestId": id});
+    let claim = |id: &str| {
+        let key = format!("k#alice#{id}#d#alice#bob");
+        [("conversation".to_owned(), AttributeValue::S(key)), ("seq".to_owned(), AttributeValue::N("0".into()))]
+    };
+    // A stored message whose claim the previous version wrote (its body's FNV-1a)...
+    assert_eq!(send(&store, &messenger, "a1", &frame("stored")).await, 200);
+    let legacy = AttributeValue::S(fnv1a("once"));
+    let client = dynalite.client();
+    let update = client.update_item().table_name(dynalite::MESSAGES_TABLE).set_key(Some(claim("stored").into()));
+    update
+        .update_expression("SET bodyHash = :h")
+        .expression_attribute_values(":h", legacy.clone())
+        .send()
+        .await
+        .unwrap();
+    // ...and a claim of the previous version's still being stored.
+    let sent_at = events::message_after(Route::SendMessage, "a1", "", 60).request_context.request_time_epoch;
+    let mut pending: std::collections::HashMap<_, _> = claim("pending").into();
+    pending.insert("bodyHash".into(), legacy);
+    pending.insert("claimedAt".into(), AttributeValue::N(sent_at.to_string()));
+    pending.insert("lastSeq".into(), AttributeValue::N("1".into()));
+    pending.insert("expiresAt".into(), AttributeValue::N((sent_at / 1000 + 86_400).to_string()));
+    client.put_item().table_name(dynalite::MESSAGES_TABLE).set_item(Some(pending)).send().await.unwrap();
+
+    let repeat = send(&store, &messenger, "a1", &frame("stored")).await;
+    let ack = messenger.frames_to("a1").pop().unwrap();
+    let waiting = send(&store, &messenger, "a1", &frame("pending")).await;
+    let told = messenger.frames_to("a1").pop().unwrap();
+
+    assert_eq!((repeat, ack["type"].clone(), ack["seq"].clone()), (200, json!("ack"), json!(1)), "a repeat: {ack}");
+    assert_eq!((waiting, told["error"].clone()), (500, json!("unavailable")), "in progress, not another body: {told}");
+    assert_eq!(history(&store, &messenger, "b1", json!({"userId": "alice"})).await.len(), 1);
 }

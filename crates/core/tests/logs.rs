@@ -103,3 +103,36 @@ async fn the_authorizer_logs_neither_tokens_nor_the_users_they_name_at_any_level
         assert!(!logs.contains(part), "a part of a token appears in the logs");
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_tokens_own_text_never_reaches_the_authorizers_log() {
+    use base64::Engine;
+    let (captured, _guard) = Captured::install(tracing::Level::TRACE);
+    let issuer = chat_testing::Issuer::start().await;
+    let config = chat_core::auth::AuthConfig {
+        issuer: issuer.issuer().to_owned(),
+        audiences: vec![chat_testing::issuer::CLIENT_ID.to_owned()],
+        jwks_url: issuer.jwks_url(),
+        user_claim: "sub".to_owned(),
+    };
+    let source = chat_core::auth::HttpJwks::new(&config.jwks_url).unwrap();
+    let verifier = chat_core::auth::Verifier::new(config, std::sync::Arc::new(source));
+    let encode = |value: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    let claims = chat_testing::issuer::id_claims(issuer.issuer(), "alice");
+    // An algorithm named with the attacker's text, and a user id holding a character it chose.
+    let forged_alg =
+        format!("{}.{}.", encode(json!({"alg": "INJECTED-ALG-TEXT", "kid": "rsa-1"})), encode(claims.clone()));
+    let mut bad_user = claims;
+    bad_user["sub"] = json!("mallory\u{2603}");
+    let bad_user = issuer.signer("rsa-1").sign(&bad_user);
+
+    for token in [&forged_alg, &bad_user] {
+        chat_core::auth::authorize(&events::authorizer(Some(token)), &verifier).await.expect("decided");
+    }
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("RS256 or ES256") && logs.contains("not a valid user id"), "the kinds are logged: {logs}");
+    for attacker_text in ["INJECTED-ALG-TEXT", "\u{2603}", "\\u2603", "mallory"] {
+        assert!(!logs.contains(attacker_text), "{attacker_text} appears in the logs:\n{logs}");
+    }
+}

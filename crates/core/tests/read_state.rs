@@ -216,3 +216,38 @@ async fn marking_a_conversation_with_no_message_read_sends_no_receipt_to_the_oth
     assert_eq!(chat.frames_to("alice-1").last().unwrap()["readSeq"], 0);
     assert!(chat.frames_to("stranger-1").is_empty(), "a stranger hears nothing: {:?}", chat.frames_to("stranger-1"));
 }
+
+#[tokio::test]
+async fn marking_read_what_was_read_already_answers_the_reader_and_posts_nothing_else() {
+    let chat = Chat::with(&[("bob-1", "bob"), ("bob-2", "bob"), ("alice-1", "alice"), ("alice-2", "alice")]).await;
+    chat.say("alice-1", direct("bob", "one")).await;
+    let mark = json!({"action": "markRead", "userId": "alice", "seq": 1});
+    assert_eq!(chat.request(Route::MarkRead, "bob-1", mark.clone()).await, 200);
+    let posts = chat.messenger.posts().len();
+
+    for from in ["bob-1", "bob-2"] {
+        assert_eq!(chat.request(Route::MarkRead, from, mark.clone()).await, 200);
+    }
+
+    assert_eq!(chat.messenger.posts().len(), posts + 2, "the two answers and nothing more");
+    for tab in ["bob-1", "bob-2"] {
+        assert_eq!(chat.frames_to(tab).last().unwrap(), &json!({"type": "read", "userId": "alice", "readSeq": 1}));
+    }
+}
+
+#[tokio::test]
+async fn a_reply_then_a_read_of_it_sends_the_receipt_the_reply_did_not() {
+    let chat = Chat::with(&[("bob-1", "bob"), ("alice-1", "alice")]).await;
+    chat.say("alice-1", direct("bob", "one")).await;
+    // Bob replies without marking read: sending raised his own readSeq to 2.
+    chat.say("bob-1", direct("alice", "two")).await;
+
+    let mark = json!({"action": "markRead", "userId": "alice", "seq": 2});
+    assert_eq!(chat.request(Route::MarkRead, "bob-1", mark.clone()).await, 200);
+    let receipts = || chat.frames_to("alice-1").into_iter().filter(|frame| frame["type"] == "readReceipt").count();
+    let after_first = receipts();
+    assert_eq!(chat.request(Route::MarkRead, "bob-1", mark).await, 200);
+
+    assert_eq!(after_first, 1, "alice learns bob read up to 2: {:?}", chat.frames_to("alice-1"));
+    assert_eq!(receipts(), 1, "and only once");
+}

@@ -13,7 +13,7 @@ use chat_core::routes::{self, Caller, Refusal, Reply, Request, Route, handlers};
 use chat_core::store::{ConnectionStore, Conversation, Cursor, MemoryStore, MessageStore};
 use chat_testing::faults::{Stalled, Throttling};
 use chat_testing::recording::throttled;
-use chat_testing::{Chat, RecordingMessenger, dynalite, events};
+use chat_testing::{Chat, Dynalite, RecordingMessenger, dynalite, events};
 use serde_json::{Value, json};
 
 const ALICE_TAB: &str = "L0SM9cOFvHcCIhw=";
@@ -283,6 +283,42 @@ async fn a_post_that_fails_otherwise_than_gone_is_counted_and_the_message_waits_
     assert!(chat.messenger.frames_to("alice-1").is_empty());
     assert_eq!(chat.users_connections("bob").await.len(), 3, "a throttled connection keeps its record");
     assert_eq!((handled.metrics.messages_delivered, handled.metrics.posts_failed), (2, 1));
+}
+
+#[tokio::test]
+async fn an_acknowledgement_that_cannot_be_posted_is_counted_beside_the_deliveries() {
+    let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob"), ("bob-2", "bob")]).await;
+    chat.messenger.fail("alice-1", throttled);
+    let frame = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "hi", "clientRequestId": "r1"});
+
+    let handled = chat.send_after("alice-1", frame, 60).await;
+
+    assert_eq!(handled.status(), 200);
+    assert_eq!(chat.messenger.messages_to("bob-1").len(), 1);
+    let metrics = &handled.metrics;
+    assert_eq!((metrics.messages_delivered, metrics.posts_failed, metrics.posts_throttled), (2, 1, 0));
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_recorded_in_the_conversation_lists_is_a_backend_failure_yet_delivered() {
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(dynalite::TABLE).await;
+    let messenger = RecordingMessenger::new();
+    for (tab, user) in [("alice-1", "alice"), ("bob-1", "bob")] {
+        assert_eq!(routes::connect(&events::connect(tab, Some(user)), &store, Mode::Demo).await.status(), 200);
+        let join = events::message(Route::JoinRoom, tab, &json!({"action": "joinRoom", "roomId": "lobby"}).to_string());
+        assert_eq!(routes::join_room(&join, &store, &messenger).await.status(), 200);
+    }
+    // The users table (the conversation lists) goes; connections, rooms and messages stay.
+    dynalite.client().delete_table().table_name(dynalite::USERS_TABLE).send().await.unwrap();
+    let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": "hi"}).to_string();
+
+    let handled =
+        routes::send_message(&events::message(Route::SendMessage, "alice-1", &frame), &store, &messenger).await;
+
+    assert_eq!(handled.status(), 200, "stored and delivered: the sender is not refused");
+    assert_eq!(messenger.frames_to("bob-1").last().unwrap()["body"], "hi");
+    assert_eq!((handled.metrics.messages_delivered, handled.metrics.backend_failures), (1, 1));
 }
 
 #[tokio::test]

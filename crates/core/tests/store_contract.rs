@@ -5,7 +5,7 @@
 use chat_core::limits::{MAX_ROOMS_PER_USER, PREVIEW_CHARS};
 use chat_core::protocol::{ConversationRef, RoomId, UserId};
 use chat_core::store::{
-    Appended, ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, RoomJoin, RoomStore,
+    Appended, ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, ReadMark, RoomJoin, RoomStore,
     StoredMessage, SyncPage, UserStore,
 };
 use chat_testing::members_of as all_members;
@@ -16,7 +16,7 @@ fn user(id: &str) -> UserId {
 }
 
 async fn sorted_connections_of(store: &dyn ConnectionStore, user_id: &str) -> Vec<String> {
-    let mut ids = store.connections_of(&user(user_id)).await.unwrap();
+    let mut ids = store.connections_of(&user(user_id), events::now_ms()).await.unwrap();
     ids.sort();
     ids
 }
@@ -31,7 +31,7 @@ async fn a_saved_connection_can_be_found_with_every_field(store: &dyn Connection
 
 async fn an_unknown_connection_is_not_found(store: &dyn ConnectionStore) {
     assert_eq!(store.find("nobody+/=").await.unwrap(), None);
-    assert!(store.connections_of(&user("nobody")).await.unwrap().is_empty());
+    assert!(store.connections_of(&user("nobody"), events::now_ms()).await.unwrap().is_empty());
 }
 
 async fn a_users_connections_are_all_of_theirs_and_only_theirs(store: &dyn ConnectionStore) {
@@ -74,6 +74,35 @@ async fn many_connections_of_one_user_come_back_from_one_lookup(store: &dyn Conn
     }
 
     assert_eq!(sorted_connections_of(store, "busy").await, ids);
+}
+
+async fn a_connection_whose_record_expired_is_not_among_its_users_connections(store: &dyn ConnectionStore) {
+    let open = events::connection("open", "alice");
+    let mut stale = events::connection("stale", "alice");
+    // Opened a day before, so its record expired hours ago: its `$disconnect` never came, and
+    // TTL deletes lazily.
+    stale.connected_at -= DAY_MS;
+    stale.expires_at -= DAY_MS / 1000;
+    let mut ending = events::connection("ending", "alice");
+    ending.expires_at = events::now_ms() / 1000;
+    for connection in [&open, &stale, &ending] {
+        store.save(connection).await.unwrap();
+    }
+
+    let ids = store.connections_of(&user("alice"), events::now_ms()).await.unwrap();
+    let before = store.connections_of(&user("alice"), stale.expires_at * 1000 - 1).await.unwrap();
+
+    assert_eq!(ids, ["open"], "expired at or before now: left out");
+    assert_eq!(before.len(), 3, "each was listed while it lasted");
+}
+
+async fn forgetting_a_users_entry_that_is_not_there_succeeds(store: &dyn ConnectionStore) {
+    store.save(&events::connection("a1", "alice")).await.unwrap();
+
+    store.forget_entry(&user("alice"), "never-seen").await.unwrap();
+    store.forget_entry(&user("nobody"), "a1").await.unwrap();
+
+    assert_eq!(sorted_connections_of(store, "alice").await, ["a1"]);
 }
 
 async fn a_gone_connection_is_removed_only_if_it_was_opened_by_the_cutoff(store: &dyn ConnectionStore) {
@@ -259,16 +288,19 @@ async fn read_state_is_raised_never_lowered_and_a_room_needs_a_membership<S: Use
     store.record_direct(&bob, &stored(5, "alice", "five", SENT)).await.unwrap();
     let with_alice = ConversationRef::User(alice.clone());
 
-    assert_eq!(store.mark_read(&bob, &with_alice, 3).await.unwrap(), 3);
-    assert_eq!(store.mark_read(&bob, &with_alice, 2).await.unwrap(), 3, "never lowered");
-    assert_eq!(store.mark_read(&bob, &with_alice, 5).await.unwrap(), 5);
-    store.mark_peer_read(&alice, &bob, 5).await.unwrap();
-    store.mark_peer_read(&alice, &bob, 4).await.unwrap();
+    let mark = |read_seq, raised| ReadMark { read_seq, raised };
+    assert_eq!(store.mark_read(&bob, &with_alice, 3).await.unwrap(), mark(3, true));
+    assert_eq!(store.mark_read(&bob, &with_alice, 2).await.unwrap(), mark(3, false), "never lowered");
+    assert_eq!(store.mark_read(&bob, &with_alice, 3).await.unwrap(), mark(3, false), "read already");
+    assert_eq!(store.mark_read(&bob, &with_alice, 5).await.unwrap(), mark(5, true));
+    assert!(store.mark_peer_read(&alice, &bob, 5).await.unwrap());
+    assert!(!store.mark_peer_read(&alice, &bob, 4).await.unwrap(), "never lowered");
+    assert!(!store.mark_peer_read(&alice, &bob, 5).await.unwrap(), "known already");
 
     let lobby = ConversationRef::Room(room("lobby"));
-    assert_eq!(store.mark_read(&bob, &lobby, 7).await.unwrap(), 0, "not a member");
+    assert_eq!(store.mark_read(&bob, &lobby, 7).await.unwrap(), mark(0, false), "not a member");
     store.add_room(&bob, &room("lobby")).await.unwrap();
-    assert_eq!(store.mark_read(&bob, &lobby, 7).await.unwrap(), 7);
+    assert_eq!(store.mark_read(&bob, &lobby, 7).await.unwrap(), mark(7, true));
 
     let alices = store.sync(&alice, None, 10, SENT).await.unwrap();
     assert_eq!(listed(&alices), [("user:bob".to_owned(), 5, 5, 5)]);
@@ -279,7 +311,7 @@ async fn a_message_read_in_another_tab_before_its_entry_was_written_still_update
     store.record_direct(&bob, &stored(4, "alice", "four", SENT + 4)).await.unwrap();
 
     // Alice's other tab marks seq 5 read as it arrives, before the send records it.
-    assert_eq!(store.mark_read(&alice, &ConversationRef::User(bob.clone()), 5).await.unwrap(), 5);
+    assert_eq!(store.mark_read(&alice, &ConversationRef::User(bob.clone()), 5).await.unwrap().read_seq, 5);
     store.record_direct(&bob, &stored(5, "alice", "five", SENT + 5)).await.unwrap();
 
     let alices = store.sync(&alice, None, 10, SENT).await.unwrap();
@@ -290,7 +322,7 @@ async fn a_message_read_in_another_tab_before_its_entry_was_written_still_update
 async fn a_read_or_a_receipt_before_the_first_messages_entry_is_kept(store: &impl UserStore) {
     let (alice, bob) = (user("alice"), user("bob"));
 
-    assert_eq!(store.mark_read(&bob, &ConversationRef::User(alice.clone()), 1).await.unwrap(), 1);
+    assert_eq!(store.mark_read(&bob, &ConversationRef::User(alice.clone()), 1).await.unwrap().read_seq, 1);
     store.mark_peer_read(&alice, &bob, 1).await.unwrap();
     store.record_direct(&bob, &stored(1, "alice", "first", SENT)).await.unwrap();
 
@@ -503,6 +535,21 @@ async fn history_pages_backwards_and_forwards_from_a_cursor(store: &impl Message
     assert_eq!(newest.messages[2].body, "m7");
 }
 
+async fn cursors_past_two_to_the_sixty_third_page_as_far_as_they_say(store: &impl MessageStore) {
+    let chat = direct("alice", "bob");
+    for n in 1..=3 {
+        append(store, &chat, &user("alice"), &format!("m{n}"), SENT + n).await;
+    }
+    let edges = [i64::MAX as u64, 1 << 63, u64::MAX - 1, u64::MAX];
+
+    for edge in edges {
+        assert!(seqs_of(store, &chat, Cursor::After(edge), 10).await.is_empty(), "after {edge}");
+        assert_eq!(seqs_of(store, &chat, Cursor::Before(edge), 10).await, [1, 2, 3], "before {edge}");
+        let page = store.history(&chat, Cursor::After(edge), 10, SENT).await.unwrap();
+        assert_eq!((page.has_more, page.oldest_seq), (false, 1), "after {edge}");
+    }
+}
+
 async fn expired_messages_are_never_returned_and_numbering_never_restarts(store: &impl MessageStore) {
     let chat = direct("alice", "bob");
     for n in 0..3 {
@@ -531,6 +578,9 @@ async fn an_empty_conversation_has_no_history_and_starts_at_one(store: &impl Mes
 }
 
 contract!(
+    cursors_past_two_to_the_sixty_third_page_as_far_as_they_say,
+    a_connection_whose_record_expired_is_not_among_its_users_connections,
+    forgetting_a_users_entry_that_is_not_there_succeeds,
     messages_are_numbered_from_one_in_each_conversation_whichever_side_names_it,
     concurrent_senders_get_every_seq_once_with_no_gap,
     history_pages_backwards_and_forwards_from_a_cursor,

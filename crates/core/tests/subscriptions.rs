@@ -25,13 +25,13 @@ async fn connect(store: &dyn Store, connection_id: &str, owner: &str) {
 /// What `joinRoom` does: the user's fact, then settle.
 async fn join(store: &dyn Store, owner: &str, name: &str) {
     assert!(matches!(store.add_room(&user(owner), &room(name)).await.unwrap(), RoomJoin::Member { .. }));
-    subscriptions::settle_room(store, &user(owner), &room(name)).await.unwrap();
+    subscriptions::settle_room(store, &user(owner), &room(name), events::now_ms()).await.unwrap();
 }
 
 /// What `leaveRoom` does.
 async fn leave(store: &dyn Store, owner: &str, name: &str) {
     store.remove_room(&user(owner), &room(name)).await.unwrap();
-    subscriptions::settle_room(store, &user(owner), &room(name)).await.unwrap();
+    subscriptions::settle_room(store, &user(owner), &room(name), events::now_ms()).await.unwrap();
 }
 
 async fn joining_subscribes_every_connection_of_the_user_and_leaving_unsubscribes_them(store: &dyn Store) {
@@ -233,8 +233,11 @@ mod delegation {
         async fn find(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
             self.inner.find(connection_id).await
         }
-        async fn connections_of(&self, user_id: &UserId) -> Result<Vec<String>, StoreError> {
-            self.inner.connections_of(user_id).await
+        async fn connections_of(&self, user_id: &UserId, now_ms: i64) -> Result<Vec<String>, StoreError> {
+            self.inner.connections_of(user_id, now_ms).await
+        }
+        async fn forget_entry(&self, user_id: &UserId, connection_id: &str) -> Result<(), StoreError> {
+            self.inner.forget_entry(user_id, connection_id).await
         }
     }
 
@@ -303,10 +306,15 @@ mod delegation {
         async fn record_direct(&self, recipient: &UserId, message: &StoredMessage) -> Result<(), StoreError> {
             self.inner.record_direct(recipient, message).await
         }
-        async fn mark_read(&self, user: &UserId, conversation: &ConversationRef, seq: u64) -> Result<u64, StoreError> {
+        async fn mark_read(
+            &self,
+            user: &UserId,
+            conversation: &ConversationRef,
+            seq: u64,
+        ) -> Result<ReadMark, StoreError> {
             self.inner.mark_read(user, conversation, seq).await
         }
-        async fn mark_peer_read(&self, user: &UserId, peer: &UserId, seq: u64) -> Result<(), StoreError> {
+        async fn mark_peer_read(&self, user: &UserId, peer: &UserId, seq: u64) -> Result<bool, StoreError> {
             self.inner.mark_peer_read(user, peer, seq).await
         }
         async fn sync(
@@ -379,7 +387,7 @@ async fn a_connect_that_fails_while_subscribing_removes_its_record_and_refuses_t
 
     assert_eq!(status, 500, "the upgrade is refused: the client connects again");
     assert_eq!(store.find("a1").await.unwrap(), None);
-    assert!(store.connections_of(&user("alice")).await.unwrap().is_empty());
+    assert!(store.connections_of(&user("alice"), events::now_ms()).await.unwrap().is_empty());
 }
 
 async fn a_join_that_fails_after_subscribing_unsubscribes_again(store: &dyn Store) {
@@ -388,7 +396,7 @@ async fn a_join_that_fails_after_subscribing_unsubscribes_again(store: &dyn Stor
 
     // The join subscribes a1, then its read of the facts again fails.
     store.add_room(&user("alice"), &room("lobby")).await.unwrap();
-    let settled = subscriptions::settle_room(&failing, &user("alice"), &room("lobby")).await;
+    let settled = subscriptions::settle_room(&failing, &user("alice"), &room("lobby"), events::now_ms()).await;
 
     assert!(settled.is_err());
     assert!(members(store, "lobby").await.is_empty(), "failing closed: the client's retry subscribes it");

@@ -1,8 +1,9 @@
 //! Authorize: `$connect`'s Lambda REQUEST authorizer, read from the template and run as API
 //! Gateway runs it: the identity sources
 //! checked first (401 without invoking), the event built, and the answer's policy applied
-//! (`Deny`, or no `Allow` matching the `methodArn`: 403; a malformed answer or a failed
-//! function: 500). On `Allow`, the principal and context become `requestContext.authorizer`.
+//! (`Deny`, or no `Allow` matching the `methodArn`: 403; a function that fails with the error
+//! `Unauthorized`: 401; a malformed answer or any other failure: 500). On `Allow`, the principal
+//! and context become `requestContext.authorizer`.
 
 use axum::http::StatusCode;
 use chat_core::error::Chain;
@@ -84,6 +85,13 @@ pub(crate) async fn run(
     let invoked = gateway.backend.authorize(&authorizer.function, event);
     let answer = match gateway.within_integration_timeout(invoked).await.0 {
         Ok(answer) => answer,
+        Err(error) if refuses_as_unauthorized(&error) => {
+            tracing::info!(
+                connection_id = peer.connection_id,
+                "refused connection: the authorizer failed with Unauthorized"
+            );
+            return Verdict::Refuse(StatusCode::UNAUTHORIZED, "Unauthorized");
+        }
         Err(error) => {
             tracing::error!(connection_id = peer.connection_id, error = %Chain(&error), "the authorizer failed");
             return Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
@@ -100,6 +108,17 @@ pub(crate) async fn run(
             Verdict::Refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
     }
+}
+
+/// Whether an authorizer's failure is its way of saying 401: the error `Unauthorized` (Node's
+/// `callback("Unauthorized")` or `throw new Error("Unauthorized")`, an `Err` whose message is
+/// `Unauthorized` from Rust), which the Invoke API reports as `{"errorMessage":"Unauthorized",…}`.
+/// AWS documents this for REST APIs' Lambda authorizers and calls WebSocket APIs' "similar";
+/// it is observed on WebSocket APIs in localstack/localstack#6368, and AWS's own samples
+/// (aws/aws-lambda-go `events/README_ApiGatewayCustomAuthorizer.md`) fail this way to refuse.
+fn refuses_as_unauthorized(error: &crate::error::InvokeError) -> bool {
+    let crate::error::InvokeError::FunctionError { payload, .. } = error else { return false };
+    serde_json::from_str::<Value>(payload).is_ok_and(|payload| payload["errorMessage"] == "Unauthorized")
 }
 
 /// The `requestContext.authorizer` an answer allows, `None` if it does not allow `method_arn`,

@@ -236,15 +236,35 @@ pub enum FunctionNaming {
     Binary,
 }
 
+/// Invocations in flight per function through the Lambda Invoke API, by default: well under the
+/// 100 `cargo lambda watch` can hold, and enough to keep `sam local start-lambda`'s containers busy.
+pub const LAMBDA_CONCURRENCY: usize = 8;
+
+/// How long an invocation the gateway stopped waiting for (past the integration timeout) may
+/// still hold its function's place: Lambda's longest function timeout.
+const ABANDONED_INVOCATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// Real Lambda binaries behind the Lambda Invoke API.
+///
+/// Each function has at most `concurrency` invocations in flight, as Lambda runs at most one
+/// event per instance and a function at most its concurrency of instances; the rest wait here,
+/// within the integration timeout. `cargo lambda watch` (1.9.2) needs that bound: it queues at
+/// most 100 requests per function and, once a function has that many waiting, deadlocks for
+/// good (the scheduler awaits room in the full queue while holding the lock that the runtime's
+/// `/next` needs to drain it; `crates/cargo-lambda-watch/src/state.rs`, `RequestCache::upsert`).
+/// An invocation the gateway stopped waiting for is still queued there, so it keeps its place
+/// until it completes.
 pub struct LambdaInvoke {
     client: aws_sdk_lambda::Client,
     naming: FunctionNaming,
+    concurrency: usize,
+    in_flight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl LambdaInvoke {
-    /// Invokes functions at `endpoint`, e.g. `http://127.0.0.1:9000`.
-    pub fn new(endpoint: &str, naming: FunctionNaming) -> Self {
+    /// Invokes functions at `endpoint`, e.g. `http://127.0.0.1:9000`, at most `concurrency` at a
+    /// time each.
+    pub fn new(endpoint: &str, naming: FunctionNaming, concurrency: usize) -> Self {
         let config = aws_sdk_lambda::config::Builder::from(&chat_core::aws::local())
             .endpoint_url(endpoint)
             .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
@@ -252,25 +272,44 @@ impl LambdaInvoke {
             // own backend time limits would cut off a function that is still starting.
             .timeout_config(aws_config::timeout::TimeoutConfig::disabled())
             .build();
-        Self { client: aws_sdk_lambda::Client::from_conf(config), naming }
+        let client = aws_sdk_lambda::Client::from_conf(config);
+        Self { client, naming, concurrency: concurrency.max(1), in_flight: Default::default() }
     }
-}
 
-impl LambdaInvoke {
+    /// The places of one function's invocations.
+    fn places(&self, name: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        in_flight
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.concurrency)))
+            .clone()
+    }
+
     /// Invokes a function and returns its answer's bytes, or its error.
     async fn call(&self, function: &Function, event: Value) -> Result<(String, Vec<u8>), InvokeError> {
         let name = match (self.naming, &function.binary) {
             (FunctionNaming::Binary, Some(binary)) => binary.clone(),
             _ => function.logical_id.clone(),
         };
-        let output = self
+        let place = self.places(&name).acquire_owned().await.expect("the semaphore is never closed");
+        let invoke = self
             .client
             .invoke()
             .function_name(&name)
-            .payload(Blob::new(serde_json::to_vec(&event).unwrap_or_default()))
-            .send()
-            .await
-            .map_err(|error| InvokeError::Invoke { function: name.clone(), source: Box::new(error.into()) })?;
+            .payload(Blob::new(serde_json::to_vec(&event).unwrap_or_default()));
+        // Its own task, holding the place: when the caller stops waiting, the invocation goes on
+        // (as a Lambda function runs on after API Gateway's timeout) and frees it when done.
+        let task = tokio::spawn(async move {
+            let output = tokio::time::timeout(ABANDONED_INVOCATION_LIMIT, invoke.send()).await;
+            drop(place);
+            output
+        });
+        let output = match task.await {
+            Ok(Ok(output)) => output,
+            Ok(Err(_)) => return Err(InvokeError::TimedOut(ABANDONED_INVOCATION_LIMIT)),
+            Err(_) => return Err(InvokeError::Panicked),
+        }
+        .map_err(|error| InvokeError::Invoke { function: name.clone(), source: Box::new(error.into()) })?;
         let payload = output.payload.map(Blob::into_inner).unwrap_or_default();
         if let Some(kind) = output.function_error {
             let payload = String::from_utf8_lossy(&payload).into_owned();

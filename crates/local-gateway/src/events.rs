@@ -96,7 +96,7 @@ fn header_maps(pairs: &[(String, String)]) -> (Map<String, Value>, Map<String, V
 
 /// The CONNECT event: the upgrade request's headers (plus API Gateway's own) and query.
 pub fn connect(api: &Api, peer: &Peer, headers: &ClientHeaders, query: &[(String, String)], request_id: &str) -> Value {
-    let mut event = upgrade_request(api, peer, headers, query, request_id);
+    let mut event = upgrade_request(api, peer, headers, query, request_id, &[]);
     event.insert("isBase64Encoded".into(), false.into());
     event.into()
 }
@@ -118,19 +118,26 @@ pub fn authorizer(
     let mut event = Map::new();
     event.insert("type".into(), "REQUEST".into());
     event.insert("methodArn".into(), method_arn(api).into());
-    event.extend(upgrade_request(api, peer, headers, query, request_id));
+    event.extend(upgrade_request(api, peer, headers, query, request_id, &AUTHORIZER_HEADERS));
     event.insert("stageVariables".into(), Map::new().into());
     event.into()
 }
 
+/// Headers the authorizer's event carries and the `$connect` event after it does not, as AWS
+/// sends them (captured on AWS in localstack/localstack#7191; the developer guide's example
+/// authorizer input for WebSocket APIs has them too).
+const AUTHORIZER_HEADERS: [(&str, &str); 3] =
+    [("Connection", "upgrade"), ("content-length", "0"), ("Upgrade", "websocket")];
+
 /// Headers, query and request context of the upgrade request, shared by `$connect` and its
-/// authorizer.
+/// authorizer; `added` are headers API Gateway adds for this event alone.
 fn upgrade_request(
     api: &Api,
     peer: &Peer,
     headers: &ClientHeaders,
     query: &[(String, String)],
     request_id: &str,
+    added: &[(&str, &str)],
 ) -> Map<String, Value> {
     // The client's headers with the client's spelling, then those API Gateway adds with its own.
     let mut pairs: Vec<(String, String)> = headers
@@ -142,6 +149,7 @@ fn upgrade_request(
     pairs.push(("X-Forwarded-For".into(), peer.source_ip.clone()));
     pairs.push(("X-Forwarded-Port".into(), api.domain_name.rsplit(':').next().unwrap_or("80").to_owned()));
     pairs.push(("X-Forwarded-Proto".into(), "http".into()));
+    pairs.extend(added.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
     let (headers, multi_headers) = header_maps(&pairs);
     let mut event = Map::new();
     event.insert("headers".into(), headers.into());

@@ -22,13 +22,14 @@ use crate::connections::{Live, Registry};
 use crate::contract::Contract;
 use crate::error::InvokeError;
 use crate::events::{self, Peer};
+use crate::frames::GatewayFrame;
 use crate::headers::ClientHeaders;
 use crate::ids::IdGenerator;
 use crate::proxy;
 use crate::routing::{Function, RouteTable};
 use crate::server::RateLimit;
 use crate::settings::Settings;
-use crate::throttle::{TOO_MANY_REQUESTS, Throttles};
+use crate::throttle::Throttles;
 
 /// The state shared by the socket tasks and the @connections API.
 pub(crate) struct Gateway {
@@ -151,17 +152,17 @@ impl Gateway {
         let request_id = self.ids.next();
         let Some(function) = self.routes.function(key) else {
             tracing::info!(connection_id, route = key, "no route and no $default: Forbidden");
-            self.reply_to(live, "Forbidden", &request_id).await;
+            self.reply_to(live, GatewayFrame::Forbidden, &request_id);
             return;
         };
         if !self.account_allows() {
             tracing::info!(connection_id, route = key, "over the account-level throttle: Too Many Requests");
-            self.reply_to(live, TOO_MANY_REQUESTS, &request_id).await;
+            self.reply_to(live, GatewayFrame::TooManyRequests, &request_id);
             return;
         }
         if !self.throttles.allows(key) {
             tracing::info!(connection_id, route = key, "over the route's throttling: Too Many Requests");
-            self.reply_to(live, TOO_MANY_REQUESTS, &request_id).await;
+            self.reply_to(live, GatewayFrame::TooManyRequests, &request_id);
             return;
         }
         let event = events::message(&self.api, &live.peer, key, body, &request_id, &self.ids.next());
@@ -181,16 +182,18 @@ impl Gateway {
             }
             Err(error) => {
                 tracing::error!(connection_id, route = key, took_ms = took, error = %Chain(&error), "integration failed");
-                self.reply_to(live, "Internal server error", &request_id).await;
+                let frame = match error {
+                    InvokeError::TimedOut(_) => GatewayFrame::EndpointRequestTimedOut,
+                    _ => GatewayFrame::InternalServerError,
+                };
+                self.reply_to(live, frame, &request_id);
             }
         }
     }
 
-    /// Sends one of API Gateway's own frames (`Forbidden`, `Internal server error`, `Too Many
-    /// Requests`) to a client.
-    async fn reply_to(&self, live: &Live, message: &str, request_id: &str) {
-        let frame = json!({ "message": message, "connectionId": live.peer.connection_id, "requestId": request_id });
-        live.send(frame.to_string().into_bytes());
+    /// Sends one of API Gateway's own frames to a client.
+    fn reply_to(&self, live: &Live, frame: GatewayFrame, request_id: &str) {
+        live.send(frame.text(&live.peer.connection_id, request_id).into_bytes());
     }
 
     /// Forgets a closed connection and fires its `$disconnect` once.
@@ -216,19 +219,21 @@ impl Gateway {
             }
             None => None,
         };
-        tracing::info!(connection_id, code, reason, status, "disconnect");
+        // The close code says what kind of close it was; the reason may be the client's text.
+        tracing::info!(connection_id, code, status, "disconnect");
     }
 }
 
-/// The headers of a `$connect` integration's answer that may go into the 101: all but those
-/// the handshake itself owns.
+/// The headers of a `$connect` integration's answer that reach the client's 101: only
+/// `Sec-WebSocket-Protocol`, the subprotocol echo. API Gateway drops the rest (`Set-Cookie`,
+/// CORS headers, anything else): aws/chalice PR#1768, which stopped sending others for that
+/// reason. AWS's developer guide names only this header for `$connect`'s answer.
 fn integration_headers(response: &chat_core::ApiGatewayProxyResponse) -> HeaderMap {
-    let owned = [header::CONNECTION, header::UPGRADE, header::SEC_WEBSOCKET_ACCEPT, header::CONTENT_LENGTH];
     let mut headers = HeaderMap::new();
-    for (name, value) in response.headers.iter().chain(response.multi_value_headers.iter()) {
-        if !owned.contains(name) && !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
-        }
+    let forwarded = response.headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
+    let multi = response.multi_value_headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
+    if let Some(value) = forwarded.chain(multi).next() {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value.clone());
     }
     headers
 }

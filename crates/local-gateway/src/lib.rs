@@ -21,6 +21,7 @@ mod connections;
 pub mod contract;
 pub mod error;
 pub mod events;
+mod frames;
 mod gateway;
 pub mod headers;
 mod ids;
@@ -47,7 +48,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use authorize::ConnectAuthorizer;
-pub use backend::{Backend, FunctionNaming, InProcess, InProcessConfig, LambdaInvoke};
+pub use backend::{Backend, FunctionNaming, InProcess, InProcessConfig, LAMBDA_CONCURRENCY, LambdaInvoke};
 use connections::Registry;
 pub use error::{InvokeError, StartError};
 use gateway::Gateway;
@@ -247,7 +248,9 @@ fn backend(
             let store = in_process.store();
             Ok((Arc::new(in_process), Some(store)))
         }
-        BackendChoice::Lambda { endpoint, naming } => Ok((Arc::new(LambdaInvoke::new(endpoint, *naming)), None)),
+        BackendChoice::Lambda { endpoint, naming, concurrency } => {
+            Ok((Arc::new(LambdaInvoke::new(endpoint, *naming, *concurrency)), None))
+        }
     }
 }
 

@@ -76,6 +76,10 @@ struct Args {
     /// or binary (cargo lambda watch).
     #[arg(long, value_enum, default_value_t = FunctionNaming::LogicalId)]
     function_names: FunctionNaming,
+    /// With --lambda-endpoint: invocations in flight per function, the rest waiting in the
+    /// gateway (`cargo lambda watch` stops answering for good past 100 waiting per function).
+    #[arg(long, default_value_t = chat_local_gateway::LAMBDA_CONCURRENCY)]
+    lambda_concurrency: usize,
     /// The chat's web page, served at `/`: default `web` when that folder exists.
     #[arg(long)]
     web_root: Option<PathBuf>,
@@ -108,7 +112,9 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(&args.log_level)).init();
     let backend = match args.lambda_endpoint {
-        Some(endpoint) => BackendChoice::Lambda { endpoint, naming: args.function_names },
+        Some(endpoint) => {
+            BackendChoice::Lambda { endpoint, naming: args.function_names, concurrency: args.lambda_concurrency }
+        }
         None => BackendChoice::InProcess,
     };
     let settings = Settings {

@@ -20,6 +20,9 @@ pub enum BackendChoice {
         endpoint: String,
         /// How the functions are named there.
         naming: FunctionNaming,
+        /// Invocations in flight per function; more wait in the gateway (see
+        /// [`crate::LambdaInvoke`]).
+        concurrency: usize,
     },
 }
 

@@ -4,11 +4,8 @@
 //!
 //! What a throttled client gets: on `$connect`, the upgrade is refused with 429 (observed:
 //! hashicorp/terraform-provider-aws#14742, a stage whose limits were left at 0 answered every
-//! connection with 429); on a message route, API Gateway's own frame `{"message":"Too Many
-//! Requests","connectionId":…,"requestId":…}`. That frame is unverified: AWS says only that
-//! "clients may receive 429 Too Many Requests error responses" ("Protect your WebSocket API",
-//! developer guide), and the text is that of API Gateway's `THROTTLED` gateway response; the
-//! frame's shape is that of its other error frames (`Forbidden`, `Internal server error`).
+//! connection with 429); on a message route, API Gateway's own `Too Many Requests` frame
+//! ([`crate::frames::GatewayFrame::TooManyRequests`]).
 
 use std::collections::HashMap;
 
@@ -16,9 +13,6 @@ use chat_template::StageThrottling;
 
 use crate::routing::RouteTable;
 use crate::server::RateLimit;
-
-/// What a throttled message gets, in API Gateway's error frame.
-pub(crate) const TOO_MANY_REQUESTS: &str = "Too Many Requests";
 
 /// Each route's bucket; a route without a limit has none.
 #[derive(Debug, Default)]

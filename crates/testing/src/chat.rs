@@ -107,7 +107,8 @@ impl Chat {
     /// When the id is invalid.
     pub async fn users_connections(&self, user: &str) -> Vec<String> {
         let user = UserId::parse(user).expect("a valid user id");
-        let mut ids = self.store.connections_of(&user).await.expect("the memory store answers");
+        let mut ids =
+            self.store.connections_of(&user, crate::events::now_ms()).await.expect("the memory store answers");
         ids.sort();
         ids
     }

@@ -71,6 +71,12 @@ pub fn message_after(route: Route, connection_id: &str, body: &str, seconds: i64
     request
 }
 
+/// The sample `sendMessage` event's time (epoch ms), 5 s after the sample connection opened:
+/// "now" for a test that reads the store directly, when every [`connection`] is open.
+pub fn now_ms() -> i64 {
+    load(Route::SendMessage).request_context.request_time_epoch
+}
+
 /// A connection record for a test, opened at the sample events' `connectedAt`.
 pub fn connection(connection_id: &str, user_id: &str) -> Connection {
     let connected_at = load(Route::Connect).request_context.connected_at;

@@ -24,7 +24,7 @@ pub async fn connect(request: &Request, store: &dyn Store, mode: Mode) -> Outcom
         identity::user_of(&request.caller, mode).map_err(|error| Refusal::new(error.code(), error.to_string()))?;
     // A soft limit: two connects racing past it can both succeed. It bounds fan-out and abuse,
     // not exact counts.
-    let open = store.connections_of(&user_id).await?.len();
+    let open = store.connections_of(&user_id, request.request_time_ms).await?.len();
     if open >= MAX_CONNECTIONS_PER_USER {
         let text = format!("a user may hold at most {MAX_CONNECTIONS_PER_USER} open connections; close one first");
         return Err(Refusal::new(ErrorCode::TooManyConnections, text));

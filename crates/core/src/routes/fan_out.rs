@@ -41,12 +41,14 @@ impl std::ops::AddAssign for Tally {
 }
 
 impl Tally {
+    /// Adds these counts to what the invocation counted already (a failed acknowledgement,
+    /// say), never replacing them.
     pub(super) fn record(&self, metrics: &mut Metrics) {
-        metrics.messages_delivered = self.delivered as u64;
-        metrics.connections_gone = self.gone as u64;
-        metrics.posts_failed = self.failed as u64;
-        metrics.posts_throttled = self.throttled as u64;
-        metrics.backend_failures = self.records_kept as u64;
+        metrics.messages_delivered += self.delivered as u64;
+        metrics.connections_gone += self.gone as u64;
+        metrics.posts_failed += self.failed as u64;
+        metrics.posts_throttled += self.throttled as u64;
+        metrics.backend_failures += self.records_kept as u64;
     }
 }
 
@@ -64,18 +66,29 @@ pub(super) struct FanOut<'a> {
     pace: Option<&'a Pace>,
 }
 
-impl FanOut<'_> {
-    pub(super) async fn deliver(&self, recipients: Vec<String>, frame: &[u8]) -> Tally {
-        self.deliver_in(None, recipients, frame).await
-    }
+/// Where a recipient was listed, and so what must go with it when it is gone and has no record
+/// left (its `$disconnect` deleted the record and then failed): no record lists it any more.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Listed<'a> {
+    /// A room's member: its membership.
+    Room(&'a RoomId),
+    /// One of a user's connections: the user's entry for it.
+    User(&'a UserId),
+}
 
-    /// Posts to a room's members: a member that is gone and has no record any more (its
-    /// `$disconnect` deleted the record and then failed) also loses that room's membership,
-    /// which no record lists any more.
-    pub(super) async fn deliver_in(&self, room: Option<&RoomId>, recipients: Vec<String>, frame: &[u8]) -> Tally {
+impl<'a> Listed<'a> {
+    /// Each of `ids`, listed here.
+    pub(super) fn each(self, ids: Vec<String>) -> Vec<(String, Listed<'a>)> {
+        ids.into_iter().map(|id| (id, self)).collect()
+    }
+}
+
+impl FanOut<'_> {
+    /// Posts the frame to each recipient, [`MAX_POSTS_IN_FLIGHT`] at a time.
+    pub(super) async fn deliver(&self, recipients: Vec<(String, Listed<'_>)>, frame: &[u8]) -> Tally {
         // Collected first: a lazy map over borrowed ids trips the compiler's higher-ranked
         // lifetime check once the future is boxed (async_trait).
-        let posts: Vec<_> = recipients.iter().map(|id| self.deliver_one(room, id, frame)).collect();
+        let posts: Vec<_> = recipients.iter().map(|(id, listed)| self.deliver_one(*listed, id, frame)).collect();
         let tallies = futures::stream::iter(posts).buffer_unordered(MAX_POSTS_IN_FLIGHT);
         tallies
             .fold(Tally::default(), |mut sum, one| async move {
@@ -93,8 +106,9 @@ impl FanOut<'_> {
     }
 
     /// Posts the frame to one connection. A connection that is gone loses its record, if it
-    /// was opened by `opened_by`: a younger one may still be completing its handshake.
-    async fn deliver_one(&self, room: Option<&RoomId>, connection_id: &str, frame: &[u8]) -> Tally {
+    /// was opened by `opened_by`: a younger one may still be completing its handshake. One that
+    /// has no record any more loses what listed it.
+    async fn deliver_one(&self, listed: Listed<'_>, connection_id: &str, frame: &[u8]) -> Tally {
         let mut posted = self.post(connection_id, frame).await;
         for retry in 0..self.throttled_retries {
             if !posted.as_ref().is_err_and(PostError::is_throttled) {
@@ -107,20 +121,18 @@ impl FanOut<'_> {
         match posted {
             Ok(()) => Tally { delivered: 1, ..Tally::default() },
             Err(PostError::Gone(_)) => match self.store.remove_if_opened_by(connection_id, self.opened_by).await {
-                Ok(false) if room.is_some() => {
-                    // Too young to be taken for gone, or no record at all: only the latter
-                    // loses the membership.
-                    let orphan = matches!(self.store.find(connection_id).await, Ok(None));
-                    if let (true, Some(room)) = (orphan, room)
-                        && let Err(error) = crate::store::RoomStore::leave(self.store, connection_id, room).await
-                    {
-                        tracing::warn!(recipient = connection_id, error = %Chain(&error), "could not delete an orphaned membership");
-                    }
-                    tracing::info!(recipient = connection_id, removed = orphan, "recipient connection is gone");
-                    Tally { gone: 1, ..Tally::default() }
-                }
                 Ok(removed) => {
-                    tracing::info!(recipient = connection_id, removed, "recipient connection is gone");
+                    // Not removed: too young to be taken for gone, or no record at all. Only the
+                    // latter loses what listed it.
+                    let orphan = !removed && matches!(self.store.find(connection_id).await, Ok(None));
+                    if orphan && let Err(error) = self.forget(listed, connection_id).await {
+                        tracing::warn!(recipient = connection_id, error = %Chain(&error), "could not forget a gone connection that has no record");
+                    }
+                    tracing::info!(
+                        recipient = connection_id,
+                        removed = removed || orphan,
+                        "recipient connection is gone"
+                    );
                     Tally { gone: 1, ..Tally::default() }
                 }
                 Err(error) => {
@@ -137,6 +149,16 @@ impl FanOut<'_> {
                 tracing::error!(recipient = connection_id, error = %Chain(&error), "delivery failed");
                 Tally { failed: 1, ..Tally::default() }
             }
+        }
+    }
+}
+
+impl FanOut<'_> {
+    /// Forgets what listed a connection that is gone and has no record.
+    async fn forget(&self, listed: Listed<'_>, connection_id: &str) -> Result<(), crate::error::StoreError> {
+        match listed {
+            Listed::Room(room) => crate::store::RoomStore::leave(self.store, connection_id, room).await,
+            Listed::User(user) => self.store.forget_entry(user, connection_id).await,
         }
     }
 }
@@ -198,11 +220,11 @@ pub(super) async fn tell_user(
             return tracing::error!(error = %Chain(&error), "could not encode a frame for a user's connections");
         }
     };
-    let others = match store.connections_of(user).await {
+    let others = match store.connections_of(user, request.request_time_ms).await {
         Ok(ids) => ids.into_iter().filter(|id| *id != request.connection_id).collect(),
         Err(error) => return tracing::warn!(error = %Chain(&error), "could not read a user's connections"),
     };
-    let tally = FanOut::new(request, store, messenger).deliver(others, &bytes).await;
+    let tally = FanOut::new(request, store, messenger).deliver(Listed::User(user).each(others), &bytes).await;
     if tally.failed > 0 {
         tracing::warn!(failed = tally.failed, "could not tell some of a user's connections");
     }

@@ -4,7 +4,7 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
-use super::fan_out::FanOut;
+use super::fan_out::{FanOut, Listed};
 use crate::messenger::Messenger;
 use crate::metrics::Metrics;
 use crate::protocol::Route;
@@ -43,7 +43,8 @@ pub async fn fan_out_page(
     let endpoint = page.endpoint();
     let fan_out = FanOut::for_worker(store, messenger, &endpoint, page.opened_by, pace);
     let posts = page.connection_ids.len();
-    let tally = fan_out.deliver_in(Some(&page.room_id), page.connection_ids.clone(), page.frame.as_bytes()).await;
+    let recipients = Listed::Room(&page.room_id).each(page.connection_ids.clone());
+    let tally = fan_out.deliver(recipients, page.frame.as_bytes()).await;
     tally.record(metrics);
     tracing::info!(
         connections = posts,

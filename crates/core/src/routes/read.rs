@@ -26,12 +26,20 @@ pub async fn mark_read(request: &Request, store: &dyn Store, messenger: &dyn Mes
         }
     };
     let latest = store.latest_seq(&conversation).await?;
-    let read_seq = store.mark_read(&user, &ask.conversation, ask.seq.min(latest)).await?;
+    let marked = store.mark_read(&user, &ask.conversation, ask.seq.min(latest)).await?;
+    let read_seq = marked.read_seq;
     let (user_id, room_id) = match &ask.conversation {
         ConversationRef::User(other) => (Some(other.clone()), None),
         ConversationRef::Room(room) => (None, Some(room.clone())),
     };
     let read = Read { kind: "read".into(), user_id, room_id, read_seq };
+    // The user's other connections hear of a read that moved their state; one that did not
+    // (read already, in this tab or another) posts nothing.
+    let tabs = async {
+        if marked.raised {
+            tell_user(request, store, messenger, &user, &read).await;
+        }
+    };
     let receipt = async {
         let ConversationRef::User(other) = &ask.conversation else { return };
         // None to oneself, and none before there is anything read (a conversation with no
@@ -39,13 +47,17 @@ pub async fn mark_read(request: &Request, store: &dyn Store, messenger: &dyn Mes
         if *other == user || read_seq == 0 {
             return;
         }
-        if let Err(error) = store.mark_peer_read(other, &user, read_seq).await {
-            tracing::warn!(error = %Chain(&error), "could not record a read receipt");
+        // A receipt when what the other user knows of this read moves: also after a reply,
+        // which raised the reader's own readSeq but told the other user nothing.
+        match store.mark_peer_read(other, &user, read_seq).await {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(error) => tracing::warn!(error = %Chain(&error), "could not record a read receipt"),
         }
         let receipt = ReadReceipt { kind: "readReceipt".into(), user_id: user.clone(), read_seq };
         tell_user(request, store, messenger, other, &receipt).await;
     };
-    futures::join!(tell_user(request, store, messenger, &user, &read), receipt);
+    futures::join!(tabs, receipt);
     tracing::info!("marked read");
     Ok(Reply::Answer(Answer::Read(read)))
 }

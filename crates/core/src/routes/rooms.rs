@@ -34,7 +34,7 @@ pub async fn join_room(request: &Request, store: &dyn Store, messenger: &dyn Mes
             store.mark_read(&user, &ConversationRef::Room(room_id.clone()), before).await?;
         }
     }
-    subscriptions::settle_room(store, &user, &room_id).await?;
+    subscriptions::settle_room(store, &user, &room_id, request.request_time_ms).await?;
     // Read after the subscriptions are in place, so nothing stored after it can be missed.
     let seq = store.latest_seq(&conversation).await?;
     let joined = Joined { room_id, joined: true, seq };
@@ -50,7 +50,7 @@ pub async fn leave_room(request: &Request, store: &dyn Store, messenger: &dyn Me
     let room_id = RoomRequest::parse(request.body.as_deref())?.room_id;
     let user = store.find(&request.connection_id).await?.ok_or_else(unknown_connection)?.user_id;
     store.remove_room(&user, &room_id).await?;
-    subscriptions::settle_room(store, &user, &room_id).await?;
+    subscriptions::settle_room(store, &user, &room_id, request.request_time_ms).await?;
     let left = Left { room_id, left: true };
     tell_user(request, store, messenger, &user, &left).await;
     tracing::info!("left a room");

@@ -1,7 +1,7 @@
 //! `sendMessage`: store a message at its conversation's next seq, then deliver it to every open
 //! connection of a user (and the sender's other connections), or to every other member of a room.
 
-use super::fan_out::{FanOut, Tally};
+use super::fan_out::{FanOut, Listed, Tally};
 use super::{Outcome, Refusal, Reply, Request, unknown_connection};
 use crate::error::Chain;
 use crate::limits::{FAN_OUT_PAGE, MAX_MESSAGE_BYTES};
@@ -112,12 +112,13 @@ pub async fn send_message_through(
         let recorded = match to {
             Addressee::User(user) => store.record_direct(user, &stored).await,
             Addressee::Room(room) => {
-                store.mark_read(sender, &ConversationRef::Room(room.clone()), stored.seq).await.map(|_| ())
+                store.mark_read(sender, &ConversationRef::Room(room.clone()), stored.seq).await.map(drop)
             }
         };
-        if let Err(error) = recorded {
-            tracing::error!(error = %Chain(&error), "could not record the message in the conversation lists; the next message will");
+        if let Err(error) = &recorded {
+            tracing::error!(error = %Chain(error), "could not record the message in the conversation lists; the next message will");
         }
+        recorded.is_err()
     };
     let deliver = async {
         match to {
@@ -125,8 +126,9 @@ pub async fn send_message_through(
             Addressee::Room(room) => to_room(request, &fan_out, queue, room, &stored, &mut tally).await,
         }
     };
-    futures::join!(record, deliver);
+    let (unrecorded, ()) = futures::join!(record, deliver);
     tally.record(metrics);
+    metrics.backend_failures += u64::from(unrecorded);
     let (delivered, failed, queued) = (tally.delivered, tally.failed, tally.queued);
     tracing::info!(connections = delivered + tally.gone + failed + queued, delivered, failed, queued, "sendMessage");
     Ok(Reply::Done(if acknowledged { "acknowledged" } else { "stored" }))
@@ -180,15 +182,16 @@ async fn to_user(request: &Request, fan_out: &FanOut<'_>, user: &UserId, stored:
         sent_at: stored.sent_at,
     };
     let Some(frame) = encoded(&frame) else { return };
+    let now = request.request_time_ms;
     let (theirs, mine) = if user == sender {
-        (fan_out.store.connections_of(user).await, Ok(Vec::new()))
+        (fan_out.store.connections_of(user, now).await, Ok(Vec::new()))
     } else {
-        futures::join!(fan_out.store.connections_of(user), fan_out.store.connections_of(sender))
+        futures::join!(fan_out.store.connections_of(user, now), fan_out.store.connections_of(sender, now))
     };
     let mut recipients = Vec::new();
-    for connections in [theirs, mine] {
+    for (owner, connections) in [(user, theirs), (sender, mine)] {
         match connections {
-            Ok(ids) => recipients.extend(ids),
+            Ok(ids) => recipients.extend(Listed::User(owner).each(ids)),
             // Stored all the same: these connections read it through history.
             Err(error) => {
                 tracing::error!(error = %Chain(&error), "could not read recipients; the message waits in history");
@@ -196,7 +199,7 @@ async fn to_user(request: &Request, fan_out: &FanOut<'_>, user: &UserId, stored:
             }
         }
     }
-    recipients.retain(|id| *id != request.connection_id);
+    recipients.retain(|(id, _)| *id != request.connection_id);
     *tally += fan_out.deliver(recipients, &frame).await;
 }
 
@@ -232,7 +235,7 @@ async fn to_room(
         let big = tally.queued > 0 || page.next.is_some() || others.len() > FAN_OUT_PAGE;
         match queue {
             Some(queue) if big => *tally += queued(request, fan_out, queue, room, others, &frame).await,
-            _ => *tally += fan_out.deliver_in(Some(room), others, &frame).await,
+            _ => *tally += fan_out.deliver(Listed::Room(room).each(others), &frame).await,
         }
         match page.next {
             Some(next) => after = Some(next),
@@ -269,7 +272,7 @@ async fn queued(
             tracing::error!(pages = refused.len(), error = %Chain(source.as_ref()), "the fan-out queue refused pages; posting them from here");
             let mut tally = Tally { queued: members.len() - unsent.min(members.len()), ..Tally::default() };
             for page in refused {
-                tally += fan_out.deliver_in(Some(room), page.connection_ids, frame).await;
+                tally += fan_out.deliver(Listed::Room(room).each(page.connection_ids), frame).await;
             }
             tally
         }

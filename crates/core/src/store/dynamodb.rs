@@ -162,8 +162,10 @@ pub(super) fn seq_zero(key: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([(CONVERSATION.to_owned(), string(key)), (SEQ.to_owned(), number(0))])
 }
 
-pub(super) fn number(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
+/// A DynamoDB number. Seqs are `u64` and times `i64`: both are written as they are, never cast
+/// to the other (a seq past 2^63 cast to `i64` turns negative and reads the head item).
+pub(super) fn number(value: impl Into<i128>) -> AttributeValue {
+    AttributeValue::N(value.into().to_string())
 }
 
 fn read_connection(item: &HashMap<String, AttributeValue>, connection_id: &str) -> Result<Connection, StoreError> {
@@ -286,11 +288,16 @@ impl ConnectionStore for DynamoDbStore {
         output.item.as_ref().map(|item| read_connection(item, connection_id)).transpose()
     }
 
-    async fn connections_of(&self, user_id: &UserId) -> Result<Vec<String>, StoreError> {
+    async fn connections_of(&self, user_id: &UserId, now_ms: i64) -> Result<Vec<String>, StoreError> {
         let mut ids = Vec::new();
         let mut pages = self
             .entries_query(user_id, CONNECTION_PREFIX)?
             .projection_expression("#entry")
+            // TTL deletes lazily: an entry past its expiry is a connection whose `$disconnect`
+            // failed, and must not count toward the user's limit or receive posts.
+            .filter_expression("#expiresAt > :now")
+            .expression_attribute_names("#expiresAt", EXPIRES_AT)
+            .expression_attribute_values(":now", number(now_ms / 1000))
             .set_limit(self.page_size)
             .into_paginator()
             .send();
@@ -302,6 +309,18 @@ impl ConnectionStore for DynamoDbStore {
             }));
         }
         Ok(ids)
+    }
+
+    async fn forget_entry(&self, user_id: &UserId, connection_id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(self.users()?)
+            .key(USER_ID, string(user_id.as_str()))
+            .key(ENTRY, string(&connection_entry(connection_id)))
+            .send()
+            .await
+            .map_err(StoreError::dynamodb("DeleteItem"))?;
+        Ok(())
     }
 }
 
@@ -513,7 +532,7 @@ impl DynamoDbStore {
             .expression_attribute_names("#sender", LAST_SENDER_ID)
             .expression_attribute_names("#body", LAST_BODY)
             .expression_attribute_names("#at", LAST_SENT_AT)
-            .expression_attribute_values(":seq", number(message.seq as i64))
+            .expression_attribute_values(":seq", number(message.seq))
             .expression_attribute_values(":sender", string(message.sender_id.as_str()))
             .expression_attribute_values(":body", string(&super::users::preview(&message.body)))
             .expression_attribute_values(":at", number(message.sent_at))
@@ -549,9 +568,7 @@ impl MessageStore for DynamoDbStore {
                 let claim = Claim::new(&key, sender, request.client_request_id, body, sent_at);
                 match self.claim(table, &claim, latest).await? {
                     Claimed::Ours => Some(claim),
-                    // The claim keeps the body's hash, not the body: a repeat's body is the same.
                     Claimed::Answered(Appended::Repeat(first)) => {
-                        let first = StoredMessage { body: body.to_owned(), ..first };
                         // The first send may have died before raising the head, which `sync`
                         // reads a room's latest seq from; raising it again changes nothing else.
                         self.raise_head(table, &key, &first).await;
@@ -571,7 +588,7 @@ impl MessageStore for DynamoDbStore {
                 .put_item()
                 .table_name(table)
                 .item(CONVERSATION, string(&key))
-                .item(SEQ, number(seq as i64))
+                .item(SEQ, number(seq))
                 .item(SENDER_ID, string(sender.as_str()))
                 .item(BODY, string(body))
                 .item(SENT_AT, number(sent_at))
@@ -642,8 +659,8 @@ impl MessageStore for DynamoDbStore {
         }
         let (condition, bound, forward) = match cursor {
             Cursor::Newest => ("#c = :c AND #s >= :bound", 1, false),
-            Cursor::Before(before) => ("#c = :c AND #s BETWEEN :one AND :bound", before as i64 - 1, false),
-            Cursor::After(after) => ("#c = :c AND #s > :bound", after as i64, true),
+            Cursor::Before(before) => ("#c = :c AND #s BETWEEN :one AND :bound", before - 1, false),
+            Cursor::After(after) => ("#c = :c AND #s > :bound", after, true),
         };
         let mut query = self
             .client
@@ -714,6 +731,23 @@ impl DynamoDbStore {
     }
 }
 
+impl DynamoDbStore {
+    /// The message at `seq`, strongly consistent, if it is still stored.
+    async fn message_at(&self, table: &str, key: &str, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(CONVERSATION, string(key))
+            .key(SEQ, number(seq))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::dynamodb("GetItem"))?;
+        output.item.as_ref().map(|item| read_message(item, key)).transpose()
+    }
+}
+
 fn read_number(
     item: &HashMap<String, AttributeValue>,
     attribute: &'static str,
@@ -747,11 +781,11 @@ fn read_message(item: &HashMap<String, AttributeValue>, conversation: &str) -> R
 /// functions' timeout ([`TAKEOVER_AFTER`]); the new owner first looks for a message that names the
 /// claim among those stored since it was made, so a failure after the write and before the
 /// claim was completed does not store the message twice.
-struct Claim {
+struct Claim<'a> {
     key: String,
     conversation: String,
     sender: UserId,
-    body_hash: String,
+    body: &'a str,
     sent_at: i64,
 }
 
@@ -770,21 +804,27 @@ enum Claimed {
     Answered(Appended),
 }
 
-impl Claim {
-    fn new(conversation: &str, sender: &UserId, client_request_id: &str, body: &str, sent_at: i64) -> Self {
+impl<'a> Claim<'a> {
+    fn new(conversation: &str, sender: &UserId, client_request_id: &str, body: &'a str, sent_at: i64) -> Self {
         Self {
             key: format!("k#{sender}#{client_request_id}#{conversation}"),
             conversation: conversation.to_owned(),
             sender: sender.clone(),
-            body_hash: super::messages::body_hash(body),
+            body,
             sent_at,
         }
+    }
+
+    /// What a repeat answers once the claim's message is found: the message as stored (never
+    /// the repeat's text), if the repeat's body is the one stored.
+    fn answer(&self, stored: StoredMessage) -> Appended {
+        if stored.body == self.body { Appended::Repeat(stored) } else { Appended::DifferentBody }
     }
 }
 
 impl DynamoDbStore {
     /// Claims the request for this invocation, or says what became of it.
-    async fn claim(&self, table: &str, claim: &Claim, latest: u64) -> Result<Claimed, StoreError> {
+    async fn claim(&self, table: &str, claim: &Claim<'_>, latest: u64) -> Result<Claimed, StoreError> {
         let lapses = (claim.sent_at + IDEMPOTENCY_WINDOW.as_millis() as i64) / 1000;
         let put = self
             .client
@@ -792,9 +832,9 @@ impl DynamoDbStore {
             .table_name(table)
             .item(CONVERSATION, string(&claim.key))
             .item(SEQ, number(0))
-            .item(BODY_HASH, string(&claim.body_hash))
+            .item(BODY_HASH, string(&super::messages::body_hash(claim.body)))
             .item(CLAIMED_AT, number(claim.sent_at))
-            .item(LAST_SEQ, number(latest as i64))
+            .item(LAST_SEQ, number(latest))
             .item(EXPIRES_AT, number(lapses))
             // A claim past its window that TTL has not deleted yet counts as none.
             .condition_expression("attribute_not_exists(#c) OR #e < :now")
@@ -823,17 +863,21 @@ impl DynamoDbStore {
                 .unwrap_or_default();
             let text = |name: &str| item.get(name).and_then(|value| value.as_s().ok()).cloned().unwrap_or_default();
             let at = |name: &'static str| read_number(&item, name, &claim.key);
-            if text(BODY_HASH) != claim.body_hash {
+            if !super::messages::hash_matches(&text(BODY_HASH), claim.body) {
                 return Ok(Claimed::Answered(Appended::DifferentBody));
             }
             if item.contains_key(MESSAGE_SEQ) {
-                let message = StoredMessage {
-                    seq: at(MESSAGE_SEQ)?,
+                let seq = at(MESSAGE_SEQ)?;
+                // The message itself, so that a repeat delivers what history holds. Gone only
+                // once its retention ended: then the hash that matched is all there is.
+                let stored = self.message_at(table, &claim.conversation, seq).await?.unwrap_or_else(|| StoredMessage {
+                    seq,
                     sender_id: claim.sender.clone(),
-                    body: String::new(),
-                    sent_at: at(SENT_AT)? as i64,
-                };
-                return Ok(Claimed::Answered(Appended::Repeat(message)));
+                    body: claim.body.to_owned(),
+                    sent_at: 0,
+                });
+                let stored = StoredMessage { sent_at: at(SENT_AT)? as i64, ..stored };
+                return Ok(Claimed::Answered(claim.answer(stored)));
             }
             let claimed_at = at(CLAIMED_AT)? as i64;
             if claim.sent_at - claimed_at > TAKEOVER_AFTER {
@@ -847,7 +891,13 @@ impl DynamoDbStore {
     }
 
     /// Takes over a claim a failed function left pending: unless it was stored after all.
-    async fn take_over(&self, table: &str, claim: &Claim, claimed_at: i64, base: u64) -> Result<Claimed, StoreError> {
+    async fn take_over(
+        &self,
+        table: &str,
+        claim: &Claim<'_>,
+        claimed_at: i64,
+        base: u64,
+    ) -> Result<Claimed, StoreError> {
         let update = self
             .client
             .update_item()
@@ -883,7 +933,7 @@ impl DynamoDbStore {
                 .expression_attribute_names("#s", SEQ)
                 .expression_attribute_names("#k", REQUEST_KEY)
                 .expression_attribute_values(":c", string(&claim.conversation))
-                .expression_attribute_values(":base", number(base as i64))
+                .expression_attribute_values(":base", number(base))
                 .expression_attribute_values(":k", string(&claim.key))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
@@ -893,7 +943,7 @@ impl DynamoDbStore {
             if let Some(item) = output.items.unwrap_or_default().first() {
                 let message = read_message(item, &claim.conversation)?;
                 self.complete_claim(table, claim, &message).await?;
-                return Ok(Claimed::Answered(Appended::Repeat(message)));
+                return Ok(Claimed::Answered(claim.answer(message)));
             }
             match output.last_evaluated_key {
                 Some(last) => start = Some(last),
@@ -904,7 +954,7 @@ impl DynamoDbStore {
 
     /// Deletes a claim whose message was not stored, if it is still this invocation's; a claim
     /// left behind is taken over after [`TAKEOVER_AFTER`] anyway.
-    async fn release_claim(&self, table: &str, claim: &Claim) {
+    async fn release_claim(&self, table: &str, claim: &Claim<'_>) {
         let result = self
             .client
             .delete_item()
@@ -922,7 +972,7 @@ impl DynamoDbStore {
     }
 
     /// Records on the claim which message it stored.
-    async fn complete_claim(&self, table: &str, claim: &Claim, message: &StoredMessage) -> Result<(), StoreError> {
+    async fn complete_claim(&self, table: &str, claim: &Claim<'_>, message: &StoredMessage) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(table)
@@ -930,7 +980,7 @@ impl DynamoDbStore {
             .update_expression("SET #m = :seq, #t = :at")
             .expression_attribute_names("#m", MESSAGE_SEQ)
             .expression_attribute_names("#t", SENT_AT)
-            .expression_attribute_values(":seq", number(message.seq as i64))
+            .expression_attribute_values(":seq", number(message.seq))
             .expression_attribute_values(":at", number(message.sent_at))
             .send()
             .await

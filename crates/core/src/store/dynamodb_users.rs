@@ -15,7 +15,9 @@ use super::schema::{
     ACTIVITY, ACTIVITY_INDEX, CONVERSATION, ENTRY, EXPIRES_AT, LAST_BODY, LAST_SENDER_ID, LAST_SENT_AT, LAST_SEQ,
     PEER_READ_SEQ, READ_SEQ, USER_ID,
 };
-use super::users::{ConversationEntry, RoomJoin, SyncCursor, SyncPage, UserStore, conversation_of, entry_key, page_of};
+use super::users::{
+    ConversationEntry, ReadMark, RoomJoin, SyncCursor, SyncPage, UserStore, conversation_of, entry_key, page_of,
+};
 use super::{Conversation, DynamoDbStore, StoredMessage};
 use crate::error::StoreError;
 use crate::limits::MAX_ROOMS_PER_USER;
@@ -132,7 +134,7 @@ impl DynamoDbStore {
             .update_expression("SET #a = :seq")
             .condition_expression(condition)
             .expression_attribute_names("#a", attribute)
-            .expression_attribute_values(":seq", number(seq as i64));
+            .expression_attribute_values(":seq", number(seq));
         if room {
             request = request.expression_attribute_names("#entry", ENTRY);
         }
@@ -168,7 +170,7 @@ impl DynamoDbStore {
             .expression_attribute_names("#at", LAST_SENT_AT)
             .expression_attribute_names("#activity", ACTIVITY)
             .expression_attribute_names("#expires", EXPIRES_AT)
-            .expression_attribute_values(":seq", number(message.seq as i64))
+            .expression_attribute_values(":seq", number(message.seq))
             .expression_attribute_values(":sender", string(message.sender_id.as_str()))
             .expression_attribute_values(":body", string(&super::users::preview(&message.body)))
             .expression_attribute_values(":at", number(message.sent_at))
@@ -300,16 +302,17 @@ impl UserStore for DynamoDbStore {
         Ok(())
     }
 
-    async fn mark_read(&self, user: &UserId, conversation: &ConversationRef, seq: u64) -> Result<u64, StoreError> {
+    async fn mark_read(&self, user: &UserId, conversation: &ConversationRef, seq: u64) -> Result<ReadMark, StoreError> {
         let entry = entry_key(conversation);
         if seq > 0 && self.raise(user, &entry, READ_SEQ, seq).await? {
-            return Ok(seq);
+            return Ok(ReadMark { read_seq: seq, raised: true });
         }
-        Ok(self.entry(user, &entry).await?.map_or(0, |item| count(&item, READ_SEQ)))
+        let read_seq = self.entry(user, &entry).await?.map_or(0, |item| count(&item, READ_SEQ));
+        Ok(ReadMark { read_seq, raised: false })
     }
 
-    async fn mark_peer_read(&self, user: &UserId, peer: &UserId, seq: u64) -> Result<(), StoreError> {
-        self.raise(user, &entry_key(&ConversationRef::User(peer.clone())), PEER_READ_SEQ, seq).await.map(|_| ())
+    async fn mark_peer_read(&self, user: &UserId, peer: &UserId, seq: u64) -> Result<bool, StoreError> {
+        self.raise(user, &entry_key(&ConversationRef::User(peer.clone())), PEER_READ_SEQ, seq).await
     }
 
     async fn sync(

@@ -6,7 +6,7 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 
-use super::users::{ConversationEntry, RoomJoin, SyncCursor, SyncPage, UserStore, page_of, preview};
+use super::users::{ConversationEntry, ReadMark, RoomJoin, SyncCursor, SyncPage, UserStore, page_of, preview};
 use super::{
     Appended, Connection, ConnectionStore, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, Joined,
     MembersPage, MessageStore, RoomStore, StoredMessage,
@@ -176,8 +176,25 @@ impl ConnectionStore for MemoryStore {
         Ok(self.read().connections.get(connection_id).cloned())
     }
 
-    async fn connections_of(&self, user_id: &UserId) -> Result<Vec<String>, StoreError> {
-        Ok(self.read().by_user.get(user_id).map(|ids| ids.iter().cloned().collect()).unwrap_or_default())
+    async fn connections_of(&self, user_id: &UserId, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        let inner = self.read();
+        let open = |id: &&String| inner.connections.get(*id).is_some_and(|record| record.expires_at > now_ms / 1000);
+        Ok(inner.by_user.get(user_id).map(|ids| ids.iter().filter(open).cloned().collect()).unwrap_or_default())
+    }
+
+    async fn forget_entry(&self, user_id: &UserId, connection_id: &str) -> Result<(), StoreError> {
+        // Here the user index changes with the record, so an entry outlives no record; the
+        // check keeps the contract all the same.
+        let mut inner = self.write();
+        if inner.connections.get(connection_id).is_none_or(|record| record.user_id != *user_id)
+            && let Some(ids) = inner.by_user.get_mut(user_id)
+        {
+            ids.remove(connection_id);
+            if ids.is_empty() {
+                inner.by_user.remove(user_id);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -230,12 +247,13 @@ impl MessageStore for MemoryStore {
         if let Some((first_hash, seq, lapses)) = key.as_ref().and_then(|key| inner.requests.get(key))
             && *lapses > sent_at
         {
-            if *first_hash != hash {
-                return Ok(Appended::DifferentBody);
-            }
+            // The stored message's own body decides; its hash only once the message is gone.
             let first = inner.conversations.get(conversation).and_then(|log| log.messages.get(seq));
-            if let Some((message, _)) = first {
-                return Ok(Appended::Repeat(message.clone()));
+            match first {
+                Some((message, _)) if message.body == body => return Ok(Appended::Repeat(message.clone())),
+                Some(_) => return Ok(Appended::DifferentBody),
+                None if *first_hash != hash => return Ok(Appended::DifferentBody),
+                None => {}
             }
         }
         let log = inner.conversations.entry(conversation.clone()).or_default();
@@ -294,6 +312,13 @@ impl MessageStore for MemoryStore {
     }
 }
 
+/// Raises `seq` to `to`, never lowering it; whether it moved.
+fn raise(seq: &mut u64, to: u64) -> bool {
+    let raised = to > *seq;
+    *seq = (*seq).max(to);
+    raised
+}
+
 impl MemoryStore {
     /// Whether a message stored at `sent_at` (epoch ms) has expired at `now_ms`.
     fn expired(&self, sent_at: i64, now_ms: i64) -> bool {
@@ -349,30 +374,24 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
-    async fn mark_read(&self, user: &UserId, conversation: &ConversationRef, seq: u64) -> Result<u64, StoreError> {
+    async fn mark_read(&self, user: &UserId, conversation: &ConversationRef, seq: u64) -> Result<ReadMark, StoreError> {
         let mut inner = self.write();
         let read_seq = match conversation {
             ConversationRef::User(other) => {
-                let entry = inner.directs.entry(user.clone()).or_default().entry(other.clone()).or_default();
-                entry.read_seq = entry.read_seq.max(seq);
-                entry.read_seq
+                Some(&mut inner.directs.entry(user.clone()).or_default().entry(other.clone()).or_default().read_seq)
             }
-            ConversationRef::Room(room) => match inner.rooms.get_mut(user).and_then(|rooms| rooms.get_mut(room)) {
-                Some(read_seq) => {
-                    *read_seq = (*read_seq).max(seq);
-                    *read_seq
-                }
-                None => 0,
-            },
+            ConversationRef::Room(room) => inner.rooms.get_mut(user).and_then(|rooms| rooms.get_mut(room)),
         };
-        Ok(read_seq)
+        Ok(read_seq.map_or(ReadMark { read_seq: 0, raised: false }, |read_seq| ReadMark {
+            raised: raise(read_seq, seq),
+            read_seq: *read_seq,
+        }))
     }
 
-    async fn mark_peer_read(&self, user: &UserId, peer: &UserId, seq: u64) -> Result<(), StoreError> {
+    async fn mark_peer_read(&self, user: &UserId, peer: &UserId, seq: u64) -> Result<bool, StoreError> {
         let mut inner = self.write();
         let entry = inner.directs.entry(user.clone()).or_default().entry(peer.clone()).or_default();
-        entry.peer_read_seq = entry.peer_read_seq.max(seq);
-        Ok(())
+        Ok(raise(&mut entry.peer_read_seq, seq))
     }
 
     async fn sync(

@@ -144,11 +144,28 @@ pub(crate) fn contention_pause(lost: usize) -> std::time::Duration {
     std::time::Duration::from_micros(RandomState::new().hash_one(lost) % ceiling_us)
 }
 
-/// A stable 64-bit FNV-1a hash of a body, as hex: what a `clientRequestId` remembers of its
-/// message, to tell a repeat from a different message (the sender alone chooses both).
+/// The SHA-256 of a body, as hex: what a `clientRequestId`'s claim remembers of its message, to
+/// tell a repeat from a different message while the first is being stored. Collision-resistant:
+/// the sender chooses both bodies, and a 64-bit hash can be matched by a birthday search.
 pub(crate) fn body_hash(body: &str) -> String {
-    let hash = body
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
-    format!("{hash:016x}")
+    use sha2::Digest;
+    use std::fmt::Write;
+    sha2::Sha256::digest(body.as_bytes()).iter().fold(String::with_capacity(64), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}
+
+/// Whether a claim's hash was made for `body`: a SHA-256 ([`body_hash`]), or the 64-bit FNV-1a
+/// (16 hex digits) of claims written before it, which live for [`IDEMPOTENCY_WINDOW`]. Only a
+/// claim whose message is not stored yet is judged by its hash; a stored message's body is
+/// compared itself.
+pub(crate) fn hash_matches(hash: &str, body: &str) -> bool {
+    if hash.len() == 16 {
+        let legacy = body
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+        return hash == format!("{legacy:016x}");
+    }
+    hash == body_hash(body)
 }

@@ -16,7 +16,7 @@ pub use messages::{
     Appended, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, MessageStore, StoredMessage,
     expires_at,
 };
-pub use users::{ConversationEntry, RoomJoin, SyncCursor, SyncPage, UserStore};
+pub use users::{ConversationEntry, ReadMark, RoomJoin, SyncCursor, SyncPage, UserStore};
 
 use std::collections::BTreeSet;
 
@@ -144,7 +144,15 @@ pub trait ConnectionStore: Send + Sync {
 
     /// The ids of every open connection of a user, in no particular order, strongly
     /// consistent: a connection whose [`ConnectionStore::save`] has returned is among them.
-    async fn connections_of(&self, user_id: &UserId) -> Result<Vec<String>, StoreError>;
+    /// Connections whose record expired by `now_ms` (epoch ms) are left out, even before TTL
+    /// deletes them (typically within a few days): their `$disconnect` failed.
+    async fn connections_of(&self, user_id: &UserId, now_ms: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Forgets the user's entry for a connection found to have no record any more (its
+    /// `$disconnect` deleted the record, then failed before the entry), which
+    /// [`ConnectionStore::remove_if_opened_by`] cannot reach. Forgetting an entry that is not
+    /// there succeeds.
+    async fn forget_entry(&self, user_id: &UserId, connection_id: &str) -> Result<(), StoreError>;
 }
 
 /// What became of a connection's `join`.

@@ -60,9 +60,9 @@ pub async fn settle_connection(store: &dyn Store, connection_id: &str, user: &Us
 ///
 /// # Errors
 /// As [`settle_connection`].
-pub async fn settle_room(store: &dyn Store, user: &UserId, room: &RoomId) -> Result<(), StoreError> {
+pub async fn settle_room(store: &dyn Store, user: &UserId, room: &RoomId, now_ms: i64) -> Result<(), StoreError> {
     let mut touched: BTreeSet<String> = BTreeSet::new();
-    let settled = settle_room_rounds(store, user, room, &mut touched).await;
+    let settled = settle_room_rounds(store, user, room, now_ms, &mut touched).await;
     if settled.is_err() {
         // Failing closed: a writer that stops part-way may have subscribed from facts that no
         // longer hold, and a subscription too many leaks a room's messages, while one too few
@@ -78,9 +78,10 @@ async fn settle_room_rounds(
     store: &dyn Store,
     user: &UserId,
     room: &RoomId,
+    now_ms: i64,
     touched: &mut BTreeSet<String>,
 ) -> Result<(), StoreError> {
-    let mut facts = room_facts(store, user, room).await?;
+    let mut facts = room_facts(store, user, room, now_ms).await?;
     for _ in 0..ROUNDS {
         let (member, connections) = &facts;
         touched.extend(connections.iter().cloned());
@@ -88,7 +89,7 @@ async fn settle_room_rounds(
             let subscribed = *member && connections.contains(connection_id);
             subscribe(store, connection_id, room, subscribed).await?;
         }
-        let again = room_facts(store, user, room).await?;
+        let again = room_facts(store, user, room, now_ms).await?;
         if again == facts {
             return Ok(());
         }
@@ -107,9 +108,14 @@ async fn connection_facts(
     Ok((record.is_some(), rooms.into_iter().collect()))
 }
 
-/// Whether the user has joined the room, and their open connections.
-async fn room_facts(store: &dyn Store, user: &UserId, room: &RoomId) -> Result<(bool, BTreeSet<String>), StoreError> {
-    let (member, connections) = futures::try_join!(store.in_room(user, room), store.connections_of(user))?;
+/// Whether the user has joined the room, and their connections open at `now_ms`.
+async fn room_facts(
+    store: &dyn Store,
+    user: &UserId,
+    room: &RoomId,
+    now_ms: i64,
+) -> Result<(bool, BTreeSet<String>), StoreError> {
+    let (member, connections) = futures::try_join!(store.in_room(user, room), store.connections_of(user, now_ms))?;
     Ok((member, connections.into_iter().collect()))
 }
 

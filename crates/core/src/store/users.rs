@@ -89,6 +89,15 @@ pub struct SyncPage {
     pub next: Option<SyncCursor>,
 }
 
+/// What a [`UserStore::mark_read`] left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadMark {
+    /// The user's `readSeq` in the conversation now.
+    pub read_seq: u64,
+    /// Whether this call raised it (a read of what was read already changes nothing).
+    pub raised: bool,
+}
+
 /// What became of a user's `joinRoom`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RoomJoin {
@@ -125,14 +134,14 @@ pub trait UserStore: Send + Sync {
     async fn record_direct(&self, recipient: &UserId, message: &StoredMessage) -> Result<(), StoreError>;
 
     /// Raises the user's `readSeq` in a conversation to `seq`, never lowering it; the resulting
-    /// `readSeq`. The caller clamps `seq` to the conversation's latest, and checks room
-    /// membership (a room's read state lives on the membership: without one, nothing is kept
-    /// and the answer is 0).
-    async fn mark_read(&self, user: &UserId, conversation: &ConversationRef, seq: u64) -> Result<u64, StoreError>;
+    /// `readSeq`, and whether this call raised it. The caller clamps `seq` to the conversation's
+    /// latest, and checks room membership (a room's read state lives on the membership: without
+    /// one, nothing is kept and the answer is 0).
+    async fn mark_read(&self, user: &UserId, conversation: &ConversationRef, seq: u64) -> Result<ReadMark, StoreError>;
 
     /// Raises, on the user's entry for their direct conversation with `peer`, the seq `peer`
-    /// has read, never lowering it.
-    async fn mark_peer_read(&self, user: &UserId, peer: &UserId, seq: u64) -> Result<(), StoreError>;
+    /// has read, never lowering it; whether this call raised it.
+    async fn mark_peer_read(&self, user: &UserId, peer: &UserId, seq: u64) -> Result<bool, StoreError>;
 
     /// One page of the user's conversations (direct ones sent or received, rooms joined), most
     /// recently active first, starting after `after`; at most `limit`. Direct conversations

@@ -110,8 +110,11 @@ async fn on_the_real_binaries_a_room_of_2000_gets_its_message_through_sqs_despit
     let dynalite = Dynalite::start();
     dynalite.create_table(TABLE).await;
     let moto = Moto::start();
-    // A 2 s visibility timeout (the template's is 360 s) so a failed page comes back soon.
-    let queues = moto.create_fan_out_queue("chat-fan-out", Duration::from_secs(2), 5).await;
+    // A 10 s visibility timeout (the template's is 360 s) so a failed page comes back soon, yet
+    // twice the 5 s a page of 1,000 posts was seen to take on a machine busy with other tests
+    // (half a second at the workers' pace on a quiet one): a page still being posted when its
+    // visibility timeout ends is delivered again, as SQS does.
+    let queues = moto.create_fan_out_queue("chat-fan-out", Duration::from_secs(10), 5).await;
     let (gateway_port, invoke_port) = (free_port(), free_port());
     // The first five connections posted the message fail all three of the SDK's attempts:
     // their pages fail and SQS delivers them again, repeating the posts that had succeeded.
@@ -158,8 +161,11 @@ async fn on_the_real_binaries_a_room_of_2000_gets_its_message_through_sqs_despit
     });
     let mut settings = crate::support::settings();
     settings.address = ([127, 0, 0, 1], gateway_port).into();
-    settings.backend =
-        BackendChoice::Lambda { endpoint: format!("http://127.0.0.1:{invoke_port}"), naming: FunctionNaming::Binary };
+    settings.backend = BackendChoice::Lambda {
+        endpoint: format!("http://127.0.0.1:{invoke_port}"),
+        naming: FunctionNaming::Binary,
+        concurrency: chat_local_gateway::LAMBDA_CONCURRENCY,
+    };
     let gateway = serve(settings).await.expect("the gateway starts");
     let started = std::time::Instant::now();
     let mut arena = Arena::join(&gateway, 2000, 50, vec!["to all 2000", "and after"]).await;
@@ -173,7 +179,8 @@ async fn on_the_real_binaries_a_room_of_2000_gets_its_message_through_sqs_despit
     let delivered_in = arena.wait_for_everyone(0, "to all 2000", Duration::from_secs(120)).await;
     // Every redelivery done (the queue holds nothing), then one more message: each connection's
     // frames arrive in order, so once it holds the second, it holds every repeat of the first.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // The poison message is received five times, a visibility timeout apart.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while chat_testing::sqs::messages_in(&sqs, &queues.url).await > 0 {
         assert!(tokio::time::Instant::now() < deadline, "the queue drained (the poison message dead-lettered)");
         tokio::time::sleep(Duration::from_millis(100)).await;

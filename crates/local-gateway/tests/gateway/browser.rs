@@ -201,7 +201,7 @@ async fn after_the_gateway_closes_it_the_page_reconnects_and_fetches_what_it_mis
     let (store, first) = (&gateway.store().unwrap(), &first);
     let (alice_id, lobby) = (&UserId::parse("alice").unwrap(), &RoomId::parse("lobby").unwrap());
     until("alice's new connection is subscribed to lobby", || async move {
-        let ids = store.connections_of(alice_id).await.unwrap();
+        let ids = store.connections_of(alice_id, chat_local_gateway::events::now_ms()).await.unwrap();
         let members = store.members(lobby, None).await.unwrap().connection_ids;
         ids.len() == 1 && ids[0] != *first && members.contains(&ids[0])
     })
@@ -238,7 +238,8 @@ async fn a_reconnect_the_gateway_refuses_stops_and_says_so_instead_of_retrying()
     tabs.pop().unwrap().close(None).await;
     let (store, alice_id) = (&gateway.store().unwrap(), &UserId::parse("alice").unwrap());
     until("the closed tab's record is removed", || async move {
-        store.connections_of(alice_id).await.unwrap().len() < chat_core::limits::MAX_CONNECTIONS_PER_USER
+        store.connections_of(alice_id, chat_local_gateway::events::now_ms()).await.unwrap().len()
+            < chat_core::limits::MAX_CONNECTIONS_PER_USER
     })
     .await;
     alice.click("#reconnect").await;

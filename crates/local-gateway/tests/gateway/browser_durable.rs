@@ -476,7 +476,7 @@ async fn three_pages_sending_while_connections_are_cut_at_random_end_with_the_sa
         tokio::time::sleep(Duration::from_millis(300 + random.below(900))).await;
         if random.below(2) == 0 {
             let who = if random.below(2) == 0 { "alice" } else { "bob" };
-            let ids = store.connections_of(&user(who)).await.unwrap();
+            let ids = store.connections_of(&user(who), chat_local_gateway::events::now_ms()).await.unwrap();
             if !ids.is_empty() {
                 let id = &ids[random.below(ids.len() as u64) as usize];
                 if management.delete_connection().connection_id(id).send().await.is_ok() {

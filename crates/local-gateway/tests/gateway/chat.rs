@@ -136,7 +136,10 @@ async fn connection_ids_look_like_api_gateways() {
     let _client = Client::connect(&gateway, "1").await;
     let store = gateway.store().unwrap();
 
-    let ids = store.connections_of(&chat_core::protocol::UserId::parse("1").unwrap()).await.unwrap();
+    let ids = store
+        .connections_of(&chat_core::protocol::UserId::parse("1").unwrap(), chat_local_gateway::events::now_ms())
+        .await
+        .unwrap();
 
     assert_eq!(ids.len(), 1);
     assert_eq!(ids[0].len(), 16, "{}", ids[0]);

@@ -108,8 +108,11 @@ async fn a_send_message_to_a_connection_that_is_gone_cleans_its_record() {
     let store = gateway.store().unwrap();
     let mut alice = Client::connect(&gateway, "alice").await;
     let mut bob = Client::connect(&gateway, "bob").await;
-    // A record whose socket is long gone, as when $disconnect never ran.
-    store.save(&chat_testing::events::connection("GoneGoneGoneGo==", "bob")).await.unwrap();
+    // A record whose socket closed a minute ago, as when $disconnect never ran (not yet expired:
+    // an expired one is no recipient at all).
+    let bob_id = chat_core::protocol::UserId::parse("bob").unwrap();
+    let opened = chat_local_gateway::events::now_ms() - 60_000;
+    store.save(&chat_core::store::Connection::new("GoneGoneGoneGo==", bob_id, opened)).await.unwrap();
 
     alice.send_message("bob", "hi").await;
 

@@ -89,8 +89,11 @@ async fn start_chat_with(dynamodb: &str, parameters: Vec<(String, String)>) -> (
     wait_for_port(invoke_port).await;
     let mut settings = crate::support::settings();
     settings.address = ([127, 0, 0, 1], gateway_port).into();
-    settings.backend =
-        BackendChoice::Lambda { endpoint: format!("http://127.0.0.1:{invoke_port}"), naming: FunctionNaming::Binary };
+    settings.backend = BackendChoice::Lambda {
+        endpoint: format!("http://127.0.0.1:{invoke_port}"),
+        naming: FunctionNaming::Binary,
+        concurrency: chat_local_gateway::LAMBDA_CONCURRENCY,
+    };
     settings.parameter_overrides = parameters;
     (serve(settings).await.expect("the gateway starts"), watch)
 }
@@ -111,7 +114,7 @@ async fn the_real_binaries_chat_through_cargo_lambda_watch_and_dynalite() {
     bob.close(Some(1000)).await;
     let bob_id = UserId::parse("bob").unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !store.connections_of(&bob_id).await.unwrap().is_empty() {
+    while !store.connections_of(&bob_id, chat_local_gateway::events::now_ms()).await.unwrap().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "$disconnect deleted bob's record in dynalite");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -121,7 +124,14 @@ async fn the_real_binaries_chat_through_cargo_lambda_watch_and_dynalite() {
         json!({"senderId": "alice", "body": "hello from a real Lambda binary", "destinationUserId": "bob"})
     );
     assert_eq!(pong, json!({"message": "🏓 pong"}));
-    assert_eq!(store.connections_of(&UserId::parse("alice").unwrap()).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .connections_of(&UserId::parse("alice").unwrap(), chat_local_gateway::events::now_ms())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     alice.close(Some(1000)).await;
     gateway.shutdown().await.unwrap();
     stop(watch).await;
@@ -181,14 +191,31 @@ async fn token_mode_runs_the_real_authorizer_binary_against_the_issuers_jwks() {
         alice.receive_message().await,
         json!({"senderId": "bob", "body": "verified hello", "destinationUserId": "alice"})
     );
-    assert_eq!(store.connections_of(&UserId::parse("alice").unwrap()).await.unwrap().len(), 1);
-    assert_eq!(store.connections_of(&UserId::parse("bob").unwrap()).await.unwrap().len(), 1, "bob's own tab only");
+    assert_eq!(
+        store
+            .connections_of(&UserId::parse("alice").unwrap(), chat_local_gateway::events::now_ms())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.connections_of(&UserId::parse("bob").unwrap(), chat_local_gateway::events::now_ms()).await.unwrap().len(),
+        1,
+        "bob's own tab only"
+    );
 
     let forged =
         chat_testing::issuer::Signer::rsa("rsa-1").sign(&chat_testing::issuer::id_claims(issuer.issuer(), "mallory"));
     let refused = Client::try_connect(&format!("{}?token={forged}", gateway.url())).await.err().expect("refused");
     assert_eq!(crate::support::refused_status(refused), 403);
-    assert!(store.connections_of(&UserId::parse("mallory").unwrap()).await.unwrap().is_empty());
+    assert!(
+        store
+            .connections_of(&UserId::parse("mallory").unwrap(), chat_local_gateway::events::now_ms())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(issuer.fetches(), 1, "the warm authorizer fetched the JWKS once");
 
     alice.close(Some(1000)).await;
@@ -206,5 +233,74 @@ async fn on_the_real_binaries_and_dynalite_a_client_back_from_an_absence_holds_a
 
     crate::resumption::a_client_back_from_an_absence_catches_up_on_everything(&gateway, 1000, 100).await;
 
+    stop(watch).await;
+}
+
+#[tokio::test]
+async fn a_burst_of_300_room_messages_is_stored_once_and_delivered_and_the_next_client_connects_at_once() {
+    use chat_core::store::{Conversation, Cursor, MessageStore};
+    build_functions().await;
+    let dynalite = Dynalite::start();
+    let store = dynalite.create_table(TABLE).await;
+    let (gateway, watch) = start_chat(dynalite.endpoint()).await;
+    let mut clients = Vec::new();
+    for n in 0..10 {
+        let mut client = Client::connect(&gateway, &format!("user{n}")).await;
+        client.send_json(json!({"action": "joinRoom", "roomId": "lobby"})).await;
+        assert_eq!(client.receive().await["joined"], true);
+        clients.push(client);
+    }
+
+    // Ten clients each write 30 messages at once: 300 sendMessage frames within a second.
+    let started = tokio::time::Instant::now();
+    for (n, client) in clients.iter_mut().enumerate() {
+        for k in 0..30 {
+            client.send_json(json!({"action": "sendMessage", "roomId": "lobby", "body": format!("{n}-{k}")})).await;
+        }
+    }
+    let written = started.elapsed();
+    // While the burst is being handled, a new client connects.
+    let connecting = tokio::time::Instant::now();
+    let late = Client::connect(&gateway, "late").await;
+    let connected_in = connecting.elapsed();
+    let mut received = Vec::new();
+    for client in &mut clients {
+        let mut bodies = Vec::new();
+        for _ in 0..270 {
+            let frame = client.receive().await;
+            assert!(frame["senderId"].is_string(), "only messages, no gateway frame: {frame}");
+            bodies.push(frame["body"].as_str().unwrap().to_owned());
+        }
+        received.push(bodies);
+    }
+
+    assert!(written < Duration::from_secs(1), "the burst took {written:?} to write");
+    for (n, bodies) in received.iter().enumerate() {
+        let mut expected: Vec<String> =
+            (0..10).filter(|m| *m != n).flat_map(|m| (0..30).map(move |k| format!("{m}-{k}"))).collect();
+        let mut got = bodies.clone();
+        expected.sort();
+        got.sort();
+        assert_eq!(got, expected, "user{n} received every other member's messages once");
+    }
+    let lobby = Conversation::Room(chat_core::protocol::RoomId::parse("lobby").unwrap());
+    let mut stored = Vec::new();
+    let mut cursor = Cursor::After(0);
+    loop {
+        let page = store.history(&lobby, cursor, 100, chat_local_gateway::events::now_ms()).await.unwrap();
+        stored.extend(page.messages.iter().map(|message| (message.seq, message.body.clone())));
+        match (page.has_more, page.messages.last()) {
+            (true, Some(last)) => cursor = Cursor::After(last.seq),
+            _ => break,
+        }
+    }
+    assert_eq!(stored.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), (1..=300).collect::<Vec<u64>>());
+    let mut bodies: Vec<&String> = stored.iter().map(|(_, body)| body).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 300, "each message stored once");
+    assert!(connected_in < Duration::from_secs(5), "a new client connected in {connected_in:?}");
+    drop(late);
+    gateway.shutdown().await.unwrap();
     stop(watch).await;
 }

@@ -124,6 +124,58 @@ async fn header_names_reach_connect_and_the_authorizer_as_the_client_spelled_the
 }
 
 #[tokio::test]
+async fn only_the_authorizers_event_carries_connection_content_length_and_upgrade() {
+    // localstack/localstack#7191 (events captured on AWS); the developer guide's example input.
+    let issuer = chat_testing::Issuer::start().await;
+    let behaviour = Arc::new(|function: &str, _: &Value| match function {
+        "AuthorizerFunction" => Reply::Json(allow("alice", METHOD_ARN)),
+        _ => Reply::Status(200),
+    });
+    let (gateway, lambda) =
+        gateway_with_lambda(behaviour, |settings| settings.parameter_overrides = token_mode(&issuer)).await;
+
+    let response = http(gateway.address(), &upgrade_request("/dev?token=t", "")).await;
+
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+    let added = [("Connection", "upgrade"), ("content-length", "0"), ("Upgrade", "websocket")];
+    let authorizer = &lambda.events_of("AuthorizerFunction")[0];
+    let connect = &lambda.events_of("ConnectFunction")[0];
+    for (name, value) in added {
+        assert_eq!(authorizer["headers"][name], value, "the authorizer's {name}");
+        assert_eq!(authorizer["multiValueHeaders"][name], json!([value]), "the authorizer's {name}");
+        for map in ["headers", "multiValueHeaders"] {
+            let names: Vec<&String> = connect[map].as_object().unwrap().keys().collect();
+            assert!(!names.iter().any(|n| n.eq_ignore_ascii_case(name)), "$connect's {map} hold {name}: {names:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_the_subprotocol_of_connects_answer_reaches_the_101() {
+    // aws/chalice PR#1768: API Gateway passes `Sec-WebSocket-Protocol` from `$connect`'s answer
+    // to the client, and drops its other headers.
+    let answer = json!({
+        "statusCode": 200,
+        "headers": {"Sec-WebSocket-Protocol": "chat", "Set-Cookie": "session=1", "X-Custom": "x"},
+        "multiValueHeaders": {"Access-Control-Allow-Origin": ["*"]},
+    });
+    let behaviour = Arc::new(move |function: &str, _: &Value| match function {
+        "ConnectFunction" => Reply::Json(answer.clone()),
+        _ => Reply::Status(200),
+    });
+    let (gateway, _lambda) = gateway_with_lambda(behaviour, |_| {}).await;
+
+    let response = http(gateway.address(), &upgrade_request("/dev?userId=1", "sec-websocket-protocol: chat\r\n")).await;
+
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+    let head = response.to_ascii_lowercase();
+    assert!(head.contains("sec-websocket-protocol: chat\r\n"), "{response}");
+    for dropped in ["set-cookie", "x-custom", "access-control-allow-origin"] {
+        assert!(!head.contains(dropped), "{dropped} reached the 101: {response}");
+    }
+}
+
+#[tokio::test]
 async fn an_at_connections_url_reaches_the_connection_with_its_id_and_at_sign_encoded_or_not() {
     // AWS's developer guide URL-encodes both in its own example ("Use @connections commands in
     // your backend service": `/prod/%40connections/R0oXAdfD0kwCH6w%3D`).

@@ -57,7 +57,7 @@ pub fn management(gateway: &Running) -> aws_sdk_apigatewaymanagement::Client {
 /// The one connection `user` holds on an in-process gateway.
 pub async fn connection_of(gateway: &Running, user: &str) -> String {
     let store = gateway.store().unwrap();
-    let ids = store.connections_of(&UserId::parse(user).unwrap()).await.unwrap();
+    let ids = store.connections_of(&UserId::parse(user).unwrap(), chat_local_gateway::events::now_ms()).await.unwrap();
     assert_eq!(ids.len(), 1);
     ids[0].clone()
 }
@@ -124,6 +124,11 @@ impl Client {
 
     /// The next data frame, as JSON, within a few seconds.
     pub async fn receive(&mut self) -> Value {
+        serde_json::from_str(&self.receive_text().await).expect("a JSON frame")
+    }
+
+    /// The next data frame's text, byte for byte, within a few seconds.
+    pub async fn receive_text(&mut self) -> String {
         loop {
             let message = tokio::time::timeout(WAIT, self.socket.next())
                 .await
@@ -131,7 +136,7 @@ impl Client {
                 .expect("the connection is open")
                 .expect("a valid frame");
             match message {
-                Message::Text(text) => return serde_json::from_str(&text).expect("a JSON frame"),
+                Message::Text(text) => return text.as_str().to_owned(),
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
             }
@@ -226,7 +231,10 @@ pub type Behaviour = Arc<dyn Fn(&str, &Value) -> Reply + Send + Sync>;
 pub enum Reply {
     Status(i64),
     Json(Value),
+    /// Fails with the error "boom", as a function that panics.
     FunctionError,
+    /// Fails with this error message (an authorizer's `Unauthorized`, say).
+    FailsWith(&'static str),
     Sleep(Duration),
     WaitFor(Arc<tokio::sync::Notify>),
     Release(Arc<tokio::sync::Notify>),
@@ -265,11 +273,8 @@ async fn invoke(State(api): State<LambdaApi>, Path(function): Path<String>, body
     match (api.behaviour)(&function, &event) {
         Reply::Status(status) => ok(status),
         Reply::Json(answer) => Json(answer).into_response(),
-        Reply::FunctionError => {
-            let mut response = Json(json!({"errorType": "Panic", "errorMessage": "boom"})).into_response();
-            response.headers_mut().insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
-            response
-        }
+        Reply::FunctionError => function_error("boom"),
+        Reply::FailsWith(message) => function_error(message),
         Reply::Sleep(duration) => {
             tokio::time::sleep(duration).await;
             ok(200)
@@ -285,6 +290,13 @@ async fn invoke(State(api): State<LambdaApi>, Path(function): Path<String>, body
     }
 }
 
+/// A function's failure, as the Invoke API reports it.
+fn function_error(message: &str) -> Response {
+    let mut response = Json(json!({"errorType": "Error", "errorMessage": message})).into_response();
+    response.headers_mut().insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
+    response
+}
+
 /// A recording Lambda Invoke API on a free port, and a gateway that invokes it.
 pub async fn gateway_with_lambda(behaviour: Behaviour, tweak: impl FnOnce(&mut Settings)) -> (Running, LambdaApi) {
     let api = LambdaApi { invocations: Arc::default(), behaviour };
@@ -295,7 +307,8 @@ pub async fn gateway_with_lambda(behaviour: Behaviour, tweak: impl FnOnce(&mut S
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let mut settings = settings();
-    settings.backend = BackendChoice::Lambda { endpoint, naming: FunctionNaming::LogicalId };
+    let concurrency = chat_local_gateway::LAMBDA_CONCURRENCY;
+    settings.backend = BackendChoice::Lambda { endpoint, naming: FunctionNaming::LogicalId, concurrency };
     tweak(&mut settings);
     (serve(settings).await.expect("the gateway starts"), api)
 }
