@@ -867,16 +867,15 @@ impl DynamoDbStore {
                 return Ok(Claimed::Answered(Appended::DifferentBody));
             }
             if item.contains_key(MESSAGE_SEQ) {
-                let seq = at(MESSAGE_SEQ)?;
+                let (seq, sent_at) = (at(MESSAGE_SEQ)?, at(SENT_AT)? as i64);
                 // The message itself, so that a repeat delivers what history holds. Gone only
                 // once its retention ended: then the hash that matched is all there is.
-                let stored = self.message_at(table, &claim.conversation, seq).await?.unwrap_or_else(|| StoredMessage {
-                    seq,
-                    sender_id: claim.sender.clone(),
-                    body: claim.body.to_owned(),
-                    sent_at: 0,
-                });
-                let stored = StoredMessage { sent_at: at(SENT_AT)? as i64, ..stored };
+                let stored = match self.message_at(table, &claim.conversation, seq).await? {
+                    Some(message) => message,
+                    None => {
+                        StoredMessage { seq, sender_id: claim.sender.clone(), body: claim.body.to_owned(), sent_at }
+                    }
+                };
                 return Ok(Claimed::Answered(claim.answer(stored)));
             }
             let claimed_at = at(CLAIMED_AT)? as i64;
