@@ -436,6 +436,12 @@ async fn an_invalid_client_request_id_is_refused_before_anything_is_stored() {
     );
 }
 
+/// Deletes a connection's record alone, as a `$disconnect` that failed after its first call.
+async fn delete_record(dynalite: &Dynalite, connection_id: &str) {
+    let key = aws_sdk_dynamodb::types::AttributeValue::S(connection_id.into());
+    dynalite.client().delete_item().table_name(dynalite::TABLE).key("connectionId", key).send().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_gone_member_whose_record_is_already_deleted_loses_its_orphaned_membership() {
     let dynalite = Dynalite::start();
@@ -447,14 +453,7 @@ async fn a_gone_member_whose_record_is_already_deleted_loses_its_orphaned_member
         assert_eq!(routes::join_room(&join, &store, &messenger).await.status(), 200);
     }
     // b1's $disconnect deleted its record, then failed before deleting its membership.
-    dynalite
-        .client()
-        .delete_item()
-        .table_name(dynalite::TABLE)
-        .key("connectionId", aws_sdk_dynamodb::types::AttributeValue::S("b1".into()))
-        .send()
-        .await
-        .unwrap();
+    delete_record(&dynalite, "b1").await;
     messenger.mark_gone("b1");
     let lobby = chat_core::protocol::RoomId::parse("lobby").unwrap();
     let members = async || chat_core::store::RoomStore::members(&store, &lobby, None).await.unwrap().connection_ids;
@@ -473,14 +472,7 @@ async fn a_gone_connection_whose_record_is_already_deleted_loses_its_users_entry
     let messenger = RecordingMessenger::new();
     connect(&store, &[("a1", "alice"), ("b1", "bob"), ("b2", "bob")]).await;
     // b1's $disconnect deleted its record, then failed before deleting bob's entry for it.
-    dynalite
-        .client()
-        .delete_item()
-        .table_name(dynalite::TABLE)
-        .key("connectionId", aws_sdk_dynamodb::types::AttributeValue::S("b1".into()))
-        .send()
-        .await
-        .unwrap();
+    delete_record(&dynalite, "b1").await;
     messenger.mark_gone("b1");
     let bob = chat_core::protocol::UserId::parse("bob").unwrap();
     let mut listed = store.connections_of(&bob, events::now_ms()).await.unwrap();

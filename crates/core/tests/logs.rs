@@ -2,38 +2,23 @@
 //! addresses.
 
 use chat_core::identity::Mode;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use chat_core::protocol::Route;
 use chat_core::routes;
 use chat_core::store::MemoryStore;
+use chat_testing::logs::Captured;
 use chat_testing::{RecordingMessenger, events};
 use serde_json::json;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    /// Captures every log line at `level` and above, as JSON, until the guard is dropped.
-    fn install(level: tracing::Level) -> (Self, tracing::subscriber::DefaultGuard) {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber =
-            tracing_subscriber::fmt().with_max_level(level).with_writer(move || writer.clone()).json().finish();
-        (captured, tracing::subscriber::set_default(subscriber))
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// A verifier of `issuer`'s tokens, taking the user id from `sub`.
+fn verifier_for(issuer: &chat_testing::Issuer) -> chat_core::auth::Verifier {
+    let config = chat_core::auth::AuthConfig {
+        issuer: issuer.issuer().to_owned(),
+        audiences: vec![chat_testing::issuer::CLIENT_ID.to_owned()],
+        jwks_url: issuer.jwks_url(),
+        user_claim: "sub".to_owned(),
+    };
+    let source = chat_core::auth::HttpJwks::new(&config.jwks_url).unwrap();
+    chat_core::auth::Verifier::new(config, std::sync::Arc::new(source))
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -61,7 +46,7 @@ async fn a_whole_chat_logs_connection_ids_and_no_user_id_at_info_level() {
     .await;
     routes::disconnect(&events::disconnect("alice-1"), &store).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("alice-1") && logs.contains("bob-1"), "connection ids are logged: {logs}");
     for user in [alice, bob, "nobody@example.com"] {
         assert!(!logs.contains(user), "{user} appears in the logs:\n{logs}");
@@ -72,14 +57,7 @@ async fn a_whole_chat_logs_connection_ids_and_no_user_id_at_info_level() {
 async fn the_authorizer_logs_neither_tokens_nor_the_users_they_name_at_any_level() {
     let (captured, _guard) = Captured::install(tracing::Level::TRACE);
     let issuer = chat_testing::Issuer::start().await;
-    let config = chat_core::auth::AuthConfig {
-        issuer: issuer.issuer().to_owned(),
-        audiences: vec![chat_testing::issuer::CLIENT_ID.to_owned()],
-        jwks_url: issuer.jwks_url(),
-        user_claim: "sub".to_owned(),
-    };
-    let source = chat_core::auth::HttpJwks::new(&config.jwks_url).unwrap();
-    let verifier = chat_core::auth::Verifier::new(config, std::sync::Arc::new(source));
+    let verifier = verifier_for(&issuer);
     let alice = "alice@example.com";
     let good = issuer.token(alice);
     let mut expired_claims = chat_testing::issuer::id_claims(issuer.issuer(), alice);
@@ -92,7 +70,7 @@ async fn the_authorizer_logs_neither_tokens_nor_the_users_they_name_at_any_level
     in_header.headers.get_or_insert_default().insert("Sec-WebSocket-Protocol".into(), format!("chat, {good}"));
     chat_core::auth::authorize(&in_header, &verifier).await.expect("decided");
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("L0SM9cOFvHcCIhw="), "connection ids are logged: {logs}");
     assert!(logs.contains("expired"), "refusals say why: {logs}");
     for secret in [good.as_str(), expired.as_str(), "garbage-token-value", alice] {
@@ -109,14 +87,7 @@ async fn a_refused_tokens_own_text_never_reaches_the_authorizers_log() {
     use base64::Engine;
     let (captured, _guard) = Captured::install(tracing::Level::TRACE);
     let issuer = chat_testing::Issuer::start().await;
-    let config = chat_core::auth::AuthConfig {
-        issuer: issuer.issuer().to_owned(),
-        audiences: vec![chat_testing::issuer::CLIENT_ID.to_owned()],
-        jwks_url: issuer.jwks_url(),
-        user_claim: "sub".to_owned(),
-    };
-    let source = chat_core::auth::HttpJwks::new(&config.jwks_url).unwrap();
-    let verifier = chat_core::auth::Verifier::new(config, std::sync::Arc::new(source));
+    let verifier = verifier_for(&issuer);
     let encode = |value: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
     let claims = chat_testing::issuer::id_claims(issuer.issuer(), "alice");
     // An algorithm named with the attacker's text, and a user id holding a character it chose.
@@ -130,7 +101,7 @@ async fn a_refused_tokens_own_text_never_reaches_the_authorizers_log() {
         chat_core::auth::authorize(&events::authorizer(Some(token)), &verifier).await.expect("decided");
     }
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("RS256 or ES256") && logs.contains("not a valid user id"), "the kinds are logged: {logs}");
     for attacker_text in ["INJECTED-ALG-TEXT", "\u{2603}", "\\u2603", "mallory"] {
         assert!(!logs.contains(attacker_text), "{attacker_text} appears in the logs:\n{logs}");

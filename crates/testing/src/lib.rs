@@ -11,6 +11,7 @@ pub mod event_source;
 pub mod events;
 pub mod faults;
 pub mod issuer;
+pub mod logs;
 pub mod recording;
 pub mod sqs;
 

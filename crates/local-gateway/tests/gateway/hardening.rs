@@ -247,42 +247,18 @@ async fn a_gateway_listening_beyond_loopback_says_it_is_exposed() {
     assert!(!local.is_exposed());
 }
 
-/// Log lines written while it is installed, on this thread (a current-thread runtime runs the
-/// gateway's tasks here too).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_clients_close_reason_never_reaches_the_gateways_log() {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = chat_testing::logs::Captured::install(tracing::Level::TRACE);
     let gateway = crate::support::gateway().await;
     let mut client = Client::connect(&gateway, "1").await;
 
     let reason = "CLIENT-CHOSEN-TEXT";
     client.send_raw(Message::Close(Some(CloseFrame { code: 4000.into(), reason: reason.into() }))).await;
-    let logs = || String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
     // The close code says what kind of close it was.
-    eventually("the disconnect is logged with its code", || logs().contains("code=4000")).await;
+    eventually("the disconnect is logged with its code", || captured.text().contains(r#""code":4000"#)).await;
 
-    assert!(!logs().contains(reason), "the client's text reached the log:\n{}", logs());
+    assert!(!captured.text().contains(reason), "the client's text reached the log:\n{}", captured.text());
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::support::Client;
 use chat_core::protocol::UserId;
 use chat_core::store::ConnectionStore;
+use chat_local_gateway::events::now_ms;
 use chat_local_gateway::{BackendChoice, FunctionNaming, serve};
 use chat_testing::Dynalite;
 use chat_testing::dynalite::free_port;
@@ -114,7 +115,7 @@ async fn the_real_binaries_chat_through_cargo_lambda_watch_and_dynalite() {
     bob.close(Some(1000)).await;
     let bob_id = UserId::parse("bob").unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !store.connections_of(&bob_id, chat_local_gateway::events::now_ms()).await.unwrap().is_empty() {
+    while !store.connections_of(&bob_id, now_ms()).await.unwrap().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "$disconnect deleted bob's record in dynalite");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -124,14 +125,7 @@ async fn the_real_binaries_chat_through_cargo_lambda_watch_and_dynalite() {
         json!({"senderId": "alice", "body": "hello from a real Lambda binary", "destinationUserId": "bob"})
     );
     assert_eq!(pong, json!({"message": "🏓 pong"}));
-    assert_eq!(
-        store
-            .connections_of(&UserId::parse("alice").unwrap(), chat_local_gateway::events::now_ms())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(store.connections_of(&UserId::parse("alice").unwrap(), now_ms()).await.unwrap().len(), 1);
     alice.close(Some(1000)).await;
     gateway.shutdown().await.unwrap();
     stop(watch).await;
@@ -191,16 +185,9 @@ async fn token_mode_runs_the_real_authorizer_binary_against_the_issuers_jwks() {
         alice.receive_message().await,
         json!({"senderId": "bob", "body": "verified hello", "destinationUserId": "alice"})
     );
+    assert_eq!(store.connections_of(&UserId::parse("alice").unwrap(), now_ms()).await.unwrap().len(), 1);
     assert_eq!(
-        store
-            .connections_of(&UserId::parse("alice").unwrap(), chat_local_gateway::events::now_ms())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        store.connections_of(&UserId::parse("bob").unwrap(), chat_local_gateway::events::now_ms()).await.unwrap().len(),
+        store.connections_of(&UserId::parse("bob").unwrap(), now_ms()).await.unwrap().len(),
         1,
         "bob's own tab only"
     );
@@ -209,13 +196,7 @@ async fn token_mode_runs_the_real_authorizer_binary_against_the_issuers_jwks() {
         chat_testing::issuer::Signer::rsa("rsa-1").sign(&chat_testing::issuer::id_claims(issuer.issuer(), "mallory"));
     let refused = Client::try_connect(&format!("{}?token={forged}", gateway.url())).await.err().expect("refused");
     assert_eq!(crate::support::refused_status(refused), 403);
-    assert!(
-        store
-            .connections_of(&UserId::parse("mallory").unwrap(), chat_local_gateway::events::now_ms())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.connections_of(&UserId::parse("mallory").unwrap(), now_ms()).await.unwrap().is_empty());
     assert_eq!(issuer.fetches(), 1, "the warm authorizer fetched the JWKS once");
 
     alice.close(Some(1000)).await;
@@ -287,7 +268,7 @@ async fn a_burst_of_300_room_messages_is_stored_once_and_delivered_and_the_next_
     let mut stored = Vec::new();
     let mut cursor = Cursor::After(0);
     loop {
-        let page = store.history(&lobby, cursor, 100, chat_local_gateway::events::now_ms()).await.unwrap();
+        let page = store.history(&lobby, cursor, 100, now_ms()).await.unwrap();
         stored.extend(page.messages.iter().map(|message| (message.seq, message.body.clone())));
         match (page.has_more, page.messages.last()) {
             (true, Some(last)) => cursor = Cursor::After(last.seq),

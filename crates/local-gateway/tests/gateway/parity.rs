@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::auth::{METHOD_ARN, allow};
 use crate::support::{
-    Client, Reply, all_ok, connection_of, gateway, gateway_with_lambda, management, settings, token_mode,
+    Client, LambdaApi, Reply, all_ok, connection_of, gateway, gateway_with_lambda, management, settings, token_mode,
 };
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use chat_local_gateway::serve;
@@ -86,17 +86,21 @@ async fn ping_frames_alone_do_not_keep_a_connection_open() {
     assert_eq!(client.closed_with().await, 1001);
 }
 
+/// A gateway in token mode whose authorizer allows every connection, as alice.
+async fn behind_an_allowing_authorizer(issuer: &chat_testing::Issuer) -> (chat_local_gateway::Running, LambdaApi) {
+    let behaviour = Arc::new(|function: &str, _: &Value| match function {
+        "AuthorizerFunction" => Reply::Json(allow("alice", METHOD_ARN)),
+        _ => Reply::Status(200),
+    });
+    gateway_with_lambda(behaviour, |settings| settings.parameter_overrides = token_mode(issuer)).await
+}
+
 #[tokio::test]
 async fn header_names_reach_connect_and_the_authorizer_as_the_client_spelled_them() {
     // serverless-offline#753 (an AWS event with `x-api-key`), sst#3327 ("AWS does not lowercase
     // header names").
     let issuer = chat_testing::Issuer::start().await;
-    let behaviour = Arc::new(|function: &str, _: &Value| match function {
-        "AuthorizerFunction" => Reply::Json(allow("alice", METHOD_ARN)),
-        _ => Reply::Status(200),
-    });
-    let (gateway, lambda) =
-        gateway_with_lambda(behaviour, |settings| settings.parameter_overrides = token_mode(&issuer)).await;
+    let (gateway, lambda) = behind_an_allowing_authorizer(&issuer).await;
 
     let response = http(
         gateway.address(),
@@ -127,12 +131,7 @@ async fn header_names_reach_connect_and_the_authorizer_as_the_client_spelled_the
 async fn only_the_authorizers_event_carries_connection_content_length_and_upgrade() {
     // localstack/localstack#7191 (events captured on AWS); the developer guide's example input.
     let issuer = chat_testing::Issuer::start().await;
-    let behaviour = Arc::new(|function: &str, _: &Value| match function {
-        "AuthorizerFunction" => Reply::Json(allow("alice", METHOD_ARN)),
-        _ => Reply::Status(200),
-    });
-    let (gateway, lambda) =
-        gateway_with_lambda(behaviour, |settings| settings.parameter_overrides = token_mode(&issuer)).await;
+    let (gateway, lambda) = behind_an_allowing_authorizer(&issuer).await;
 
     let response = http(gateway.address(), &upgrade_request("/dev?token=t", "")).await;
 
