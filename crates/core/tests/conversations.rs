@@ -507,7 +507,7 @@ async fn connections_whose_disconnect_never_came_do_not_count_toward_the_limit_o
 }
 
 #[tokio::test]
-async fn claims_written_before_sha256_are_still_recognised_for_their_24_hours() {
+async fn claims_are_read_by_the_previous_version_and_its_claims_by_this_one() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let dynalite = Dynalite::start();
     let store = dynalite.create_table(dynalite::TABLE).await;
@@ -519,17 +519,18 @@ async fn claims_written_before_sha256_are_still_recognised_for_their_24_hours() 
         let key = format!("k#alice#{id}#d#alice#bob");
         [("conversation".to_owned(), AttributeValue::S(key)), ("seq".to_owned(), AttributeValue::N("0".into()))]
     };
-    // A stored message whose claim the previous version wrote (its body's FNV-1a)...
+    // A claim this version writes carries the FNV-1a the previous version compares, beside its
+    // SHA-256, so either version recognises a repeat during a deployment or after a rollback.
     assert_eq!(send(&store, &messenger, "a1", &frame("stored")).await, 200);
     let legacy = AttributeValue::S(fnv1a("once"));
     let client = dynalite.client();
+    let written = client.get_item().table_name(dynalite::MESSAGES_TABLE).set_key(Some(claim("stored").into()));
+    let written = written.send().await.unwrap().item.unwrap();
+    assert_eq!(written.get("bodyHash"), Some(&legacy));
+    assert!(written.get("bodySha256").is_some_and(|hash| hash.as_s().is_ok_and(|hash| hash.len() == 64)));
+    // Made into a stored message whose claim the previous version wrote (its FNV-1a alone)...
     let update = client.update_item().table_name(dynalite::MESSAGES_TABLE).set_key(Some(claim("stored").into()));
-    update
-        .update_expression("SET bodyHash = :h")
-        .expression_attribute_values(":h", legacy.clone())
-        .send()
-        .await
-        .unwrap();
+    update.update_expression("REMOVE bodySha256").send().await.unwrap();
     // ...and a claim of the previous version's still being stored.
     let sent_at = events::message_after(Route::SendMessage, "a1", "", 60).request_context.request_time_epoch;
     let mut pending: std::collections::HashMap<_, _> = claim("pending").into();

@@ -296,7 +296,7 @@ async fn an_acknowledgement_that_cannot_be_posted_is_counted_beside_the_deliveri
     assert_eq!(handled.status(), 200);
     assert_eq!(chat.messenger.messages_to("bob-1").len(), 1);
     let metrics = &handled.metrics;
-    assert_eq!((metrics.messages_delivered, metrics.posts_failed, metrics.posts_throttled), (2, 1, 0));
+    assert_eq!((metrics.messages_delivered, metrics.posts_failed, metrics.posts_throttled), (2, 1, 1));
 }
 
 #[tokio::test]

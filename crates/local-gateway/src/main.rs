@@ -29,8 +29,10 @@ struct Args {
     /// Close a connection after this many seconds without data frames.
     #[arg(long, default_value_t = Settings::default().idle_timeout.as_secs())]
     idle_timeout_secs: u64,
-    /// Close every connection after this many seconds.
-    #[arg(long, default_value_t = Settings::default().max_duration.as_secs())]
+    /// Close every connection after this many seconds: at most API Gateway's 2 hours, which the
+    /// records' expiry assumes (a connection past it would stop receiving messages).
+    #[arg(long, default_value_t = Settings::default().max_duration.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=chat_core::limits::MAX_CONNECTION_DURATION.as_secs()))]
     max_duration_secs: u64,
     /// Close a connection whose client has not taken a frame for this many seconds.
     #[arg(long, default_value_t = Settings::default().write_timeout.as_secs())]

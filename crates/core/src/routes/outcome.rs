@@ -170,7 +170,7 @@ pub async fn conclude(
 
 /// Posts `answer` to the sender, with the request's `clientRequestId`; whether it arrived
 /// (nothing to post counts as arrived). A failure is logged, as there is nobody else to tell,
-/// and counted as a failed post. Handlers that must answer before they finish (`sendMessage`'s
+/// and counted as a failed post (and a throttled one when answered 429). Handlers that must answer before they finish (`sendMessage`'s
 /// acknowledgement, before its fan-out) call it themselves and then reply [`Reply::Done`].
 pub(crate) async fn post(
     request: &Request,
@@ -181,7 +181,10 @@ pub(crate) async fn post(
     let Some(messenger) = messenger else { return true };
     let posted: Result<(), Box<dyn Error + Send + Sync>> =
         match protocol::answer_bytes(answer, request.client_request_id.as_ref()) {
-            Ok(data) => messenger.post(&request.endpoint, &request.connection_id, &data).await.map_err(Into::into),
+            Ok(data) => messenger.post(&request.endpoint, &request.connection_id, &data).await.map_err(|error| {
+                metrics.posts_throttled += u64::from(error.is_throttled());
+                error.into()
+            }),
             Err(error) => Err(error.into()),
         };
     if let Err(error) = &posted {

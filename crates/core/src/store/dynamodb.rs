@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 
 use super::schema::{
-    BODY, BODY_HASH, CLAIMED_AT, CONNECTED_AT, CONNECTION_ID, CONVERSATION, ENTRY, EXPIRES_AT, LAST_BODY,
+    BODY, BODY_HASH, BODY_SHA256, CLAIMED_AT, CONNECTED_AT, CONNECTION_ID, CONVERSATION, ENTRY, EXPIRES_AT, LAST_BODY,
     LAST_SENDER_ID, LAST_SENT_AT, LAST_SEQ, MESSAGE_SEQ, REQUEST_KEY, ROOM_ID, ROOMS, SENDER_ID, SENT_AT, SEQ, USER_ID,
 };
 use super::{
@@ -832,7 +832,8 @@ impl DynamoDbStore {
             .table_name(table)
             .item(CONVERSATION, string(&claim.key))
             .item(SEQ, number(0))
-            .item(BODY_HASH, string(&super::messages::body_hash(claim.body)))
+            .item(BODY_SHA256, string(&super::messages::body_hash(claim.body)))
+            .item(BODY_HASH, string(&super::messages::legacy_body_hash(claim.body)))
             .item(CLAIMED_AT, number(claim.sent_at))
             .item(LAST_SEQ, number(latest))
             .item(EXPIRES_AT, number(lapses))
@@ -863,7 +864,8 @@ impl DynamoDbStore {
                 .unwrap_or_default();
             let text = |name: &str| item.get(name).and_then(|value| value.as_s().ok()).cloned().unwrap_or_default();
             let at = |name: &'static str| read_number(&item, name, &claim.key);
-            if !super::messages::hash_matches(&text(BODY_HASH), claim.body) {
+            let sha256 = item.get(BODY_SHA256).and_then(|value| value.as_s().ok());
+            if !super::messages::claim_matches(sha256.map(String::as_str), &text(BODY_HASH), claim.body) {
                 return Ok(Claimed::Answered(Appended::DifferentBody));
             }
             if item.contains_key(MESSAGE_SEQ) {

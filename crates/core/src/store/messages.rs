@@ -156,16 +156,23 @@ pub(crate) fn body_hash(body: &str) -> String {
     })
 }
 
-/// Whether a claim's hash was made for `body`: a SHA-256 ([`body_hash`]), or the 64-bit FNV-1a
-/// (16 hex digits) of claims written before it, which live for [`IDEMPOTENCY_WINDOW`]. Only a
-/// claim whose message is not stored yet is judged by its hash; a stored message's body is
-/// compared itself.
-pub(crate) fn hash_matches(hash: &str, body: &str) -> bool {
-    if hash.len() == 16 {
-        let legacy = body
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
-        return hash == format!("{legacy:016x}");
+/// The 64-bit FNV-1a of a body, as hex: what claims carried before [`body_hash`], and still
+/// carry for the previous version to read. Two bodies that share it can be found with about
+/// 2^32 hashes, so it decides nothing on a claim that has a SHA-256.
+pub(crate) fn legacy_body_hash(body: &str) -> String {
+    let hash = body
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+/// Whether a claim was made for `body`: by its SHA-256 when it has one, else (a claim the
+/// previous version wrote, which lives for [`IDEMPOTENCY_WINDOW`]) by its FNV-1a. Only a claim
+/// whose message is not stored yet is judged by a hash; a stored message's body is compared
+/// itself.
+pub(crate) fn claim_matches(sha256: Option<&str>, fnv: &str, body: &str) -> bool {
+    match sha256 {
+        Some(sha256) => sha256 == body_hash(body),
+        None => fnv == legacy_body_hash(body),
     }
-    hash == body_hash(body)
 }

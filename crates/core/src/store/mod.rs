@@ -63,8 +63,13 @@ pub mod schema {
     pub const SENT_AT: &str = "sentAt";
     /// On a message sent with a `clientRequestId`: the key of its claim.
     pub const REQUEST_KEY: &str = "requestKey";
-    /// On a claim: the hash of the body it was made for.
+    /// On a claim: the 64-bit FNV-1a of the body it was made for, as hex. The previous version
+    /// compares only this, so claims carry it for as long as that version may run beside this
+    /// one (a deployment, a rollback); this version trusts it only on claims without
+    /// [`BODY_SHA256`], which the previous version wrote.
     pub const BODY_HASH: &str = "bodyHash";
+    /// On a claim: the SHA-256 of the body it was made for, as hex.
+    pub const BODY_SHA256: &str = "bodySha256";
     /// On a claim: when it was made (or taken over), epoch milliseconds.
     pub const CLAIMED_AT: &str = "claimedAt";
     /// On a claim, once its message is stored: the message's seq.
@@ -151,7 +156,8 @@ pub trait ConnectionStore: Send + Sync {
     /// Forgets the user's entry for a connection found to have no record any more (its
     /// `$disconnect` deleted the record, then failed before the entry), which
     /// [`ConnectionStore::remove_if_opened_by`] cannot reach. Forgetting an entry that is not
-    /// there succeeds.
+    /// there succeeds. API Gateway never reuses a connection id, so a record found missing does
+    /// not come back between that read and this call.
     async fn forget_entry(&self, user_id: &UserId, connection_id: &str) -> Result<(), StoreError>;
 }
 
