@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::support::browser::{Browser, Page};
+use crate::support::proxy::Proxy;
 use crate::support::{Client, WAIT, connection_of, management, settings};
 use chat_core::protocol::{ErrorCode, RoomId, UserId};
 use chat_core::store::{ConnectionStore, Conversation, Cursor, MessageStore, RoomStore};
@@ -179,8 +180,10 @@ async fn a_message_to_an_offline_user_is_kept_and_one_too_large_for_a_frame_is_s
 #[tokio::test]
 async fn after_the_gateway_closes_it_the_page_reconnects_and_fetches_what_it_missed_without_rejoining() {
     let gateway = gateway_with_page().await;
+    let proxy = Proxy::start(gateway.address()).await;
     let browser = Browser::start().await;
-    let alice = signed_in(&browser, &gateway, "alice").await;
+    let alice = browser.open(&proxy.page_url(&gateway, 60, 10)).await;
+    alice.sign_in("alice").await;
     alice.join("lobby").await;
     let mut bob = Client::connect(&gateway, "bob").await;
     bob.send_json(serde_json::json!({"action": "joinRoom", "roomId": "lobby"})).await;
@@ -189,10 +192,17 @@ async fn after_the_gateway_closes_it_the_page_reconnects_and_fetches_what_it_mis
     alice.wait_for_text("#messages", "before the drop").await;
     let first = connection_of(&gateway, "alice").await;
 
-    // The gateway closes alice's connection; while she is away, bob posts to the room.
+    // The gateway closes alice's connection; while she is away (her reconnects refused by the
+    // network until bob's message is stored), bob posts to the room.
+    alice.record_states().await;
+    proxy.set_refusing(true);
     management(&gateway).delete_connection().connection_id(&first).send().await.expect("deleted");
-    alice.wait_for_state("reconnecting").await;
-    bob.send_json(serde_json::json!({"action": "sendMessage", "roomId": "lobby", "body": "while you were away"})).await;
+    alice.wait_until_seen("reconnecting").await;
+    let away = serde_json::json!({"action": "sendMessage", "roomId": "lobby", "body": "while you were away", "clientRequestId": "away"});
+    bob.send_json(away).await;
+    let ack = bob.receive().await;
+    assert_eq!((&ack["type"], &ack["seq"]), (&"ack".into(), &2.into()), "stored while alice was away: {ack}");
+    proxy.set_refusing(false);
     alice.wait_for_state("connected").await;
 
     // The server resumed her room on the new connection; the page fetched what it missed.
@@ -217,19 +227,24 @@ async fn after_the_gateway_closes_it_the_page_reconnects_and_fetches_what_it_mis
 #[tokio::test]
 async fn a_reconnect_the_gateway_refuses_stops_and_says_so_instead_of_retrying() {
     let gateway = gateway_with_page().await;
+    let proxy = Proxy::start(gateway.address()).await;
     let browser = Browser::start().await;
-    let alice = signed_in(&browser, &gateway, "alice").await;
+    let alice = browser.open(&proxy.page_url(&gateway, 60, 10)).await;
+    alice.sign_in("alice").await;
     let page_connection = connection_of(&gateway, "alice").await;
     let mut tabs = Vec::new();
     for _ in 1..chat_core::limits::MAX_CONNECTIONS_PER_USER {
         tabs.push(Client::connect(&gateway, "alice").await);
     }
 
-    // The page drops; before its first retry (at least half a second away) another tab takes
-    // its place, so the gateway refuses the reconnect (429, too many connections).
+    // The page drops; while the network refuses its retries, another tab takes its place, so
+    // the gateway refuses the reconnect once the network is back (429, too many connections).
+    alice.record_states().await;
+    proxy.set_refusing(true);
     management(&gateway).delete_connection().connection_id(&page_connection).send().await.expect("deleted");
-    alice.wait_for_state("reconnecting").await;
+    alice.wait_until_seen("reconnecting").await;
     tabs.push(Client::connect(&gateway, "alice").await);
+    proxy.set_refusing(false);
 
     let refused = alice.wait_for_state("refused").await;
     assert!(refused.contains("refused this connection"), "{refused}");

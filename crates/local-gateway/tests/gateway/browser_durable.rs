@@ -25,20 +25,6 @@ async fn gateway_and_proxy() -> (Running, Proxy) {
     (gateway, proxy)
 }
 
-/// The page, served by the gateway, connecting through the proxy, with a keep-alive after
-/// `keep_alive` seconds of sending nothing and `timeout` seconds to wait for any answer.
-fn page_url(gateway: &Running, proxy: &Proxy, keep_alive: u32, timeout: u32) -> String {
-    format!(
-        "{}?url={}&keepAlive={keep_alive}&timeout={timeout}",
-        gateway.page_url().unwrap(),
-        urlencode(&proxy.url("dev"))
-    )
-}
-
-fn urlencode(text: &str) -> String {
-    text.replace(':', "%3A").replace('/', "%2F")
-}
-
 async fn signed_in(browser: &Browser, url: &str, user: &str) -> Page {
     let page = browser.open(url).await;
     page.sign_in(user).await;
@@ -84,7 +70,7 @@ async fn send_many(client: &mut Client, to: serde_json::Value, prefix: &str, cou
 async fn after_a_reload_the_page_shows_the_latest_page_scrolls_back_to_the_first_message_and_counts_unread() {
     let (gateway, proxy) = gateway_and_proxy().await;
     let browser = Browser::start().await;
-    let url = page_url(&gateway, &proxy, 60, 10);
+    let url = proxy.page_url(&gateway, 60, 10);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
     let mut alice = Client::connect(&gateway, "alice").await;
@@ -119,7 +105,7 @@ async fn after_a_reload_the_page_shows_the_latest_page_scrolls_back_to_the_first
 async fn bob_signs_in_after_an_absence_and_sees_what_he_missed_as_unread() {
     let (gateway, proxy) = gateway_and_proxy().await;
     let browser = Browser::start().await;
-    let url = page_url(&gateway, &proxy, 60, 10);
+    let url = proxy.page_url(&gateway, 60, 10);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
     let mut alice = Client::connect(&gateway, "alice").await;
@@ -166,7 +152,7 @@ async fn bob_signs_in_after_an_absence_and_sees_what_he_missed_as_unread() {
 async fn messages_typed_while_cut_off_survive_a_reload_and_are_delivered_once() {
     let (gateway, proxy) = gateway_and_proxy().await;
     let browser = Browser::start().await;
-    let url = page_url(&gateway, &proxy, 60, 3);
+    let url = proxy.page_url(&gateway, 60, 3);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
     let mut alice = Client::connect(&gateway, "alice").await;
@@ -219,7 +205,7 @@ async fn messages_typed_while_cut_off_survive_a_reload_and_are_delivered_once() 
 async fn a_conversation_read_while_the_connection_was_dead_is_marked_read_after_the_reconnect() {
     let (gateway, proxy) = gateway_and_proxy().await;
     let browser = Browser::start().await;
-    let url = page_url(&gateway, &proxy, 60, 3);
+    let url = proxy.page_url(&gateway, 60, 3);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
     let mut alice = Client::connect(&gateway, "alice").await;
@@ -258,7 +244,7 @@ async fn a_dead_connection_is_noticed_by_the_keep_alive_and_nothing_sent_meanwhi
     let (gateway, proxy) = gateway_and_proxy().await;
     let browser = Browser::start().await;
     // A keep-alive after 1 s of sending nothing, answered within 2 s.
-    let url = page_url(&gateway, &proxy, 1, 2);
+    let url = proxy.page_url(&gateway, 1, 2);
     let bob = signed_in(&browser, &url, "bob").await;
     let mut alice = Client::connect(&gateway, "alice").await;
     send_many(&mut alice, json!({"destinationUserId": "bob"}), "before", 1).await;
@@ -268,13 +254,13 @@ async fn a_dead_connection_is_noticed_by_the_keep_alive_and_nothing_sent_meanwhi
     // Traffic stops both ways; the socket stays open at both ends.
     let links = proxy.flowing();
     assert_eq!(links.len(), 1);
+    bob.record_states().await;
     proxy.stall(links[0]);
     let stalled = Instant::now();
     send_many(&mut alice, json!({"destinationUserId": "bob"}), "during", 3).await;
 
-    bob.wait_for_state("reconnecting").await;
+    let reason = bob.wait_until_seen("reconnecting").await;
     let noticed = stalled.elapsed();
-    let reason = bob.element("#state").await.text().await.unwrap();
     assert!(reason.contains("no answer to a keep-alive"), "{reason}");
     // The page checks twice a second: a keep-alive at most 1.5 s after the last frame sent, given up
     // on at most 2.5 s later: 4 s; two seconds of slack for a machine running every test at once.
@@ -292,7 +278,7 @@ async fn a_dead_connection_is_noticed_by_the_keep_alive_and_nothing_sent_meanwhi
 async fn a_refusal_is_shown_beside_the_message_it_refuses_not_the_latest_one() {
     let (gateway, proxy) = gateway_and_proxy().await;
     let browser = Browser::start().await;
-    let url = page_url(&gateway, &proxy, 60, 3);
+    let url = proxy.page_url(&gateway, 60, 3);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
     let mut other_tab = Client::connect(&gateway, "bob").await;
@@ -336,7 +322,7 @@ async fn a_refusal_is_shown_beside_the_message_it_refuses_not_the_latest_one() {
 async fn a_message_left_in_a_closed_tabs_outbox_is_sent_once_by_another_tab() {
     let (gateway, proxy) = gateway_and_proxy().await;
     let browser = Browser::start().await;
-    let url = page_url(&gateway, &proxy, 60, 3);
+    let url = proxy.page_url(&gateway, 60, 3);
     let first_tab = signed_in(&browser, &url, "bob").await;
     let [first_link] = proxy.flowing()[..] else { panic!("one connection") };
     let second_tab = first_tab.new_window(&url).await;
@@ -374,7 +360,7 @@ async fn a_message_left_in_a_closed_tabs_outbox_is_sent_once_by_another_tab() {
 async fn an_outbox_entry_older_than_the_deduplication_window_waits_for_the_user_to_retry() {
     let (gateway, proxy) = gateway_and_proxy().await;
     let browser = Browser::start().await;
-    let url = page_url(&gateway, &proxy, 60, 10);
+    let url = proxy.page_url(&gateway, 60, 10);
     let bob = signed_in(&browser, &url, "bob").await;
     // An entry typed 25 hours ago (the page was closed since): the server may no longer
     // recognise its clientRequestId, so sending it by itself could store it twice.
@@ -447,12 +433,26 @@ const SEND_AT_RANDOM: &str = r#"
     return true;
 "#;
 
+/// What a page shows of its connection, its outbox and its messages still sending (with their
+/// conversation and text, so that a page that never settles says what it holds).
+const SETTLED: &str = r#"
+    const sending = [...document.querySelectorAll("[data-state=sending]")].map((li) => li.textContent);
+    const outbox = Object.keys(localStorage).filter((key) => key.startsWith("chat.outbox."));
+    const seen = { state: document.getElementById("state").dataset.state, outbox: outbox.length, sending: sending.length };
+    if (seen.state !== "connected" || outbox.length || sending.length) {
+      seen.words = document.getElementById("state").textContent;
+      seen.entries = outbox.map((key) => localStorage.getItem(key));
+      seen.shown = sending;
+    }
+    return seen;
+"#;
+
 #[tokio::test]
 async fn three_pages_sending_while_connections_are_cut_at_random_end_with_the_same_messages() {
     const COUNT: usize = 100;
     let (gateway, proxy) = gateway_and_proxy().await;
     let (alice_browser, bob_browser) = (Browser::start().await, Browser::start().await);
-    let url = page_url(&gateway, &proxy, 1, 2);
+    let url = proxy.page_url(&gateway, 1, 2);
     let alice = signed_in(&alice_browser, &url, "alice").await;
     alice.join("lobby").await;
     let bob = signed_in(&bob_browser, &url, "bob").await;
@@ -507,14 +507,17 @@ async fn three_pages_sending_while_connections_are_cut_at_random_end_with_the_sa
     proxy.cut_stalled();
 
     // Every page settles: connected, its outbox empty, nothing shown as sending.
+    let settled = json!({"state": "connected", "outbox": 0, "sending": 0});
     for (name, _, page) in pages {
-        until(&format!("{name}'s page settles"), Duration::from_secs(60), || async move {
-            page.run("return document.getElementById('state').dataset.state;", vec![]).await == json!("connected")
-                && page.outbox_len().await == 0
-                && page.run("return document.querySelectorAll('[data-state=sending]').length;", vec![]).await
-                    == json!(0)
-        })
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let seen = page.run(SETTLED, vec![]).await;
+            if seen == settled {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}'s page never settled within 60 s: {seen}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     // What each page sent, by conversation.

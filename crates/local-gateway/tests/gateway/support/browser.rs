@@ -177,6 +177,32 @@ impl Page {
         self.element(&css).await.text().await.expect("state text")
     }
 
+    /// Records from now on every connection state the page passes through and its words, so that
+    /// a state lasting less than one poll (a first retry is half a second away) is still seen by
+    /// [`Page::wait_until_seen`]. (A mutation observer runs once the page's code has set both.)
+    pub async fn record_states(&self) {
+        let script = "const line = document.getElementById('state');
+                      const note = () => window.statesSeen.push([line.dataset.state, line.textContent]);
+                      window.statesSeen = [];
+                      note();
+                      new MutationObserver(note).observe(line, { attributes: true, attributeFilter: ['data-state'] });";
+        self.run(script, vec![]).await;
+    }
+
+    /// Waits until the page has been in `state` since [`Page::record_states`]; returns its words then.
+    pub async fn wait_until_seen(&self, state: &str) -> String {
+        let deadline = tokio::time::Instant::now() + PAGE_WAIT;
+        loop {
+            let seen = self.run("return window.statesSeen;", vec![]).await;
+            let seen: Vec<(String, String)> = serde_json::from_value(seen).expect("record_states was called first");
+            if let Some((_, words)) = seen.iter().find(|(name, _)| name == state) {
+                return words.clone();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the page never was {state:?}; it was {seen:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Signs in in demo mode and waits until connected.
     pub async fn sign_in(&self, user: &str) {
         self.type_into("#user-id", user).await;

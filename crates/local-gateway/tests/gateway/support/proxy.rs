@@ -84,6 +84,19 @@ impl Proxy {
         }
     }
 
+    /// Refuses new connections (closed at once, as a network that is down) or accepts them again,
+    /// leaving the open ones as they are: a reconnect then waits for the test, not for a race.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.down.store(refusing, Ordering::SeqCst);
+    }
+
+    /// The page `gateway` serves, connecting through this proxy, with a keep-alive after
+    /// `keep_alive` seconds of sending nothing and `timeout` seconds to wait for any answer.
+    pub fn page_url(&self, gateway: &chat_local_gateway::Running, keep_alive: u32, timeout: u32) -> String {
+        let url = self.url("dev").replace(':', "%3A").replace('/', "%2F");
+        format!("{}?url={url}&keepAlive={keep_alive}&timeout={timeout}", gateway.page_url().unwrap())
+    }
+
     /// `ws://{proxy}/{stage}`.
     pub fn url(&self, stage: &str) -> String {
         format!("ws://{}/{stage}", self.address)
