@@ -47,7 +47,7 @@ ifeq ($(AUTH),1)
 LOCAL_ENV += AUTH_ISSUER=$(ISSUER) AUTH_AUDIENCE=chat-local
 endif
 
-.PHONY: help tools template-mutations asyncapi browser screenshot dev dev-auth token dev-lambda test lint build bench bench-smoke deploy watch dynalite fan-out clean
+.PHONY: help tools template-mutations asyncapi browser screenshot dev dev-auth token dev-lambda test test-fast lint build bench bench-smoke deploy watch dynalite fan-out clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ dev-lambda: ## The local gateway in front of `make watch` (the real binaries, on
 test: tools browser lint ## Lint everything, then run every test (dynalite and Chromium are started by the tests)
 	cargo test --workspace --all-targets
 
+test-fast: ## The inner loop, in under a minute once built: the core crate's tests on the in-memory store (no lint, no dynalite, no browser; make test runs everything)
+	cargo test -p chat-core --all-targets -- --skip dynamodb
+
 # The web page's tests drive Debian's Chromium through chromedriver. System packages, so apt-get:
 # as root it installs them; otherwise it stops with the command to run.
 browser: ## Install Chromium and chromedriver for the browser tests (Debian: apt-get install chromium chromium-driver)
@@ -104,7 +107,7 @@ browser: ## Install Chromium and chromedriver for the browser tests (Debian: apt
 screenshot: browser ## Retake docs/chat.png: the browser test's screenshot of a real conversation
 	CHAT_SCREENSHOT=docs/chat.png cargo test -p chat-local-gateway --test gateway browser::alice_and_bob
 
-template-mutations: tools ## Apply each known misconfiguration (tools/template/mutations.yaml) to template.yaml, check each is caught, rewrite the README's table
+template-mutations: tools ## Apply each known misconfiguration (tools/template/mutations.yaml) to template.yaml, check each is caught, rewrite docs/deploy.md's table
 	cargo run --quiet -p chat-testing --bin template-mutations -- --write
 
 asyncapi: ## Regenerate docs/asyncapi.yaml, the protocol's AsyncAPI 3.0 document, from the Rust types

@@ -1,10 +1,13 @@
-//! The WebSocket chat's core: route logic, the connection store, the messenger and the wire protocol.
+//! The WebSocket chat's core: route logic, the stores, the messenger, the fan-out queue and the
+//! wire protocol.
 //!
-//! The six route Lambda binaries, the authorizer and the local gateway are thin shells around
-//! [`routes`]: each route is a plain async function of a [`routes::Request`] and the
-//! dependencies it needs, the [`store::ConnectionStore`] (DynamoDB in the cloud, memory on one
-//! machine) and the [`messenger::Messenger`] (API Gateway's @connections API). [`protocol`]
-//! defines every frame, and [`asyncapi`] publishes them as `docs/asyncapi.yaml`.
+//! The nine route Lambda binaries, the fan-out worker, the authorizer and the local gateway are
+//! thin shells around [`routes`] and [`auth`]: each route is a plain async function of a
+//! [`routes::Request`] and the dependencies it needs: the stores of [`store`] (connections, rooms,
+//! messages and users; DynamoDB in the cloud, memory on one machine), the
+//! [`messenger::Messenger`] (API Gateway's @connections API) and, for big rooms, the
+//! [`queue::FanOutQueue`] (SQS). [`protocol`] defines every frame, and [`asyncapi`] publishes
+//! them as `docs/asyncapi.yaml`.
 
 pub mod asyncapi;
 pub mod auth;

@@ -1,8 +1,10 @@
 //! The wire protocol: every frame a client sends or receives, defined once.
 //!
-//! Clients send `{"action":"sendMessage","destinationUserId":"bob","body":"hi"}` and receive
-//! `{"senderId":"alice","body":"hi"}`; `$default` answers the classic `{"action":"send"}` echo;
-//! anything wrong gets an [`ErrorFrame`] with a stable [`ErrorCode`].
+//! Clients send `{"action":"sendMessage","destinationUserId":"bob","body":"hi"}` and the
+//! recipient receives `{"senderId":"alice","body":"hi","destinationUserId":"bob","seq":1,"sentAt":…}`
+//! (fields are only ever added, after the existing ones); rooms, history, `sync` and `markRead`
+//! have their requests and answers here too; `$default` answers the classic `{"action":"send"}`
+//! echo; anything wrong gets an [`ErrorFrame`] with a stable [`ErrorCode`].
 
 use std::borrow::Cow;
 
@@ -37,7 +39,7 @@ pub enum Route {
 }
 
 impl Route {
-    /// Every route, in the order the README lists them.
+    /// Every route, in the order docs/protocol.md lists them.
     pub const ALL: [Route; 9] = [
         Route::Connect,
         Route::Disconnect,
@@ -440,7 +442,7 @@ pub struct GatewayError {
 
 // The schemas of the frames clients send belong to the types that parse them: published in
 // `docs/asyncapi.yaml` (with each route's `action`), and checked against the parsers by
-// `crates/core/tests/asyncapi.rs`. The parsers read field by field, to give each mistake its
+// `crates/core/tests/suite/asyncapi.rs`. The parsers read field by field, to give each mistake its
 // own sentence; these say the same rules in JSON Schema.
 
 impl JsonSchema for SendMessage {

@@ -9,7 +9,7 @@ use chat_core::{ApiGatewayMessenger, DynamoDbStore, routes};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 // Each post allocates and frees many small buffers in the SDK's pipeline: mimalloc spends less
-// CPU on that than glibc's allocator (README, Performance).
+// CPU on that than glibc's allocator (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,5 +1,5 @@
 //! Reads the SAM `template.yaml`: the WebSocket API, its routes and the functions behind them,
-//! the functions' IAM statements and the connections table.
+//! the functions' IAM statements and environment, and the tables (by logical id).
 //!
 //! The template is the single description of the deployed system. The local gateway takes its
 //! routes from here instead of repeating them, and the tests check the code against it.

@@ -473,25 +473,6 @@ fn each_dynamodb_action_is_granted_on_only_the_table_or_index_it_uses() {
     }
 }
 
-#[test]
-fn every_file_in_the_readmes_map_of_a_frames_trip_exists() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let start = readme.find("### A frame's trip, file by file").expect("the README maps a frame's trip");
-    let table = &readme[start..];
-    let rows: Vec<&str> = table
-        .lines()
-        .skip_while(|line| !line.starts_with("| step"))
-        .skip(2)
-        .take_while(|line| line.starts_with('|'))
-        .collect();
-
-    assert!(rows.len() >= 7, "socket, authorize, route, invoke, handler, store and post at least: {rows:?}");
-    for row in rows {
-        let file = row.rsplit('|').nth(1).unwrap().trim().trim_matches('`');
-        assert!(root().join(file).is_file(), "the README names {file}, which does not exist");
-    }
-}
-
 /// The worker's DynamoDB grants: what posting a page takes (removing a gone connection, and a
 /// gone member's orphaned membership), as for sendMessage's own posts.
 fn worker_grants_needed() -> BTreeSet<(String, String)> {

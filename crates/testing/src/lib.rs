@@ -12,12 +12,14 @@ pub mod events;
 pub mod faults;
 pub mod issuer;
 pub mod logs;
+pub mod poll;
 pub mod recording;
 pub mod sqs;
 
 pub use chat::Chat;
 pub use dynalite::Dynalite;
 pub use issuer::Issuer;
+pub use poll::until;
 pub use recording::RecordingMessenger;
 
 use std::path::PathBuf;
@@ -77,4 +79,60 @@ pub async fn members_of(store: &(impl chat_core::store::RoomStore + ?Sized), roo
     }
     ids.sort();
     ids
+}
+
+/// Runs store behaviours on both stores. Each `case` is an `async fn case(store: &S)` of the
+/// calling module, generic over the store traits; the macro makes a module of tests on a fresh
+/// [`chat_core::store::MemoryStore`] each, and one on fresh tables of the test binary's shared
+/// dynalite each ([`dynalite::tables`]), reading `page_size` items per Query page when given (small
+/// pages make every lookup of more than a few items read several, as DynamoDB's 1 MB pages do at
+/// scale).
+///
+/// ```ignore
+/// chat_testing::on_both_stores!(case_one, case_two);                     // mod memory, mod dynamodb
+/// chat_testing::on_both_stores!(page_size = 7; case_one, case_two);
+/// chat_testing::on_both_stores!(@ forced_memory, forced_dynamodb, page_size = 3; case_three);
+/// ```
+#[macro_export]
+macro_rules! on_both_stores {
+    (@ $memory:ident, $dynamodb:ident, page_size = $page:expr; $($case:ident),* $(,)?) => {
+        $crate::on_both_stores!(@@ $memory, $dynamodb, Some($page); $($case),*);
+    };
+    (@ $memory:ident, $dynamodb:ident; $($case:ident),* $(,)?) => {
+        $crate::on_both_stores!(@@ $memory, $dynamodb, None; $($case),*);
+    };
+    (page_size = $page:expr; $($case:ident),* $(,)?) => {
+        $crate::on_both_stores!(@@ memory, dynamodb, Some($page); $($case),*);
+    };
+    (@@ $memory:ident, $dynamodb:ident, $page:expr; $($case:ident),*) => {
+        mod $memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(&chat_core::store::MemoryStore::new()).await;
+                }
+            )*
+        }
+
+        mod $dynamodb {
+            // The page size may name a constant of the calling module.
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let store = $crate::dynalite::tables().await.store;
+                    let page: Option<i32> = $page;
+                    let store = match page {
+                        Some(items) => store.with_page_size(items),
+                        None => store,
+                    };
+                    super::$case(&store).await;
+                }
+            )*
+        }
+    };
+    ($($case:ident),* $(,)?) => {
+        $crate::on_both_stores!(@@ memory, dynamodb, None; $($case),*);
+    };
 }

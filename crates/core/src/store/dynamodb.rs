@@ -4,11 +4,13 @@
 //!
 //! Connections: a PutItem of the record and one of the user's `c#` entry; DeleteItems
 //! (conditional on `connectedAt` for gone connections); GetItem; and a strongly consistent
-//! Query of the user's `c#` entries. A connection's record lists its rooms, so deleting it
+//! Query of the user's `c#` entries, filtered on `expiresAt` (TTL deletes late). A connection's record lists its rooms, so deleting it
 //! returns them (`ALL_OLD`) and their memberships are deleted in batches of 25. Memberships: an
 //! UpdateItem on the record and a PutItem (join), a DeleteItem and an UpdateItem (leave), and one
 //! strongly consistent Query per page of members. Users: GetItem, PutItem, UpdateItem, DeleteItem
-//! and Query on their partition; `sync` also reads rooms' heads with BatchGetItem. Every read is
+//! and Query on their partition; `sync` also reads rooms' heads with BatchGetItem. Messages: a
+//! conditional PutItem per message, its conversation's head raised with an UpdateItem, and a
+//! `clientRequestId`'s claim (a conditional PutItem, completed with an UpdateItem). Every read is
 //! strongly consistent; nothing scans.
 
 use std::collections::{BTreeSet, HashMap};

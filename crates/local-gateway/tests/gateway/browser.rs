@@ -20,12 +20,8 @@ async fn gateway_with_page() -> Running {
 }
 
 /// Polls `check` (a look at the gateway's store) until it holds; fails saying `what` after [`WAIT`].
-async fn until<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "never happened within {WAIT:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn until<F: std::future::Future<Output = bool>>(what: &str, check: impl FnMut() -> F) {
+    chat_testing::until(what, WAIT, check).await;
 }
 
 /// A browser window on the page `gateway` serves, signed in as `user` (demo mode).
@@ -38,7 +34,7 @@ async fn signed_in(browser: &Browser, gateway: &Running, user: &str) -> Page {
 #[tokio::test]
 async fn the_gateway_redirects_to_the_page_with_its_own_websocket_url() {
     let gateway = gateway_with_page().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let page = browser.open(&gateway.page_url().unwrap()).await;
 
     let url = page.url().await;
@@ -51,7 +47,7 @@ async fn the_gateway_redirects_to_the_page_with_its_own_websocket_url() {
 #[tokio::test]
 async fn alice_and_bob_exchange_direct_messages_in_two_browsers() {
     let gateway = gateway_with_page().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let alice = signed_in(&browser, &gateway, "alice").await;
     let bob = signed_in(&browser, &gateway, "bob").await;
 
@@ -107,7 +103,7 @@ async fn screenshot(page: &Page) {
 #[tokio::test]
 async fn three_pages_in_a_room_hear_each_other_once() {
     let gateway = gateway_with_page().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let mut pages = Vec::new();
     for user in ["alice", "bob", "carol"] {
         let page = signed_in(&browser, &gateway, user).await;
@@ -143,7 +139,7 @@ async fn three_pages_in_a_room_hear_each_other_once() {
 #[tokio::test]
 async fn a_message_to_an_offline_user_is_kept_and_one_too_large_for_a_frame_is_stopped_in_the_page() {
     let gateway = gateway_with_page().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let alice = signed_in(&browser, &gateway, "alice").await;
 
     alice.message_user("nobody").await;
@@ -181,7 +177,7 @@ async fn a_message_to_an_offline_user_is_kept_and_one_too_large_for_a_frame_is_s
 async fn after_the_gateway_closes_it_the_page_reconnects_and_fetches_what_it_missed_without_rejoining() {
     let gateway = gateway_with_page().await;
     let proxy = Proxy::start(gateway.address()).await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let alice = browser.open(&proxy.page_url(&gateway, 60, 10)).await;
     alice.sign_in("alice").await;
     alice.join("lobby").await;
@@ -228,7 +224,7 @@ async fn after_the_gateway_closes_it_the_page_reconnects_and_fetches_what_it_mis
 async fn a_reconnect_the_gateway_refuses_stops_and_says_so_instead_of_retrying() {
     let gateway = gateway_with_page().await;
     let proxy = Proxy::start(gateway.address()).await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let alice = browser.open(&proxy.page_url(&gateway, 60, 10)).await;
     alice.sign_in("alice").await;
     let page_connection = connection_of(&gateway, "alice").await;
@@ -265,7 +261,7 @@ async fn a_reconnect_the_gateway_refuses_stops_and_says_so_instead_of_retrying()
 #[tokio::test]
 async fn reconnect_waits_double_with_jitter_up_to_thirty_seconds() {
     let gateway = gateway_with_page().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let page = browser.open(&gateway.page_url().unwrap()).await;
 
     // The page's own module, in the browser: the wait before each retry, at both ends of the jitter.
@@ -297,7 +293,7 @@ fn the_page_has_plain_words_for_every_error_code() {
 #[tokio::test]
 async fn the_page_keeps_messages_by_seq_notices_gaps_and_keeps_the_outbox_in_order() {
     let gateway = gateway_with_page().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let page = browser.open(&gateway.page_url().unwrap()).await;
     // The page's own modules, in the browser.
     let script = r#"
@@ -363,7 +359,7 @@ async fn the_page_keeps_messages_by_seq_notices_gaps_and_keeps_the_outbox_in_ord
 }
 
 #[test]
-fn the_readme_states_the_size_of_the_pages_javascript() {
+fn the_pages_readme_states_the_size_of_its_javascript() {
     let root = chat_testing::workspace_root();
     let bytes: u64 = std::fs::read_dir(root.join("web/app"))
         .unwrap()
@@ -371,17 +367,17 @@ fn the_readme_states_the_size_of_the_pages_javascript() {
         .filter(|path| path.extension().is_some_and(|extension| extension == "js"))
         .map(|path| std::fs::metadata(path).unwrap().len())
         .sum();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root.join("web/README.md")).unwrap();
     let stated = readme.split(" KB of JavaScript").next().and_then(|before| before.rsplit('(').next()).unwrap();
-    let stated: u64 = stated.parse().unwrap_or_else(|_| panic!("the README states no size: {stated:?}"));
+    let stated: u64 = stated.parse().unwrap_or_else(|_| panic!("web/README.md states no size: {stated:?}"));
     let kb = (bytes + 500) / 1000;
-    assert!(stated.abs_diff(kb) <= 1, "the README says {stated} KB of JavaScript; web/app/*.js holds {kb} KB");
+    assert!(stated.abs_diff(kb) <= 1, "web/README.md says {stated} KB of JavaScript; web/app/*.js holds {kb} KB");
 }
 
 #[tokio::test]
 async fn api_gateways_own_frames_are_errors_to_the_page_not_pongs() {
     let gateway = gateway_with_page().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let page = browser.open(&gateway.page_url().unwrap()).await;
     let script = r#"
         const done = arguments[arguments.length - 1];
@@ -456,7 +452,7 @@ impl GatewayProcess {
 async fn token_mode_end_to_end_keeps_the_token_out_of_the_url_and_the_log() {
     let issuer = Issuer::start().await;
     let gateway = GatewayProcess::start(&issuer).await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let alice = browser.open(&gateway.page).await;
 
     // A token nobody signed is refused, and the page says so instead of retrying.

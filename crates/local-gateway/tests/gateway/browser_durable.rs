@@ -14,6 +14,7 @@ use crate::support::{Client, management, settings};
 use chat_core::protocol::UserId;
 use chat_core::store::{ConnectionStore, Conversation, Cursor, MessageStore, UserStore};
 use chat_local_gateway::{Running, serve};
+use chat_testing::until;
 use serde_json::json;
 
 /// A gateway serving the page, and a proxy in front of its WebSocket API.
@@ -31,15 +32,6 @@ async fn signed_in(browser: &Browser, url: &str, user: &str) -> Page {
     page
 }
 
-/// Polls `check` until it holds, for up to `within`.
-async fn until<F: std::future::Future<Output = bool>>(what: &str, within: Duration, check: impl Fn() -> F) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "never happened within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn stored_bodies(gateway: &Running, conversation: &Conversation) -> Vec<String> {
     let store = gateway.store().unwrap();
     let page = store.history(conversation, Cursor::Newest, 100, 0).await.unwrap();
@@ -48,6 +40,11 @@ async fn stored_bodies(gateway: &Running, conversation: &Conversation) -> Vec<St
 
 fn user(id: &str) -> UserId {
     UserId::parse(id).unwrap()
+}
+
+/// The wall clock in milliseconds since the epoch, as the page's `Date.now()` reads it.
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 /// alice (a plain client) sends `count` direct messages to `to`, numbered from `from`, and
@@ -69,7 +66,7 @@ async fn send_many(client: &mut Client, to: serde_json::Value, prefix: &str, cou
 #[tokio::test]
 async fn after_a_reload_the_page_shows_the_latest_page_scrolls_back_to_the_first_message_and_counts_unread() {
     let (gateway, proxy) = gateway_and_proxy().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let url = proxy.page_url(&gateway, 60, 10);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
@@ -104,7 +101,7 @@ async fn after_a_reload_the_page_shows_the_latest_page_scrolls_back_to_the_first
 #[tokio::test]
 async fn bob_signs_in_after_an_absence_and_sees_what_he_missed_as_unread() {
     let (gateway, proxy) = gateway_and_proxy().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let url = proxy.page_url(&gateway, 60, 10);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
@@ -151,7 +148,7 @@ async fn bob_signs_in_after_an_absence_and_sees_what_he_missed_as_unread() {
 #[tokio::test]
 async fn messages_typed_while_cut_off_survive_a_reload_and_are_delivered_once() {
     let (gateway, proxy) = gateway_and_proxy().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let url = proxy.page_url(&gateway, 60, 3);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
@@ -204,7 +201,7 @@ async fn messages_typed_while_cut_off_survive_a_reload_and_are_delivered_once() 
 #[tokio::test]
 async fn a_conversation_read_while_the_connection_was_dead_is_marked_read_after_the_reconnect() {
     let (gateway, proxy) = gateway_and_proxy().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let url = proxy.page_url(&gateway, 60, 3);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
@@ -242,7 +239,7 @@ async fn a_conversation_read_while_the_connection_was_dead_is_marked_read_after_
 #[tokio::test]
 async fn a_dead_connection_is_noticed_by_the_keep_alive_and_nothing_sent_meanwhile_is_lost() {
     let (gateway, proxy) = gateway_and_proxy().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     // A keep-alive after 1 s of sending nothing, answered within 2 s.
     let url = proxy.page_url(&gateway, 1, 2);
     let bob = signed_in(&browser, &url, "bob").await;
@@ -256,15 +253,18 @@ async fn a_dead_connection_is_noticed_by_the_keep_alive_and_nothing_sent_meanwhi
     assert_eq!(links.len(), 1);
     bob.record_states().await;
     proxy.stall(links[0]);
-    let stalled = Instant::now();
+    let stalled = epoch_ms();
     send_many(&mut alice, json!({"destinationUserId": "bob"}), "during", 3).await;
 
-    let reason = bob.wait_until_seen("reconnecting").await;
-    let noticed = stalled.elapsed();
+    // When the page gave up, by its own clock (how soon this test looks does not count).
+    let (reason, at) = bob.wait_until_seen_at("reconnecting").await;
+    let noticed = Duration::from_millis(at.saturating_sub(stalled));
     assert!(reason.contains("no answer to a keep-alive"), "{reason}");
-    // The page checks twice a second: a keep-alive at most 1.5 s after the last frame sent, given up
-    // on at most 2.5 s later: 4 s; two seconds of slack for a machine running every test at once.
-    assert!(noticed < Duration::from_secs(1 + 2 + 3), "noticed within the keep-alive and its timeout: {noticed:?}");
+    // The page checks twice a second: a keep-alive at most 1 s + 0.5 s after the last frame sent,
+    // given up on at most 2 s + 0.5 s later (the URL's keepAlive=1 and timeout=2), and one more
+    // check's half second for a timer that fires late.
+    let bound = Duration::from_millis(1_500 + 2_500 + 500);
+    assert!(noticed <= bound, "noticed within the keep-alive and its timeout: {noticed:?}");
     bob.wait_for_state("connected").await;
     bob.wait_for_text("#messages", "during 3").await;
     let bodies: Vec<String> = bob.shown().await.into_iter().map(|(_, body, _)| body).collect();
@@ -277,7 +277,7 @@ async fn a_dead_connection_is_noticed_by_the_keep_alive_and_nothing_sent_meanwhi
 #[tokio::test]
 async fn a_refusal_is_shown_beside_the_message_it_refuses_not_the_latest_one() {
     let (gateway, proxy) = gateway_and_proxy().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let url = proxy.page_url(&gateway, 60, 3);
     let bob = signed_in(&browser, &url, "bob").await;
     bob.join("lobby").await;
@@ -321,7 +321,7 @@ async fn a_refusal_is_shown_beside_the_message_it_refuses_not_the_latest_one() {
 #[tokio::test]
 async fn a_message_left_in_a_closed_tabs_outbox_is_sent_once_by_another_tab() {
     let (gateway, proxy) = gateway_and_proxy().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let url = proxy.page_url(&gateway, 60, 3);
     let first_tab = signed_in(&browser, &url, "bob").await;
     let [first_link] = proxy.flowing()[..] else { panic!("one connection") };
@@ -359,7 +359,7 @@ async fn a_message_left_in_a_closed_tabs_outbox_is_sent_once_by_another_tab() {
 #[tokio::test]
 async fn an_outbox_entry_older_than_the_deduplication_window_waits_for_the_user_to_retry() {
     let (gateway, proxy) = gateway_and_proxy().await;
-    let browser = Browser::start().await;
+    let browser = Browser::shared();
     let url = proxy.page_url(&gateway, 60, 10);
     let bob = signed_in(&browser, &url, "bob").await;
     // An entry typed 25 hours ago (the page was closed since): the server may no longer
@@ -451,7 +451,7 @@ const SETTLED: &str = r#"
 async fn three_pages_sending_while_connections_are_cut_at_random_end_with_the_same_messages() {
     const COUNT: usize = 100;
     let (gateway, proxy) = gateway_and_proxy().await;
-    let (alice_browser, bob_browser) = (Browser::start().await, Browser::start().await);
+    let (alice_browser, bob_browser) = (Browser::shared(), Browser::shared());
     let url = proxy.page_url(&gateway, 1, 2);
     let alice = signed_in(&alice_browser, &url, "alice").await;
     alice.join("lobby").await;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Client, all_ok, connection_of, eventually, gateway_with_lambda, management, refused_status, settings,
+    Client, WAIT, all_ok, connection_of, eventually, gateway_with_lambda, management, refused_status, settings,
 };
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use chat_local_gateway::serve;
@@ -173,8 +173,10 @@ async fn connections_past_the_cap_on_handshakes_that_have_all_spoken_are_closed_
 
     let mut third = TcpStream::connect(gateway.address()).await.unwrap();
     let refused_at_once = closed_by_server(&mut third, Duration::from_millis(300)).await;
-    // Once the trickling ones time out, their places are free again.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Once the trickling ones time out (the server closes them), their places are free again.
+    for stream in &mut trickling {
+        assert!(closed_by_server(stream, WAIT).await, "the header read timeout closes a trickling client");
+    }
     let mut later = Client::connect(&gateway, "later").await;
 
     assert!(refused_at_once);

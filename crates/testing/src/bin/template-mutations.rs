@@ -1,11 +1,11 @@
 //! The template mutation test: applies each known misconfiguration of
 //! `tools/template/mutations.yaml` to a copy of `template.yaml`, runs the template checks
 //! (`tools/template/check.sh`) on it and requires a finding, after requiring none on the real
-//! template. Prints what caught each, and keeps the README's table of them in step:
+//! template. Prints what caught each, and keeps the table of them in docs/deploy.md in step:
 //!
 //! ```text
-//! template-mutations           check, and fail if the README's table differs
-//! template-mutations --write   check, and rewrite the README's table
+//! template-mutations           check, and fail if docs/deploy.md's table differs
+//! template-mutations --write   check, and rewrite docs/deploy.md's table
 //! ```
 //!
 //! Exits 1 when the real template has a finding, a mutation passes, or the table is stale.
@@ -16,6 +16,8 @@ use std::process::{Command, ExitCode};
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
+/// The page whose table this keeps in step.
+const PAGE: &str = "docs/deploy.md";
 const START: &str = "<!-- template-mutations:start -->";
 const END: &str = "<!-- template-mutations:end -->";
 
@@ -85,7 +87,7 @@ fn check(root: &Path, template: &Path) -> Result<Vec<String>, String> {
     }
 }
 
-/// What caught a mutation, for the README: rule ids and names, without their messages.
+/// What caught a mutation, for docs/deploy.md: rule ids and names, without their messages.
 fn caught_by(findings: &[String]) -> String {
     let mut rules: Vec<String> = findings
         .iter()
@@ -165,19 +167,18 @@ fn run(root: &Path, write: bool) -> Result<(), String> {
         return Err(format!("the template checks let these mutations through: {}", missed.join(", ")));
     }
 
-    let readme = read("README.md")?;
-    let (Some(start), Some(end)) = (readme.find(START), readme.find(END)) else {
-        return Err(format!("README.md has no {START} … {END} section for the table"));
+    let page = read(PAGE)?;
+    let (Some(start), Some(end)) = (page.find(START), page.find(END)) else {
+        return Err(format!("{PAGE} has no {START} … {END} section for the table"));
     };
-    let current = &readme[start..end + END.len()];
+    let current = &page[start..end + END.len()];
     let wanted = table(&rows);
     if current != wanted {
         if !write {
-            return Err("README.md's table of template mutations is out of date: run make template-mutations".into());
+            return Err(format!("{PAGE}'s table of template mutations is out of date: run make template-mutations"));
         }
-        std::fs::write(root.join("README.md"), readme.replace(current, &wanted))
-            .map_err(|error| format!("README.md: {error}"))?;
-        println!("README.md: table rewritten");
+        std::fs::write(root.join(PAGE), page.replace(current, &wanted)).map_err(|error| format!("{PAGE}: {error}"))?;
+        println!("{PAGE}: table rewritten");
     }
     println!("{} mutations, each caught; template.yaml has no finding", mutations.len());
     Ok(())

@@ -1,16 +1,18 @@
 //! Real headless Chromium for the web page's tests, driven over WebDriver (`chromedriver`) with
-//! fantoccini: each [`Browser::open`] is its own browser, with its own storage, like two people's
-//! laptops; [`Page::new_window`] is another window of the same browser, sharing its storage.
+//! fantoccini, on one chromedriver per test binary: each [`Browser::open`] is its own browser, with
+//! its own storage, like two people's laptops; [`Page::new_window`] is another window of the same
+//! browser, sharing its storage.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use fantoccini::elements::Element;
 use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 use super::WAIT;
 
@@ -27,42 +29,46 @@ fn program(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no {name} on PATH: {INSTALL}"))
 }
 
-/// A chromedriver on a free port, in a process group of its own with the browsers it starts.
-pub struct Browser {
-    driver: Child,
-    url: String,
+/// The test binary's chromedriver: started on first use, on a free port, under a shell that
+/// leads a process group of its own with chromedriver and every Chromium it starts, and kills
+/// that group when its standard input closes, that is when the test binary exits, however it
+/// exits. Each [`Browser::open`] is a new session: its own Chromium with a fresh profile.
+fn driver() -> &'static str {
+    static DRIVER: OnceLock<(std::process::Child, String)> = OnceLock::new();
+    &DRIVER
+        .get_or_init(|| {
+            assert!(program("chromium").is_file());
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let shell = std::process::Command::new("sh")
+                .args(["-c", r#""$0" "$@" & cat >/dev/null; kill -KILL 0"#])
+                .arg(program("chromedriver"))
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|error| panic!("chromedriver does not start ({error}): {INSTALL}"));
+            let deadline = std::time::Instant::now() + WAIT;
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(std::time::Instant::now() < deadline, "chromedriver did not listen within {WAIT:?}: {INSTALL}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (shell, format!("http://127.0.0.1:{port}"))
+        })
+        .1
 }
 
-impl Drop for Browser {
-    /// Kills chromedriver and every Chromium it started, also when a test fails mid-way (killing
-    /// chromedriver alone would leave its browsers running).
-    fn drop(&mut self) {
-        if let Some(group) = self.driver.id() {
-            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
-        }
-    }
+/// Opens browsers on the test binary's chromedriver for one test; dropped, it ends their
+/// sessions (and so their Chromiums), also when the test fails mid-way.
+pub struct Browser {
+    url: &'static str,
+    sessions: std::sync::Mutex<Vec<String>>,
 }
 
 impl Browser {
-    pub async fn start() -> Self {
-        let chromium = program("chromium");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new(program("chromedriver"))
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|error| panic!("chromedriver does not start ({error}): {INSTALL}"));
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "chromedriver did not listen within {WAIT:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(chromium.is_file());
-        Self { driver, url }
+    pub fn shared() -> Self {
+        Self { url: driver(), sessions: Default::default() }
     }
 
     /// A new browser window (its own profile) on `url`.
@@ -77,12 +83,34 @@ impl Browser {
         let Value::Object(capabilities) = capabilities else { unreachable!() };
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
-            .connect(&self.url)
+            .connect(self.url)
             .await
             .unwrap_or_else(|error| panic!("no Chromium session ({error}): {INSTALL}"));
+        if let Ok(Some(session)) = client.session_id().await {
+            self.sessions.lock().unwrap().push(session);
+        }
         client.goto(url).await.expect("the page loads");
         let window = client.window().await.expect("a window");
         Page { client, window }
+    }
+}
+
+impl Drop for Browser {
+    /// `DELETE /session/{id}` for each session opened, over a plain socket (no runtime is at hand
+    /// in a drop); a session its test already closed answers 404, which is fine.
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let address = self.url.trim_start_matches("http://");
+        for session in self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).drain(..) {
+            let Ok(mut socket) = std::net::TcpStream::connect(address) else { continue };
+            let _ = socket.set_read_timeout(Some(WAIT));
+            let request = format!(
+                "DELETE /session/{session} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            if socket.write_all(request.as_bytes()).is_ok() {
+                let _ = socket.read_to_end(&mut Vec::new());
+            }
+        }
     }
 }
 
@@ -182,7 +210,7 @@ impl Page {
     /// [`Page::wait_until_seen`]. (A mutation observer runs once the page's code has set both.)
     pub async fn record_states(&self) {
         let script = "const line = document.getElementById('state');
-                      const note = () => window.statesSeen.push([line.dataset.state, line.textContent]);
+                      const note = () => window.statesSeen.push([line.dataset.state, line.textContent, Date.now()]);
                       window.statesSeen = [];
                       note();
                       new MutationObserver(note).observe(line, { attributes: true, attributeFilter: ['data-state'] });";
@@ -191,12 +219,18 @@ impl Page {
 
     /// Waits until the page has been in `state` since [`Page::record_states`]; returns its words then.
     pub async fn wait_until_seen(&self, state: &str) -> String {
+        self.wait_until_seen_at(state).await.0
+    }
+
+    /// As [`Page::wait_until_seen`], with the page's clock (epoch milliseconds) when it got there.
+    pub async fn wait_until_seen_at(&self, state: &str) -> (String, u64) {
         let deadline = tokio::time::Instant::now() + PAGE_WAIT;
         loop {
             let seen = self.run("return window.statesSeen;", vec![]).await;
-            let seen: Vec<(String, String)> = serde_json::from_value(seen).expect("record_states was called first");
-            if let Some((_, words)) = seen.iter().find(|(name, _)| name == state) {
-                return words.clone();
+            let seen: Vec<(String, String, u64)> =
+                serde_json::from_value(seen).expect("record_states was called first");
+            if let Some((_, words, at)) = seen.iter().find(|(name, _, _)| name == state) {
+                return (words.clone(), *at);
             }
             assert!(tokio::time::Instant::now() < deadline, "the page never was {state:?}; it was {seen:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;

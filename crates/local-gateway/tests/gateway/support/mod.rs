@@ -183,6 +183,31 @@ impl Client {
         }
     }
 
+    /// Sends `frame` every `every` until the server closes the connection; returns its close
+    /// code, or `None` when the connection is still open after `within`.
+    pub async fn closed_while_sending(&mut self, frame: Message, every: Duration, within: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut next = tokio::time::Instant::now() + every;
+        loop {
+            tokio::select! {
+                received = self.socket.next() => match received {
+                    Some(Ok(Message::Close(Some(frame)))) => return Some(frame.code.into()),
+                    Some(Ok(Message::Close(None))) => return Some(1005),
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => panic!("the connection failed instead of closing: {error}"),
+                    None => panic!("the connection ended without a close frame"),
+                },
+                () = tokio::time::sleep_until(next) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return None;
+                    }
+                    let _ = self.socket.send(frame.clone()).await;
+                    next += every;
+                }
+            }
+        }
+    }
+
     /// Closes with `code` and returns the code of the server's answering close frame, if any.
     pub async fn close_and_read_reply(mut self, code: u16) -> Option<u16> {
         let frame = CloseFrame { code: code.into(), reason: "bye".into() };
@@ -210,11 +235,7 @@ impl Client {
 
 /// Polls `condition` until it holds, for up to 5 s.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    chat_testing::until(what, WAIT, || std::future::ready(condition())).await;
 }
 
 /// One invocation the recording Lambda Invoke API received.

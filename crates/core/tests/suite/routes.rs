@@ -13,7 +13,7 @@ use chat_core::routes::{self, Caller, Refusal, Reply, Request, Route, handlers};
 use chat_core::store::{ConnectionStore, Conversation, Cursor, MemoryStore, MessageStore};
 use chat_testing::faults::{Stalled, Throttling};
 use chat_testing::recording::throttled;
-use chat_testing::{Chat, Dynalite, RecordingMessenger, dynalite, events};
+use chat_testing::{Chat, RecordingMessenger, dynalite, events};
 use serde_json::{Value, json};
 
 const ALICE_TAB: &str = "L0SM9cOFvHcCIhw=";
@@ -297,28 +297,6 @@ async fn an_acknowledgement_that_cannot_be_posted_is_counted_beside_the_deliveri
     assert_eq!(chat.messenger.messages_to("bob-1").len(), 1);
     let metrics = &handled.metrics;
     assert_eq!((metrics.messages_delivered, metrics.posts_failed, metrics.posts_throttled), (2, 1, 1));
-}
-
-#[tokio::test]
-async fn a_message_that_cannot_be_recorded_in_the_conversation_lists_is_a_backend_failure_yet_delivered() {
-    let dynalite = Dynalite::start();
-    let store = dynalite.create_table(dynalite::TABLE).await;
-    let messenger = RecordingMessenger::new();
-    for (tab, user) in [("alice-1", "alice"), ("bob-1", "bob")] {
-        assert_eq!(routes::connect(&events::connect(tab, Some(user)), &store, Mode::Demo).await.status(), 200);
-        let join = events::message(Route::JoinRoom, tab, &json!({"action": "joinRoom", "roomId": "lobby"}).to_string());
-        assert_eq!(routes::join_room(&join, &store, &messenger).await.status(), 200);
-    }
-    // The users table (the conversation lists) goes; connections, rooms and messages stay.
-    dynalite.client().delete_table().table_name(dynalite::USERS_TABLE).send().await.unwrap();
-    let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": "hi"}).to_string();
-
-    let handled =
-        routes::send_message(&events::message(Route::SendMessage, "alice-1", &frame), &store, &messenger).await;
-
-    assert_eq!(handled.status(), 200, "stored and delivered: the sender is not refused");
-    assert_eq!(messenger.frames_to("bob-1").last().unwrap()["body"], "hi");
-    assert_eq!((handled.metrics.messages_delivered, handled.metrics.backend_failures), (1, 1));
 }
 
 #[tokio::test]
@@ -624,4 +602,32 @@ async fn history_is_only_for_conversations_the_user_belongs_to_and_bad_requests_
             "invalidField"
         ]
     );
+}
+
+/// Behaviours only the DynamoDB store has (its items, its calls, its tables), on dynalite.
+mod on_dynamodb {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_message_that_cannot_be_recorded_in_the_conversation_lists_is_a_backend_failure_yet_delivered() {
+        let tables = dynalite::tables().await;
+        let store = tables.store.clone();
+        let messenger = RecordingMessenger::new();
+        for (tab, user) in [("alice-1", "alice"), ("bob-1", "bob")] {
+            assert_eq!(routes::connect(&events::connect(tab, Some(user)), &store, Mode::Demo).await.status(), 200);
+            let join =
+                events::message(Route::JoinRoom, tab, &json!({"action": "joinRoom", "roomId": "lobby"}).to_string());
+            assert_eq!(routes::join_room(&join, &store, &messenger).await.status(), 200);
+        }
+        // The users table (the conversation lists) goes; connections, rooms and messages stay.
+        tables.client().delete_table().table_name(tables.users()).send().await.unwrap();
+        let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": "hi"}).to_string();
+
+        let handled =
+            routes::send_message(&events::message(Route::SendMessage, "alice-1", &frame), &store, &messenger).await;
+
+        assert_eq!(handled.status(), 200, "stored and delivered: the sender is not refused");
+        assert_eq!(messenger.frames_to("bob-1").last().unwrap()["body"], "hi");
+        assert_eq!((handled.metrics.messages_delivered, handled.metrics.backend_failures), (1, 1));
+    }
 }

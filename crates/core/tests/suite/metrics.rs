@@ -10,7 +10,7 @@ use chat_testing::{RecordingMessenger, dynalite, events};
 use serde_json::Value;
 
 fn schema() -> jsonschema::Validator {
-    let text = include_str!("fixtures/emf-schema.json");
+    let text = include_str!("../fixtures/emf-schema.json");
     jsonschema::validator_for(&serde_json::from_str(text).unwrap()).expect("the EMF schema compiles")
 }
 

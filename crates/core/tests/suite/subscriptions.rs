@@ -4,9 +4,9 @@
 //! left one. On both stores; the DynamoDB store against a real DynamoDB API server (dynalite).
 
 use chat_core::protocol::{RoomId, UserId};
-use chat_core::store::{MemoryStore, RoomJoin, Store, subscriptions};
+use chat_core::store::{RoomJoin, Store, subscriptions};
+use chat_testing::events;
 use chat_testing::members_of as members;
-use chat_testing::{Dynalite, events};
 
 fn user(id: &str) -> UserId {
     UserId::parse(id).unwrap()
@@ -110,32 +110,7 @@ async fn a_tab_closing_while_another_joins_leaves_no_membership_behind(store: &d
     }
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => { on_both_stores!(@ memory, dynamodb; $($case),*); };
-    (@ $memory:ident, $dynamodb:ident; $($case:ident),*) => {
-        mod $memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(&super::MemoryStore::new()).await;
-                }
-            )*
-        }
-
-        mod $dynamodb {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let dynalite = super::Dynalite::start();
-                    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await.with_page_size(3);
-                    super::$case(&store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+chat_testing::on_both_stores!(page_size = 3;
     joining_subscribes_every_connection_of_the_user_and_leaving_unsubscribes_them,
     a_connection_opened_later_is_subscribed_to_the_users_rooms,
     a_closed_connection_leaves_its_rooms_but_its_user_stays_in_them,
@@ -402,7 +377,7 @@ async fn a_join_that_fails_after_subscribing_unsubscribes_again(store: &dyn Stor
     assert!(members(store, "lobby").await.is_empty(), "failing closed: the client's retry subscribes it");
 }
 
-on_both_stores!(@ forced_memory, forced_dynamodb;
+chat_testing::on_both_stores!(@ forced_memory, forced_dynamodb, page_size = 3;
     a_tab_that_read_a_room_before_it_was_left_and_subscribes_after_unsubscribes_again,
     a_tab_that_read_no_room_yet_is_subscribed_by_the_join_that_follows,
     a_join_that_read_a_tab_before_it_closed_leaves_it_no_membership,

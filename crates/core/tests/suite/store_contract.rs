@@ -8,8 +8,8 @@ use chat_core::store::{
     Appended, ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, ReadMark, RoomJoin, RoomStore,
     StoredMessage, SyncPage, UserStore,
 };
+use chat_testing::events;
 use chat_testing::members_of as all_members;
-use chat_testing::{Dynalite, events};
 
 fn user(id: &str) -> UserId {
     UserId::parse(id).unwrap()
@@ -120,33 +120,6 @@ async fn a_gone_connection_is_removed_only_if_it_was_opened_by_the_cutoff(store:
     assert_eq!(store.find("c1").await.unwrap(), None);
     assert!(sorted_connections_of(store, "alice").await.is_empty());
     assert!(!unknown);
-}
-
-macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(&super::MemoryStore::new()).await;
-                }
-            )*
-        }
-
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let dynalite = super::Dynalite::start();
-                    // Small Query pages, so every lookup of more than a few connections reads
-                    // several pages, as a large room or a busy user does at DynamoDB's 1 MB.
-                    use super::PAGE_SIZE;
-                    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await.with_page_size(PAGE_SIZE);
-                    super::$case(&store).await;
-                }
-            )*
-        }
-    };
 }
 
 const PAGE_SIZE: i32 = 7;
@@ -577,7 +550,8 @@ async fn an_empty_conversation_has_no_history_and_starts_at_one(store: &impl Mes
     assert_eq!((page.has_more, page.oldest_seq), (false, 1));
 }
 
-contract!(
+chat_testing::on_both_stores!(page_size = PAGE_SIZE;
+
     cursors_past_two_to_the_sixty_third_page_as_far_as_they_say,
     a_connection_whose_record_expired_is_not_among_its_users_connections,
     forgetting_a_users_entry_that_is_not_there_succeeds,
@@ -615,15 +589,15 @@ contract!(
 
 #[tokio::test]
 async fn the_dynamodb_store_writes_the_attributes_the_template_declares() {
-    let dynalite = Dynalite::start();
-    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
+    let tables = chat_testing::dynalite::tables().await;
+    let store = tables.store.clone();
 
     store.save(&events::connection("c1", "alice")).await.unwrap();
 
-    let item = dynalite
+    let item = tables
         .client()
         .get_item()
-        .table_name(chat_testing::dynalite::TABLE)
+        .table_name(&tables.name)
         .key("connectionId", aws_sdk_dynamodb::types::AttributeValue::S("c1".into()))
         .send()
         .await
@@ -633,19 +607,6 @@ async fn the_dynamodb_store_writes_the_attributes_the_template_declares() {
     let mut names: Vec<_> = item.keys().map(String::as_str).collect();
     names.sort();
     assert_eq!(names, ["connectedAt", "connectionId", "expiresAt", "userId"]);
-}
-
-#[tokio::test]
-async fn a_missing_table_is_reported_with_the_operation_and_what_to_check() {
-    let dynalite = Dynalite::start();
-    let store = chat_core::DynamoDbStore::new(dynalite.client(), "no-such-table");
-
-    let error = store.find("c1").await.unwrap_err();
-
-    let chain = chat_core::error::Chain(&error).to_string();
-    assert!(chain.contains("GetItem"), "{chain}");
-    assert!(chain.contains("check that the table exists"), "{chain}");
-    assert!(chain.contains("ResourceNotFoundException") || chain.contains("resource not found"), "{chain}");
 }
 
 #[tokio::test]
@@ -663,67 +624,85 @@ async fn the_memory_store_keeps_at_most_its_capacity_dropping_the_oldest_as_if_e
     assert_eq!(store.latest_seq(&lobby).await.unwrap(), 5, "numbering goes on");
 }
 
-/// The users table's item for `user`'s entry `entry`, deleted as TTL deletes it.
-async fn delete_entry(dynalite: &Dynalite, user: &str, entry: &str) {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    dynalite
-        .client()
-        .delete_item()
-        .table_name(chat_testing::dynalite::USERS_TABLE)
-        .key("userId", AttributeValue::S(user.into()))
-        .key("entry", AttributeValue::S(entry.into()))
-        .send()
-        .await
-        .unwrap();
-}
+/// Behaviours only the DynamoDB store has (its items, its calls, its tables), on dynalite.
+mod on_dynamodb {
+    use super::*;
 
-#[tokio::test]
-async fn an_entry_that_ttl_deleted_with_its_expired_messages_comes_back_with_them_read() {
-    let dynalite = Dynalite::start();
-    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
-    let (alice, bob) = (user("alice"), user("bob"));
-    let conversation = Conversation::direct(&alice, &bob);
-    for body in ["one", "two", "three"] {
-        let message = append(&store, &conversation, &alice, body, SENT).await;
-        store.record_direct(&bob, &message).await.unwrap();
+    /// The users table's item for `user`'s entry `entry`, deleted as TTL deletes it.
+    async fn delete_entry(tables: &chat_testing::dynalite::Tables, user: &str, entry: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        tables
+            .client()
+            .delete_item()
+            .table_name(tables.users())
+            .key("userId", AttributeValue::S(user.into()))
+            .key("entry", AttributeValue::S(entry.into()))
+            .send()
+            .await
+            .unwrap();
     }
-    store.mark_read(&bob, &ConversationRef::User(alice.clone()), 2).await.unwrap();
 
-    // A month later those three have expired, and TTL took bob's entry with them.
-    let later = SENT + chat_core::limits::MESSAGE_RETENTION.as_millis() as i64 + 1_000;
-    delete_entry(&dynalite, "bob", "d#alice").await;
-    let fourth = append(&store, &conversation, &alice, "four", later).await;
-    store.record_direct(&bob, &fourth).await.unwrap();
+    #[tokio::test]
+    async fn a_missing_table_is_reported_with_the_operation_and_what_to_check() {
+        let tables = chat_testing::dynalite::tables().await;
+        let store = chat_core::DynamoDbStore::new(tables.client(), "no-such-table");
 
-    let page = store.sync(&bob, None, 10, later).await.unwrap();
-    assert_eq!(listed(&page), [("user:alice".to_owned(), 4, 3, 0)], "one unread: the one that can be read");
-}
+        let error = store.find("c1").await.unwrap_err();
 
-#[tokio::test]
-async fn a_repeat_raises_a_head_its_first_send_left_behind() {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let dynalite = Dynalite::start();
-    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
-    let lobby = Conversation::Room(room("lobby"));
-    let id = chat_core::store::Idempotency { client_request_id: "r1" };
-    store.append(&lobby, &user("alice"), "hi", SENT, Some(id)).await.unwrap();
-    store.add_room(&user("bob"), &room("lobby")).await.unwrap();
-    // The first send died after storing the message, before raising the head.
-    dynalite
-        .client()
-        .update_item()
-        .table_name(chat_testing::dynalite::MESSAGES_TABLE)
-        .key("conversation", AttributeValue::S("r#lobby".into()))
-        .key("seq", AttributeValue::N("0".into()))
-        .update_expression("REMOVE lastSeq, lastSenderId, lastBody, lastSentAt")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed(&store.sync(&user("bob"), None, 10, SENT).await.unwrap())[0].1, 0);
+        let chain = chat_core::error::Chain(&error).to_string();
+        assert!(chain.contains("GetItem"), "{chain}");
+        assert!(chain.contains("check that the table exists"), "{chain}");
+        assert!(chain.contains("ResourceNotFoundException") || chain.contains("resource not found"), "{chain}");
+    }
 
-    let repeat = store.append(&lobby, &user("alice"), "hi", SENT + 20_000, Some(id)).await.unwrap();
+    #[tokio::test]
+    async fn an_entry_that_ttl_deleted_with_its_expired_messages_comes_back_with_them_read() {
+        let tables = chat_testing::dynalite::tables().await;
+        let store = tables.store.clone();
+        let (alice, bob) = (user("alice"), user("bob"));
+        let conversation = Conversation::direct(&alice, &bob);
+        for body in ["one", "two", "three"] {
+            let message = append(&store, &conversation, &alice, body, SENT).await;
+            store.record_direct(&bob, &message).await.unwrap();
+        }
+        store.mark_read(&bob, &ConversationRef::User(alice.clone()), 2).await.unwrap();
 
-    assert!(matches!(repeat, Appended::Repeat(_)), "{repeat:?}");
-    let page = store.sync(&user("bob"), None, 10, SENT).await.unwrap();
-    assert_eq!(listed(&page)[0].1, 1, "sync reads the room's latest seq from its head");
+        // A month later those three have expired, and TTL took bob's entry with them.
+        let later = SENT + chat_core::limits::MESSAGE_RETENTION.as_millis() as i64 + 1_000;
+        delete_entry(&tables, "bob", "d#alice").await;
+        let fourth = append(&store, &conversation, &alice, "four", later).await;
+        store.record_direct(&bob, &fourth).await.unwrap();
+
+        let page = store.sync(&bob, None, 10, later).await.unwrap();
+        assert_eq!(listed(&page), [("user:alice".to_owned(), 4, 3, 0)], "one unread: the one that can be read");
+    }
+
+    #[tokio::test]
+    async fn a_repeat_raises_a_head_its_first_send_left_behind() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let tables = chat_testing::dynalite::tables().await;
+        let store = tables.store.clone();
+        let lobby = Conversation::Room(room("lobby"));
+        let id = chat_core::store::Idempotency { client_request_id: "r1" };
+        store.append(&lobby, &user("alice"), "hi", SENT, Some(id)).await.unwrap();
+        store.add_room(&user("bob"), &room("lobby")).await.unwrap();
+        // The first send died after storing the message, before raising the head.
+        tables
+            .client()
+            .update_item()
+            .table_name(tables.messages())
+            .key("conversation", AttributeValue::S("r#lobby".into()))
+            .key("seq", AttributeValue::N("0".into()))
+            .update_expression("REMOVE lastSeq, lastSenderId, lastBody, lastSentAt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed(&store.sync(&user("bob"), None, 10, SENT).await.unwrap())[0].1, 0);
+
+        let repeat = store.append(&lobby, &user("alice"), "hi", SENT + 20_000, Some(id)).await.unwrap();
+
+        assert!(matches!(repeat, Appended::Repeat(_)), "{repeat:?}");
+        let page = store.sync(&user("bob"), None, 10, SENT).await.unwrap();
+        assert_eq!(listed(&page)[0].1, 1, "sync reads the room's latest seq from its head");
+    }
 }

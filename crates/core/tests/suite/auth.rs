@@ -275,7 +275,7 @@ async fn a_browser_token_comes_in_the_subprotocols_beside_chat() {
 #[test]
 fn the_sample_authorizer_event_has_every_field_of_awss_documented_example() {
     let documented: Value =
-        serde_json::from_str(include_str!("fixtures/aws-websocket-authorizer-event.json")).expect("JSON");
+        serde_json::from_str(include_str!("../fixtures/aws-websocket-authorizer-event.json")).expect("JSON");
     let sample = events::authorizer_json();
     let keys = |value: &Value| value.as_object().expect("an object").keys().cloned().collect::<Vec<_>>();
     for key in keys(&documented) {

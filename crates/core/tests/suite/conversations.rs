@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use chat_core::identity::Mode;
 use chat_core::routes::{self, Route};
 use chat_core::store::{ConnectionStore, MemoryStore, Store};
-use chat_testing::{Dynalite, RecordingMessenger, events};
+use chat_testing::{RecordingMessenger, events};
 use serde_json::{Value, json};
 
 /// Connects each `(connection id, user)` in demo mode.
@@ -275,31 +275,7 @@ async fn a_repeat_whose_body_only_shares_the_old_64_bit_hash_is_refused_and_neve
     assert_eq!(stored.iter().map(|message| &message["body"]).collect::<Vec<_>>(), [COLLIDING[0]]);
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(&super::MemoryStore::new()).await;
-                }
-            )*
-        }
-
-        mod dynamodb {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let dynalite = super::Dynalite::start();
-                    let store = dynalite.create_table(chat_testing::dynalite::TABLE).await;
-                    super::$case(&store).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+chat_testing::on_both_stores!(
     numbers_at_the_edges_are_answered_and_never_counted_as_backend_failures,
     a_repeat_whose_body_only_shares_the_old_64_bit_hash_is_refused_and_never_delivered,
     twenty_connections_send_fifty_messages_each_to_one_room_at_once,
@@ -349,14 +325,13 @@ impl Completed {
 
 #[tokio::test]
 async fn a_send_that_dies_after_any_of_its_dynamodb_calls_is_healed_by_its_retry_with_no_hole_or_repeat() {
-    let dynalite = Dynalite::start();
-    dynalite.create_table(dynalite::TABLE).await;
+    let tables = dynalite::tables().await;
     let completed = Completed::default();
-    let config = dynalite.client().config().to_builder().interceptor(completed.clone()).build();
-    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), dynalite::TABLE)
-        .with_memberships(dynalite::MEMBERSHIPS_TABLE)
-        .with_users(dynalite::USERS_TABLE)
-        .with_messages(dynalite::MESSAGES_TABLE, chat_core::limits::MESSAGE_RETENTION);
+    let config = tables.client().config().to_builder().interceptor(completed.clone()).build();
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), &tables.name)
+        .with_memberships(tables.memberships())
+        .with_users(tables.users())
+        .with_messages(tables.messages(), chat_core::limits::MESSAGE_RETENTION);
     // A send with a clientRequestId makes 10 calls: the sender's record, the latest seq, the
     // claim, the message, the head, the claim's completion, both users' conversation entries and
     // both users' connections.
@@ -436,116 +411,125 @@ async fn an_invalid_client_request_id_is_refused_before_anything_is_stored() {
     );
 }
 
-/// Deletes a connection's record alone, as a `$disconnect` that failed after its first call.
-async fn delete_record(dynalite: &Dynalite, connection_id: &str) {
-    let key = aws_sdk_dynamodb::types::AttributeValue::S(connection_id.into());
-    dynalite.client().delete_item().table_name(dynalite::TABLE).key("connectionId", key).send().await.unwrap();
-}
+/// Behaviours only the DynamoDB store has (its items, its calls, its tables), on dynalite.
+mod on_dynamodb {
+    use super::*;
 
-#[tokio::test]
-async fn a_gone_member_whose_record_is_already_deleted_loses_its_orphaned_membership() {
-    let dynalite = Dynalite::start();
-    let store = dynalite.create_table(dynalite::TABLE).await;
-    let messenger = RecordingMessenger::new();
-    connect(&store, &[("a1", "alice"), ("b1", "bob")]).await;
-    for tab in ["a1", "b1"] {
-        let join = events::message(Route::JoinRoom, tab, &json!({"action": "joinRoom", "roomId": "lobby"}).to_string());
-        assert_eq!(routes::join_room(&join, &store, &messenger).await.status(), 200);
-    }
-    // b1's $disconnect deleted its record, then failed before deleting its membership.
-    delete_record(&dynalite, "b1").await;
-    messenger.mark_gone("b1");
-    let lobby = chat_core::protocol::RoomId::parse("lobby").unwrap();
-    let members = async || chat_core::store::RoomStore::members(&store, &lobby, None).await.unwrap().connection_ids;
-    assert_eq!(members().await, ["a1", "b1"]);
-
-    let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": "anyone?"});
-    assert_eq!(send(&store, &messenger, "a1", &frame).await, 200);
-
-    assert_eq!(members().await, ["a1"], "the 410 removed the membership no record listed");
-}
-
-#[tokio::test]
-async fn a_gone_connection_whose_record_is_already_deleted_loses_its_users_entry() {
-    let dynalite = Dynalite::start();
-    let store = dynalite.create_table(dynalite::TABLE).await;
-    let messenger = RecordingMessenger::new();
-    connect(&store, &[("a1", "alice"), ("b1", "bob"), ("b2", "bob")]).await;
-    // b1's $disconnect deleted its record, then failed before deleting bob's entry for it.
-    delete_record(&dynalite, "b1").await;
-    messenger.mark_gone("b1");
-    let bob = chat_core::protocol::UserId::parse("bob").unwrap();
-    let mut listed = store.connections_of(&bob, events::now_ms()).await.unwrap();
-    listed.sort();
-    assert_eq!(listed, ["b1", "b2"]);
-
-    let frame = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "anyone?"});
-    assert_eq!(send(&store, &messenger, "a1", &frame).await, 200);
-
-    assert_eq!(store.connections_of(&bob, events::now_ms()).await.unwrap(), ["b2"], "the 410 removed the entry");
-    assert_eq!(messenger.messages_to("b2").len(), 1);
-}
-
-#[tokio::test]
-async fn connections_whose_disconnect_never_came_do_not_count_toward_the_limit_once_expired() {
-    use chat_core::limits::MAX_CONNECTIONS_PER_USER;
-    let dynalite = Dynalite::start();
-    let store = dynalite.create_table(dynalite::TABLE).await;
-    // A day ago alice opened the most connections allowed, and none of their $disconnects ran.
-    for n in 0..MAX_CONNECTIONS_PER_USER {
-        let mut stale = events::connection(&format!("old-{n}"), "alice");
-        stale.connected_at -= 24 * 60 * 60 * 1000;
-        stale.expires_at -= 24 * 60 * 60;
-        chat_core::store::ConnectionStore::save(&store, &stale).await.unwrap();
+    /// Deletes a connection's record alone, as a `$disconnect` that failed after its first call.
+    async fn delete_record(tables: &dynalite::Tables, connection_id: &str) {
+        let key = aws_sdk_dynamodb::types::AttributeValue::S(connection_id.into());
+        tables.client().delete_item().table_name(&tables.name).key("connectionId", key).send().await.unwrap();
     }
 
-    let response = routes::connect(&events::connect("new", Some("alice")), &store, Mode::Demo).await;
+    #[tokio::test]
+    async fn a_gone_member_whose_record_is_already_deleted_loses_its_orphaned_membership() {
+        let tables = dynalite::tables().await;
+        let store = tables.store.clone();
+        let messenger = RecordingMessenger::new();
+        connect(&store, &[("a1", "alice"), ("b1", "bob")]).await;
+        for tab in ["a1", "b1"] {
+            let join =
+                events::message(Route::JoinRoom, tab, &json!({"action": "joinRoom", "roomId": "lobby"}).to_string());
+            assert_eq!(routes::join_room(&join, &store, &messenger).await.status(), 200);
+        }
+        // b1's $disconnect deleted its record, then failed before deleting its membership.
+        delete_record(&tables, "b1").await;
+        messenger.mark_gone("b1");
+        let lobby = chat_core::protocol::RoomId::parse("lobby").unwrap();
+        let members = async || chat_core::store::RoomStore::members(&store, &lobby, None).await.unwrap().connection_ids;
+        assert_eq!(members().await, ["a1", "b1"]);
 
-    assert_eq!(response.status(), 200, "stale entries (TTL deletes within days) lock nobody out");
-    let alice = chat_core::protocol::UserId::parse("alice").unwrap();
-    assert_eq!(store.connections_of(&alice, events::now_ms()).await.unwrap(), ["new"]);
-}
+        let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": "anyone?"});
+        assert_eq!(send(&store, &messenger, "a1", &frame).await, 200);
 
-#[tokio::test]
-async fn claims_are_read_by_the_previous_version_and_its_claims_by_this_one() {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let dynalite = Dynalite::start();
-    let store = dynalite.create_table(dynalite::TABLE).await;
-    let messenger = RecordingMessenger::new();
-    connect(&store, &[("a1", "alice"), ("b1", "bob")]).await;
-    let frame =
-        |id: &str| json!({"action": "sendMessage", "destinationUserId": "bob", "body": "once", "clientRequestId": id});
-    let claim = |id: &str| {
-        let key = format!("k#alice#{id}#d#alice#bob");
-        [("conversation".to_owned(), AttributeValue::S(key)), ("seq".to_owned(), AttributeValue::N("0".into()))]
-    };
-    // A claim this version writes carries the FNV-1a the previous version compares, beside its
-    // SHA-256, so either version recognises a repeat during a deployment or after a rollback.
-    assert_eq!(send(&store, &messenger, "a1", &frame("stored")).await, 200);
-    let legacy = AttributeValue::S(fnv1a("once"));
-    let client = dynalite.client();
-    let written = client.get_item().table_name(dynalite::MESSAGES_TABLE).set_key(Some(claim("stored").into()));
-    let written = written.send().await.unwrap().item.unwrap();
-    assert_eq!(written.get("bodyHash"), Some(&legacy));
-    assert!(written.get("bodySha256").is_some_and(|hash| hash.as_s().is_ok_and(|hash| hash.len() == 64)));
-    // Made into a stored message whose claim the previous version wrote (its FNV-1a alone)...
-    let update = client.update_item().table_name(dynalite::MESSAGES_TABLE).set_key(Some(claim("stored").into()));
-    update.update_expression("REMOVE bodySha256").send().await.unwrap();
-    // ...and a claim of the previous version's still being stored.
-    let sent_at = events::message_after(Route::SendMessage, "a1", "", 60).request_context.request_time_epoch;
-    let mut pending: std::collections::HashMap<_, _> = claim("pending").into();
-    pending.insert("bodyHash".into(), legacy);
-    pending.insert("claimedAt".into(), AttributeValue::N(sent_at.to_string()));
-    pending.insert("lastSeq".into(), AttributeValue::N("1".into()));
-    pending.insert("expiresAt".into(), AttributeValue::N((sent_at / 1000 + 86_400).to_string()));
-    client.put_item().table_name(dynalite::MESSAGES_TABLE).set_item(Some(pending)).send().await.unwrap();
+        assert_eq!(members().await, ["a1"], "the 410 removed the membership no record listed");
+    }
 
-    let repeat = send(&store, &messenger, "a1", &frame("stored")).await;
-    let ack = messenger.frames_to("a1").pop().unwrap();
-    let waiting = send(&store, &messenger, "a1", &frame("pending")).await;
-    let told = messenger.frames_to("a1").pop().unwrap();
+    #[tokio::test]
+    async fn a_gone_connection_whose_record_is_already_deleted_loses_its_users_entry() {
+        let tables = dynalite::tables().await;
+        let store = tables.store.clone();
+        let messenger = RecordingMessenger::new();
+        connect(&store, &[("a1", "alice"), ("b1", "bob"), ("b2", "bob")]).await;
+        // b1's $disconnect deleted its record, then failed before deleting bob's entry for it.
+        delete_record(&tables, "b1").await;
+        messenger.mark_gone("b1");
+        let bob = chat_core::protocol::UserId::parse("bob").unwrap();
+        let mut listed = store.connections_of(&bob, events::now_ms()).await.unwrap();
+        listed.sort();
+        assert_eq!(listed, ["b1", "b2"]);
 
-    assert_eq!((repeat, ack["type"].clone(), ack["seq"].clone()), (200, json!("ack"), json!(1)), "a repeat: {ack}");
-    assert_eq!((waiting, told["error"].clone()), (500, json!("unavailable")), "in progress, not another body: {told}");
-    assert_eq!(history(&store, &messenger, "b1", json!({"userId": "alice"})).await.len(), 1);
+        let frame = json!({"action": "sendMessage", "destinationUserId": "bob", "body": "anyone?"});
+        assert_eq!(send(&store, &messenger, "a1", &frame).await, 200);
+
+        assert_eq!(store.connections_of(&bob, events::now_ms()).await.unwrap(), ["b2"], "the 410 removed the entry");
+        assert_eq!(messenger.messages_to("b2").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn connections_whose_disconnect_never_came_do_not_count_toward_the_limit_once_expired() {
+        use chat_core::limits::MAX_CONNECTIONS_PER_USER;
+        let tables = dynalite::tables().await;
+        let store = tables.store.clone();
+        // A day ago alice opened the most connections allowed, and none of their $disconnects ran.
+        for n in 0..MAX_CONNECTIONS_PER_USER {
+            let mut stale = events::connection(&format!("old-{n}"), "alice");
+            stale.connected_at -= 24 * 60 * 60 * 1000;
+            stale.expires_at -= 24 * 60 * 60;
+            chat_core::store::ConnectionStore::save(&store, &stale).await.unwrap();
+        }
+
+        let response = routes::connect(&events::connect("new", Some("alice")), &store, Mode::Demo).await;
+
+        assert_eq!(response.status(), 200, "stale entries (TTL deletes within days) lock nobody out");
+        let alice = chat_core::protocol::UserId::parse("alice").unwrap();
+        assert_eq!(store.connections_of(&alice, events::now_ms()).await.unwrap(), ["new"]);
+    }
+
+    #[tokio::test]
+    async fn claims_are_read_by_the_previous_version_and_its_claims_by_this_one() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let tables = dynalite::tables().await;
+        let store = tables.store.clone();
+        let messenger = RecordingMessenger::new();
+        connect(&store, &[("a1", "alice"), ("b1", "bob")]).await;
+        let frame = |id: &str| json!({"action": "sendMessage", "destinationUserId": "bob", "body": "once", "clientRequestId": id});
+        let claim = |id: &str| {
+            let key = format!("k#alice#{id}#d#alice#bob");
+            [("conversation".to_owned(), AttributeValue::S(key)), ("seq".to_owned(), AttributeValue::N("0".into()))]
+        };
+        // A claim this version writes carries the FNV-1a the previous version compares, beside its
+        // SHA-256, so either version recognises a repeat during a deployment or after a rollback.
+        assert_eq!(send(&store, &messenger, "a1", &frame("stored")).await, 200);
+        let legacy = AttributeValue::S(fnv1a("once"));
+        let client = tables.client();
+        let written = client.get_item().table_name(tables.messages()).set_key(Some(claim("stored").into()));
+        let written = written.send().await.unwrap().item.unwrap();
+        assert_eq!(written.get("bodyHash"), Some(&legacy));
+        assert!(written.get("bodySha256").is_some_and(|hash| hash.as_s().is_ok_and(|hash| hash.len() == 64)));
+        // Made into a stored message whose claim the previous version wrote (its FNV-1a alone)...
+        let update = client.update_item().table_name(tables.messages()).set_key(Some(claim("stored").into()));
+        update.update_expression("REMOVE bodySha256").send().await.unwrap();
+        // ...and a claim of the previous version's still being stored.
+        let sent_at = events::message_after(Route::SendMessage, "a1", "", 60).request_context.request_time_epoch;
+        let mut pending: std::collections::HashMap<_, _> = claim("pending").into();
+        pending.insert("bodyHash".into(), legacy);
+        pending.insert("claimedAt".into(), AttributeValue::N(sent_at.to_string()));
+        pending.insert("lastSeq".into(), AttributeValue::N("1".into()));
+        pending.insert("expiresAt".into(), AttributeValue::N((sent_at / 1000 + 86_400).to_string()));
+        client.put_item().table_name(tables.messages()).set_item(Some(pending)).send().await.unwrap();
+
+        let repeat = send(&store, &messenger, "a1", &frame("stored")).await;
+        let ack = messenger.frames_to("a1").pop().unwrap();
+        let waiting = send(&store, &messenger, "a1", &frame("pending")).await;
+        let told = messenger.frames_to("a1").pop().unwrap();
+
+        assert_eq!((repeat, ack["type"].clone(), ack["seq"].clone()), (200, json!("ack"), json!(1)), "a repeat: {ack}");
+        assert_eq!(
+            (waiting, told["error"].clone()),
+            (500, json!("unavailable")),
+            "in progress, not another body: {told}"
+        );
+        assert_eq!(history(&store, &messenger, "b1", json!({"userId": "alice"})).await.len(), 1);
+    }
 }
