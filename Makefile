@@ -135,7 +135,8 @@ bench: build ## Measure cold starts, fan-out, handler cost, calls per message, t
 		--gateway target/local/local-gateway --out BENCHMARKS.md
 
 bench-smoke: tools ## The benchmark at tiny sizes on debug builds, in seconds: checks that every figure is produced
-	cargo build $(addprefix --bin ,$(FUNCTIONS)) --bin local-gateway --bin bench
+	# Every target, as make test builds them: the same features, so its dependencies are reused.
+	cargo build --workspace --all-targets
 	target/debug/bench --smoke --functions target/debug --deployment target/debug \
 		--gateway target/debug/local-gateway --out target/bench-smoke.md
 

@@ -17,13 +17,18 @@ use tokio::process::{Child, Command};
 use chat_core::config;
 use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE, USERS_TABLE};
 
+/// Builds the functions' binaries (and every other target of the workspace): with the targets
+/// and features `cargo test --workspace --all-targets` builds with, so that every dependency it
+/// compiled is reused and only the binaries are linked. (`cargo build --bin …` alone resolves
+/// features without the dev-dependencies and compiles tokio, the SDKs and the rest again.)
 pub(crate) async fn build_functions() {
     let mut cargo = Command::new(env!("CARGO"));
-    cargo.arg("build").current_dir(chat_testing::workspace_root());
-    for binary in chat_testing::deployment::binaries() {
-        cargo.args(["--bin", &binary]);
-    }
+    cargo.args(["build", "--workspace", "--all-targets"]).current_dir(chat_testing::workspace_root());
     assert!(cargo.status().await.expect("cargo runs").success(), "the functions build");
+    let built = chat_testing::workspace_root().join("target/debug");
+    for binary in chat_testing::deployment::binaries() {
+        assert!(built.join(&binary).is_file(), "{binary} was not built");
+    }
 }
 
 pub(crate) fn cargo_lambda_watch(
