@@ -17,18 +17,17 @@ use tokio::process::{Child, Command};
 use chat_core::config;
 use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE, USERS_TABLE};
 
-/// Builds the functions' binaries (and every other target of the workspace): with the targets
-/// and features `cargo test --workspace --all-targets` builds with, so that every dependency it
-/// compiled is reused and only the binaries are linked. (`cargo build --bin …` alone resolves
-/// features without the dev-dependencies and compiles tokio, the SDKs and the rest again.)
+/// Builds the functions' binaries as `cargo lambda watch` builds them (`cargo build --bin …`, the
+/// features those binaries resolve), so that it finds them built and serves them at once. (Built
+/// with `make test`'s targets and features instead, they would reuse its dependencies, but cargo
+/// lambda watch would then compile tokio and the SDKs again before its first answer.)
 pub(crate) async fn build_functions() {
     let mut cargo = Command::new(env!("CARGO"));
-    cargo.args(["build", "--workspace", "--all-targets"]).current_dir(chat_testing::workspace_root());
-    assert!(cargo.status().await.expect("cargo runs").success(), "the functions build");
-    let built = chat_testing::workspace_root().join("target/debug");
+    cargo.arg("build").current_dir(chat_testing::workspace_root());
     for binary in chat_testing::deployment::binaries() {
-        assert!(built.join(&binary).is_file(), "{binary} was not built");
+        cargo.args(["--bin", &binary]);
     }
+    assert!(cargo.status().await.expect("cargo runs").success(), "the functions build");
 }
 
 pub(crate) fn cargo_lambda_watch(
