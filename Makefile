@@ -14,13 +14,12 @@ SQS_PORT ?= 4576
 LAMBDA_CONCURRENCY ?= 8
 ISSUER := http://127.0.0.1:$(ISSUER_PORT)
 TABLE ?= chat-connections
-# Each function's cargo binary and its sample event (events/<event>.json): the one list the
-# targets below use. A test checks it against template.yaml's functions and their routes.
-FUNCTION_EVENTS := connect:connect disconnect:disconnect default:default send-message:sendMessage \
-	join-room:joinRoom leave-room:leaveRoom get-history:getHistory sync:sync mark-read:markRead \
-	fan-out-worker:fanOut authorizer:authorizer
-FUNCTIONS := $(foreach pair,$(FUNCTION_EVENTS),$(firstword $(subst :, ,$(pair))))
-event_of = $(word 2,$(subst :, ,$(filter $(1):%,$(FUNCTION_EVENTS))))
+# The Lambda functions: a cargo binary each, a file of crates/functions/src/bin, as the route
+# table in crates/core/src/routes/mod.rs names them; a function's sample event is
+# events/<its name in camelCase>.json (send-message: events/sendMessage.json). A test checks both
+# against the table and template.yaml.
+FUNCTIONS := $(sort $(basename $(notdir $(wildcard crates/functions/src/bin/*.rs))))
+event_of = $(shell echo '$(1)' | sed -E 's/-(.)/\U\1/g')
 
 TOOLS := $(CURDIR)/.tools
 VENV := $(TOOLS)/venv
@@ -156,7 +155,7 @@ watch: tools ## Serve the functions on the Lambda Invoke API (port 9000) with ca
 	$(LOCAL_ENV) cargo lambda watch --invoke-port 9000
 
 invoke-%: tools ## Invoke a function (connect, disconnect, default, send-message, join-room, leave-room, get-history, sync, mark-read, fan-out-worker, authorizer) on `make watch` with its sample event
-	@test -n "$(call event_of,$*)" || { echo "no function $*; try one of: $(FUNCTIONS)"; exit 2; }
+	@test -f crates/functions/src/bin/$*.rs || { echo "no function $*; try one of: $(FUNCTIONS)"; exit 2; }
 	cargo lambda invoke $* --data-file events/$(call event_of,$*).json
 
 clean: ## Remove build output and installed tools

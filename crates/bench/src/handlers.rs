@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use chat_core::identity::Mode;
 use chat_core::messenger::{Endpoint, Messenger};
 use chat_core::protocol::{RoomId, UserId};
+use chat_core::routes::Services;
 use chat_core::routes::{self, Route};
 use chat_core::store::{ConnectionStore, MemoryStore, UserStore, subscriptions};
 use chat_core::{ApiGatewayWebsocketProxyRequest, PostError};
@@ -71,7 +71,7 @@ pub async fn warm(iterations: usize, figures: &mut Vec<Figure>) {
         let requests = events_for(route, iterations);
         let (started, cpu) = (Instant::now(), cpu_time::ThreadTime::now());
         for request in &requests {
-            let response = routes::handle(route, request, &store, &messenger, None, Mode::Demo).await;
+            let response = routes::handle(route, request, &Services::new(&store).with_messenger(&messenger)).await;
             assert!(response.status() < 500, "{} answered {}", route.key(), response.status());
         }
         let (wall, cpu) = (started.elapsed(), cpu.elapsed().as_nanos());
@@ -155,7 +155,7 @@ pub async fn calls(figures: &mut Vec<Figure>) {
     ];
     for (name, route, request) in cases {
         let messenger = CountingMessenger::default();
-        let response = routes::handle(route, &request, &store, &messenger, None, Mode::Demo).await;
+        let response = routes::handle(route, &request, &Services::new(&store).with_messenger(&messenger)).await;
         assert_eq!(response.status(), 200, "{name}");
         let posts = messenger.0.load(Ordering::Relaxed);
         figures.push(Figure {

@@ -12,19 +12,34 @@ use serde_json::{Map, Value, json};
 
 use crate::limits::{MAX_CONNECTIONS_PER_USER, MAX_MESSAGE_BYTES};
 use crate::protocol::fields::CLIENT_REQUEST_ID;
-use crate::protocol::{
-    ACTION_FIELD, Ack, DefaultRequest, Delivery, Echo, ErrorCode, ErrorFrame, GatewayError, GetHistory, History,
-    Joined, Left, MAX_CLIENT_REQUEST_ID_CHARS, MarkRead, Read, ReadReceipt, RoomDelivery, RoomRequest, Route,
-    SEND_ACTION, SendMessage, Sync, SyncRequest,
-};
+use crate::protocol::{ACTION_FIELD, ErrorCode, ErrorFrame, GatewayError, MAX_CLIENT_REQUEST_ID_CHARS};
+use crate::routes::Route;
 
 /// One message of the document: its name, who sends it, a summary and its payload's schema.
-struct Message {
+/// Each route's module lists its own ([`crate::routes`]); the error frames are listed here.
+pub(crate) struct Message {
     name: &'static str,
     /// Whether the chat receives it (a client's frame) rather than sends it.
     received: bool,
     summary: &'static str,
     payload: Schema,
+}
+
+impl Message {
+    /// A client's frame, parsed by `T`, selecting its route with `action`.
+    pub(crate) fn request<T: JsonSchema>(action: &'static str, summary: &'static str) -> Self {
+        Self { name: action, received: true, summary, payload: request::<T>(action) }
+    }
+
+    /// A request's answer, to its sender: carries the request's `clientRequestId` back.
+    pub(crate) fn answer<T: JsonSchema>(name: &'static str, summary: &'static str) -> Self {
+        Self { name, received: false, summary, payload: answer(schema_of::<T>()) }
+    }
+
+    /// Any other frame the chat sends.
+    pub(crate) fn sent<T: JsonSchema>(name: &'static str, summary: &'static str) -> Self {
+        Self { name, received: false, summary, payload: closed(schema_of::<T>()) }
+    }
 }
 
 /// A type's schema as the document publishes it: draft 07, every subschema inlined.
@@ -80,123 +95,23 @@ fn request<T: JsonSchema>(action: &str) -> Schema {
     schema
 }
 
+/// Every message: the routes' (those clients select by name first, then `$default`'s; each
+/// route's requests before the frames it sends), then the error frames.
 fn messages() -> Vec<Message> {
-    vec![
-        Message {
-            name: Route::SendMessage.key(),
-            received: true,
-            summary: "A message to every connection of a user, or to every other member of a room.",
-            payload: request::<SendMessage>(Route::SendMessage.key()),
-        },
-        Message {
-            name: Route::JoinRoom.key(),
-            received: true,
-            summary: "Join a room.",
-            payload: request::<RoomRequest>(Route::JoinRoom.key()),
-        },
-        Message {
-            name: Route::LeaveRoom.key(),
-            received: true,
-            summary: "Leave a room.",
-            payload: request::<RoomRequest>(Route::LeaveRoom.key()),
-        },
-        Message {
-            name: Route::GetHistory.key(),
-            received: true,
-            summary: "A page of a conversation's stored messages.",
-            payload: request::<GetHistory>(Route::GetHistory.key()),
-        },
-        Message {
-            name: Route::Sync.key(),
-            received: true,
-            summary: "A page of the user's conversations, most recently active first: what a client shows after any absence.",
-            payload: request::<SyncRequest>(Route::Sync.key()),
-        },
-        Message {
-            name: Route::MarkRead.key(),
-            received: true,
-            summary: "Raise the user's read state in a conversation.",
-            payload: request::<MarkRead>(Route::MarkRead.key()),
-        },
-        Message {
-            name: SEND_ACTION,
-            received: true,
-            summary: "A ping (answered with a pong) or an echo, served by $default.",
-            payload: request::<DefaultRequest>(SEND_ACTION),
-        },
-        Message {
-            name: "delivery",
-            received: false,
-            summary: "A direct message, stored, to every connection of its recipient and every other connection of its sender.",
-            payload: closed(schema_of::<Delivery<'_>>()),
-        },
-        Message {
-            name: "roomDelivery",
-            received: false,
-            summary: "A room message, stored, to every member connection but the sending one.",
-            payload: closed(schema_of::<RoomDelivery<'_>>()),
-        },
-        Message {
-            name: "joined",
-            received: false,
-            summary: "joinRoom's answer, also sent to the user's other connections.",
-            payload: answer(schema_of::<Joined>()),
-        },
-        Message {
-            name: "left",
-            received: false,
-            summary: "leaveRoom's answer, also sent to the user's other connections.",
-            payload: answer(schema_of::<Left>()),
-        },
-        Message {
-            name: "ack",
-            received: false,
-            summary: "sendMessage's acknowledgement, when it carried a clientRequestId: the message is stored.",
-            payload: closed(schema_of::<Ack>()),
-        },
-        Message {
-            name: "history",
-            received: false,
-            summary: "getHistory's answer: a page of messages in ascending seq.",
-            payload: answer(schema_of::<History>()),
-        },
-        Message {
-            name: "sync",
-            received: false,
-            summary: "sync's answer: a page of the user's conversations with their latest seq, read state and last message.",
-            payload: answer(schema_of::<Sync>()),
-        },
-        Message {
-            name: "read",
-            received: false,
-            summary: "markRead's answer, also sent to the user's other connections: their read state in a conversation.",
-            payload: answer(schema_of::<Read>()),
-        },
-        Message {
-            name: "readReceipt",
-            received: false,
-            summary: "To every connection of the other user of a direct conversation: how far the user has read.",
-            payload: closed(schema_of::<ReadReceipt>()),
-        },
-        Message {
-            name: "echo",
-            received: false,
-            summary: "send's answer: the pong, or the echoed message.",
-            payload: answer(schema_of::<Echo>()),
-        },
-        Message {
-            name: "error",
-            received: false,
-            summary: "Why a frame was refused, to its sender alone.",
-            payload: answer(schema_of::<ErrorFrame>()),
-        },
-        Message {
-            name: "gatewayError",
-            received: false,
-            summary: "API Gateway's own frame when a function fails (Internal server error) or runs past 29 s (Endpoint request timed out), no route takes a frame (Forbidden) or the stage is throttling (Too Many Requests).",
-            payload: closed(schema_of::<GatewayError>()),
-        },
-    ]
+    let routes = || {
+        Route::ALL.iter().filter(|route| route.is_action()).chain(Route::ALL.iter().filter(|route| !route.is_action()))
+    };
+    let all: Vec<Message> = routes().flat_map(|route| route.messages()).collect();
+    let (mut received, sent): (Vec<Message>, Vec<Message>) = all.into_iter().partition(|message| message.received);
+    received.extend(sent);
+    received.extend([
+        Message::answer::<ErrorFrame>("error", "Why a frame was refused, to its sender alone."),
+        Message::sent::<GatewayError>(
+            "gatewayError",
+            "API Gateway's own frame when a function fails (Internal server error) or runs past 29 s (Endpoint request timed out), no route takes a frame (Forbidden) or the stage is throttling (Too Many Requests).",
+        ),
+    ]);
+    received
 }
 
 /// The error codes, each with the HTTP status its function answers API Gateway with.

@@ -9,7 +9,8 @@ use std::io::Write;
 
 use serde_json::{Map, Value, json};
 
-use crate::protocol::{ErrorCode, Route};
+use crate::protocol::ErrorCode;
+use crate::routes::Route;
 
 /// The CloudWatch namespace of every metric; `template.yaml`'s alarms name it too.
 pub const NAMESPACE: &str = "RustWebSocketChat";

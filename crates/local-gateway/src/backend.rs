@@ -2,6 +2,7 @@
 //! binaries behind the Lambda Invoke API (`cargo lambda watch`, `sam local start-lambda`).
 
 use chat_core::queue::{FanOutPage, MemoryQueue, Pace};
+use chat_core::routes::Services;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -197,10 +198,10 @@ impl Backend for InProcess {
             routes::handle(
                 route,
                 &request,
-                self.store.as_ref(),
-                self.messenger.as_ref(),
-                self.queue.as_ref().map(|queue| queue as _),
-                self.mode,
+                &Services::new(self.store.as_ref())
+                    .with_messenger(self.messenger.as_ref())
+                    .with_queue(self.queue.as_ref().map(|queue| queue as _))
+                    .with_mode(self.mode),
             )
             .map(|handled| handled.response),
         )

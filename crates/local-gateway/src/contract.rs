@@ -71,7 +71,7 @@ impl Contract {
         let compile = |schema: &Value| jsonschema::draft7::new(schema).map_err(|error| failed(error.to_string()));
         let sent = compile(&asyncapi::sent_frames_schema(&document))?;
         let mut received = std::collections::HashMap::new();
-        for action in chat_core::protocol::ACTIONS {
+        for action in chat_core::routes::actions() {
             if let Some(schema) = asyncapi::received_frame_schema(&document, action) {
                 received.insert(action.to_owned(), compile(&schema)?);
             }

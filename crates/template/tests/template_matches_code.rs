@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use chat_core::protocol::ROUTE_SELECTION_EXPRESSION;
-use chat_core::routes::Route;
+use chat_core::routes::{Route, Service};
 use chat_core::store::schema;
 use chat_template::{FunctionSpec, Template};
 
@@ -27,10 +27,10 @@ fn function_of(template: &Template, route: Route) -> FunctionSpec {
 fn actions_needed(route: Route) -> BTreeSet<&'static str> {
     let mut actions: BTreeSet<&'static str> =
         dynamodb_grants_needed(route).into_iter().map(|(action, _)| action).collect();
-    if !matches!(route, Route::Connect | Route::Disconnect) {
+    if route.uses().contains(&Service::Messenger) {
         actions.insert("execute-api:ManageConnections");
     }
-    if route == Route::SendMessage {
+    if route.uses().contains(&Service::Queue) {
         // Big rooms' pages, to the fan-out queue.
         actions.insert("sqs:SendMessage");
     }
@@ -52,63 +52,54 @@ fn every_route_the_code_knows_has_a_route_and_nothing_else_does() {
     assert_eq!(keys, expected);
 }
 
-/// The Makefile's `FUNCTION_EVENTS`: (binary, sample event) pairs.
-fn makefile_functions() -> Vec<(String, String)> {
-    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
-    let start = makefile.find("FUNCTION_EVENTS :=").expect("the Makefile lists FUNCTION_EVENTS");
-    let mut list = String::new();
-    for line in makefile[start + "FUNCTION_EVENTS :=".len()..].lines() {
-        list.push_str(line.trim_end_matches('\\'));
-        if !line.ends_with('\\') {
-            break;
-        }
+/// The functions' binaries: the files of `crates/functions/src/bin`, which the Makefile builds.
+fn binaries_in_the_workspace() -> BTreeSet<String> {
+    let files = std::fs::read_dir(root().join("crates/functions/src/bin")).unwrap();
+    files.map(|entry| entry.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned()).collect()
+}
+
+/// A function's sample event, as `make invoke-<function>` finds it: `events/<name in
+/// camelCase>.json`.
+fn sample_event_of(function: &str) -> serde_json::Value {
+    let mut name = String::new();
+    let mut words = function.split('-');
+    name.push_str(words.next().unwrap());
+    for word in words {
+        let mut letters = word.chars();
+        name.extend(letters.next().map(|first| first.to_ascii_uppercase()));
+        name.push_str(letters.as_str());
     }
-    list.split_whitespace()
-        .map(|pair| {
-            let (binary, event) = pair.split_once(':').unwrap_or_else(|| panic!("{pair} is not binary:event"));
-            (binary.to_owned(), event.to_owned())
-        })
-        .collect()
+    let path = root().join(format!("events/{name}.json"));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{function} has no sample event {}", path.display()));
+    serde_json::from_str(&text).unwrap()
 }
 
 #[test]
-fn the_makefiles_functions_are_the_templates_each_with_the_sample_event_of_its_route() {
+fn the_templates_functions_are_the_route_tables_each_a_binary_with_a_sample_event() {
     let template = template();
-    let listed = makefile_functions();
+    let table: BTreeSet<String> = chat_core::routes::functions().into_iter().map(str::to_owned).collect();
 
-    let binaries: BTreeSet<String> = listed.iter().map(|(binary, _)| binary.clone()).collect();
     let declared: BTreeSet<String> = template.functions().into_iter().filter_map(|function| function.binary).collect();
-    assert_eq!(binaries, declared);
-    let event_of = |binary: &str| -> serde_json::Value {
-        let (_, event) = listed.iter().find(|(listed, _)| listed == binary).unwrap();
-        serde_json::from_str(&std::fs::read_to_string(root().join(format!("events/{event}.json"))).unwrap()).unwrap()
-    };
-    let mut route_binaries = BTreeSet::new();
-    for route in Route::ALL {
+    assert_eq!(declared, table, "template.yaml's functions");
+    assert_eq!(binaries_in_the_workspace(), table, "crates/functions/src/bin");
+    for &route in Route::ALL {
         let binary = function_of(&template, route).binary.unwrap();
-        assert_eq!(event_of(&binary)["requestContext"]["routeKey"], route.key(), "{binary}'s sample event");
-        route_binaries.insert(binary);
+        assert_eq!(binary, route.function(), "the function serving {}", route.key());
+        let event = sample_event_of(&binary);
+        let key = event["requestContext"]["routeKey"].as_str().unwrap_or_default().to_owned();
+        assert!(Route::served_by(&binary).any(|served| served.key() == key), "{binary}'s sample event is for {key}");
     }
-    let others: Vec<_> = binaries.difference(&route_binaries).collect();
-    assert_eq!(others, ["authorizer", "fan-out-worker"], "the functions that serve no route");
-    assert_eq!(event_of("authorizer")["type"], "REQUEST", "the authorizer's sample event is a REQUEST authorizer's");
-    let record = &event_of("fan-out-worker")["Records"][0];
+    assert_eq!(chat_core::routes::WORKERS, ["fan-out-worker", "authorizer"], "the functions that serve no route");
+    assert_eq!(
+        sample_event_of("authorizer")["type"],
+        "REQUEST",
+        "the authorizer's sample event is a REQUEST authorizer's"
+    );
+    let record = &sample_event_of("fan-out-worker")["Records"][0];
     assert_eq!(record["eventSource"], "aws:sqs", "the worker's sample event is an SQS event");
     let page: chat_core::queue::FanOutPage = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
     assert!(!page.connection_ids.is_empty());
-}
-
-#[test]
-fn every_functions_binary_exists_in_the_workspace() {
-    let manifests =
-        std::fs::read_dir(root().join("crates")).unwrap().map(|entry| entry.unwrap().path().join("Cargo.toml"));
-    let manifests: String = manifests.filter_map(|path| std::fs::read_to_string(path).ok()).collect();
-
-    for function in template().functions() {
-        let binary = function.binary.unwrap_or_else(|| panic!("{} has no BuildProperties.Binary", function.logical_id));
-        let declared = format!("[[bin]]\nname = \"{binary}\"");
-        assert!(manifests.contains(&declared), "no crate declares the binary {binary}");
-    }
 }
 
 #[test]
@@ -117,7 +108,7 @@ fn api_gateway_may_invoke_each_route_function_from_this_api_and_stage_only() {
     let api = template.websocket_api().unwrap().logical_id;
     let permissions = template.permissions();
 
-    for route in Route::ALL {
+    for &route in Route::ALL {
         let function = function_of(&template, route).logical_id;
         let permission = permissions
             .iter()
@@ -134,7 +125,7 @@ fn api_gateway_may_invoke_each_route_function_from_this_api_and_stage_only() {
 fn each_function_is_granted_exactly_the_actions_it_calls() {
     let template = template();
 
-    for route in Route::ALL {
+    for &route in Route::ALL {
         let function = function_of(&template, route);
         let granted: BTreeSet<&str> =
             function.statements.iter().flat_map(|statement| statement.actions.iter().map(String::as_str)).collect();
@@ -167,7 +158,7 @@ fn no_policy_uses_a_wildcard_beyond_the_connections_path() {
 
 #[test]
 fn only_sync_reads_the_activity_index_and_no_function_reads_another() {
-    for route in Route::ALL {
+    for &route in Route::ALL {
         let function = function_of(&template(), route);
         let indexes: Vec<&String> = function
             .statements
@@ -249,7 +240,7 @@ fn the_alarms_watch_metrics_the_handlers_emit() {
 fn functions_that_use_the_store_are_told_the_table_name() {
     let template = template();
 
-    for route in Route::ALL {
+    for &route in Route::ALL {
         let function = function_of(&template, route);
         let uses_store = actions_needed(route).iter().any(|action| action.starts_with("dynamodb:"));
         let has_table = function.environment.iter().any(|name| name == chat_core::config::TABLE_NAME);
@@ -456,7 +447,7 @@ fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)
 #[test]
 fn each_dynamodb_action_is_granted_on_only_the_table_or_index_it_uses() {
     let template = template();
-    for route in Route::ALL {
+    for &route in Route::ALL {
         let function = function_of(&template, route);
         let granted: BTreeSet<(String, String)> = function
             .statements

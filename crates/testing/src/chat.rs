@@ -3,6 +3,7 @@
 
 use chat_core::identity::Mode;
 use chat_core::protocol::UserId;
+use chat_core::routes::Services;
 use chat_core::routes::{self, Handled, Route};
 use chat_core::store::{ConnectionStore, MemoryStore};
 use serde_json::{Value, json};
@@ -33,7 +34,12 @@ impl Chat {
     pub async fn with_messenger(connections: &[(&str, &str)], messenger: RecordingMessenger) -> Self {
         let chat = Chat { store: MemoryStore::new(), messenger };
         for (connection_id, user) in connections {
-            let response = routes::connect(&events::connect(connection_id, Some(user)), &chat.store, Mode::Demo).await;
+            let response = routes::handle(
+                Route::Connect,
+                &events::connect(connection_id, Some(user)),
+                &Services::new(&chat.store).with_mode(Mode::Demo),
+            )
+            .await;
             assert_eq!(response.status(), 200, "connecting {connection_id} as {user}");
         }
         chat
@@ -41,13 +47,19 @@ impl Chat {
 
     /// Opens one more connection for `user`; the status.
     pub async fn connect(&self, connection_id: &str, user: &str) -> i64 {
-        routes::connect(&events::connect(connection_id, Some(user)), &self.store, Mode::Demo).await.status()
+        routes::handle(
+            Route::Connect,
+            &events::connect(connection_id, Some(user)),
+            &Services::new(&self.store).with_mode(Mode::Demo),
+        )
+        .await
+        .status()
     }
 
     /// Sends `frame` to `route` from a connection, 5 s after it opened; the status.
     pub async fn request(&self, route: Route, from: &str, frame: Value) -> i64 {
         let event = events::message(route, from, &frame.to_string());
-        routes::handle(route, &event, &self.store, &self.messenger, None, Mode::Demo).await.status()
+        routes::handle(route, &event, &Services::new(&self.store).with_messenger(&self.messenger)).await.status()
     }
 
     /// Sends a frame as the sample event does, 5 s after the connections opened; the status.
@@ -58,7 +70,7 @@ impl Chat {
     /// Sends a frame `seconds` after the connections opened.
     pub async fn send_after(&self, from: &str, frame: Value, seconds: i64) -> Handled {
         let event = events::message_after(Route::SendMessage, from, &frame.to_string(), seconds);
-        routes::send_message(&event, &self.store, &self.messenger).await
+        routes::handle(Route::SendMessage, &event, &Services::new(&self.store).with_messenger(&self.messenger)).await
     }
 
     /// Sends a frame a minute after the connections opened, when every record is old enough
@@ -69,21 +81,31 @@ impl Chat {
 
     /// Sends `body` to `$default`; the status.
     pub async fn default(&self, from: &str, body: &str) -> i64 {
-        routes::default(&events::message(Route::Default, from, body), &self.messenger).await.status()
+        routes::handle(
+            Route::Default,
+            &events::message(Route::Default, from, body),
+            &Services::none().with_messenger(&self.messenger),
+        )
+        .await
+        .status()
     }
 
     /// `joinRoom` from a connection; the status.
     pub async fn join(&self, connection_id: &str, room: &str) -> i64 {
         let body = json!({"action": "joinRoom", "roomId": room}).to_string();
         let event = events::message(Route::JoinRoom, connection_id, &body);
-        routes::join_room(&event, &self.store, &self.messenger).await.status()
+        routes::handle(Route::JoinRoom, &event, &Services::new(&self.store).with_messenger(&self.messenger))
+            .await
+            .status()
     }
 
     /// `leaveRoom` from a connection; the status.
     pub async fn leave(&self, connection_id: &str, room: &str) -> i64 {
         let body = json!({"action": "leaveRoom", "roomId": room}).to_string();
         let event = events::message(Route::LeaveRoom, connection_id, &body);
-        routes::leave_room(&event, &self.store, &self.messenger).await.status()
+        routes::handle(Route::LeaveRoom, &event, &Services::new(&self.store).with_messenger(&self.messenger))
+            .await
+            .status()
     }
 
     /// Every frame posted to a connection, in order.

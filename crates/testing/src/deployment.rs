@@ -34,8 +34,8 @@ pub fn authorizer_binary() -> String {
 pub fn binaries() -> Vec<String> {
     let template = template();
     Route::ALL
-        .into_iter()
-        .map(|route| route_binary(&template, route))
+        .iter()
+        .map(|&route| route_binary(&template, route))
         .chain([authorizer_binary_in(&template), FAN_OUT_WORKER_BINARY.to_owned()])
         .collect()
 }

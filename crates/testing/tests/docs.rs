@@ -124,7 +124,6 @@ fn every_relative_link_and_anchor_in_the_docs_resolves() {
 /// Files of the steps' folders that are not a step of a frame's trip, and why.
 const OFF_THE_TRIP: &[(&str, &str)] = &[
     ("crates/core/src/lib.rs", "the crate's root: module declarations"),
-    ("crates/core/src/routes/mod.rs", "the list of routes"),
     ("crates/core/src/asyncapi.rs", "generates docs/asyncapi.yaml, which is on the trip"),
     ("crates/core/src/aws.rs", "the SDK clients' configuration, built once per function"),
     ("crates/core/src/config.rs", "environment variables, read once at start-up"),

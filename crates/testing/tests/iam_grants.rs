@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chat_core::identity::Mode;
+use chat_core::routes::Services;
 use chat_core::routes::{self, Route};
 use chat_testing::calls::DynamoDbCalls;
 use chat_testing::dynalite::{MEMBERSHIPS_TABLE, MESSAGES_TABLE, TABLE, USERS_TABLE};
@@ -95,7 +95,7 @@ async fn every_dynamodb_call_a_route_makes_is_granted_to_its_function_on_that_ta
     ];
     let mut observed: BTreeMap<&str, BTreeSet<(String, String)>> = BTreeMap::new();
     let mut run = async |route: Route, event| {
-        let handled = routes::handle(route, &event, &store, &messenger, None, Mode::Demo).await;
+        let handled = routes::handle(route, &event, &Services::new(&store).with_messenger(&messenger)).await;
         assert!(handled.status() < 500, "{} answered {}", route.key(), handled.status());
         observed.entry(route.key()).or_default().extend(record.take().iter().map(grant_needed));
     };
@@ -122,7 +122,7 @@ async fn every_dynamodb_call_a_route_makes_is_granted_to_its_function_on_that_ta
     let (route, event) = message(Route::SendMessage, "a1", to_lobby);
     run(route, event).await;
 
-    for route in Route::ALL.into_iter().filter(|route| *route != Route::Default) {
+    for route in Route::ALL.iter().copied().filter(|route| *route != Route::Default) {
         let calls = observed.get(route.key()).unwrap_or_else(|| panic!("{} was exercised", route.key()));
         let grants = granted(route);
         let missing: Vec<_> = calls.difference(&grants).collect();
@@ -142,17 +142,17 @@ async fn every_dynamodb_call_the_fan_out_worker_makes_is_granted_to_it_on_that_t
             routes::handle(
                 Route::Connect,
                 &events::connect(connection, Some(user)),
-                &store,
-                &messenger,
-                None,
-                Mode::Demo
+                &Services::new(&store).with_messenger(&messenger)
             )
             .await
             .status(),
             200
         );
         let join = events::message_after(Route::JoinRoom, connection, r#"{"action":"joinRoom","roomId":"lobby"}"#, 60);
-        assert_eq!(routes::handle(Route::JoinRoom, &join, &store, &messenger, None, Mode::Demo).await.status(), 200);
+        assert_eq!(
+            routes::handle(Route::JoinRoom, &join, &Services::new(&store).with_messenger(&messenger)).await.status(),
+            200
+        );
     }
     record.take();
     // b1 is gone; c1 is gone and its record already deleted (its membership is orphaned).

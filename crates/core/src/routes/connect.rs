@@ -1,12 +1,22 @@
 //! `$connect`: establish who the connection belongs to, record it, and subscribe it to its
 //! user's rooms.
 
-use super::{Outcome, Refusal, Reply, Request};
+use super::{Context, Outcome, Refusal, Reply, Service};
+use crate::asyncapi::Message;
 use crate::error::Chain;
-use crate::identity::{self, Mode};
+use crate::identity;
 use crate::limits::MAX_CONNECTIONS_PER_USER;
+use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
-use crate::store::{Connection, ConnectionStore, Store, subscriptions};
+use crate::store::{Connection, ConnectionStore, subscriptions};
+
+/// The services it uses.
+pub(super) const USES: &[Service] = &[Service::Store];
+
+/// Nothing of it is a frame.
+pub(super) fn messages() -> Vec<Message> {
+    Vec::new()
+}
 
 /// Records the connection under the user it speaks for ([`identity::user_of`]) and subscribes
 /// it to every room the user has joined. A missing or invalid `userId` (demo mode) answers 400,
@@ -19,7 +29,8 @@ use crate::store::{Connection, ConnectionStore, Store, subscriptions};
 /// record again and answers 500, which refuses the upgrade: the client connects again. Should
 /// that delete fail too, the record expires with its TTL, and posts to the never-opened
 /// connection answer 410, which removes it.
-pub async fn connect(request: &Request, store: &dyn Store, mode: Mode) -> Outcome {
+pub async fn handle(context: &Context<'_>, _: &mut Metrics) -> Outcome {
+    let (request, store, mode) = (context.request, context.store()?, context.services.mode);
     let user_id =
         identity::user_of(&request.caller, mode).map_err(|error| Refusal::new(error.code(), error.to_string()))?;
     // A soft limit: two connects racing past it can both succeed. It bounds fan-out and abuse,

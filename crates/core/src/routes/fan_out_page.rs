@@ -7,8 +7,8 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use super::fan_out::{FanOut, Listed};
 use crate::messenger::Messenger;
 use crate::metrics::Metrics;
-use crate::protocol::Route;
 use crate::queue::{FanOutPage, Pace};
+use crate::routes::Route;
 use crate::store::Store;
 
 /// A page to be tried again: the queue redelivers it (SQS after its visibility timeout, up to
@@ -30,7 +30,7 @@ pub struct PageFailed {
 /// retries (clients whose buffers are full: they read the message through history). Fails, so
 /// the page is tried again, when any post failed otherwise (the endpoint unreachable, a 5xx) or
 /// when most of the page was throttled (the account's throttle: the page backs off whole).
-/// `metrics` (made for [`Route::SendMessage`](crate::protocol::Route::SendMessage), whose
+/// `metrics` (made for [`Route::SendMessage`](crate::routes::Route::SendMessage), whose
 /// deliveries these are) counts what was delivered, gone and failed.
 /// Every post waits its turn at `pace`, if given.
 pub async fn fan_out_page(

@@ -1,167 +1,183 @@
-//! The routes of the WebSocket API: one module per route, each a plain async function of a
-//! [`Request`] and the dependencies it uses, returning an [`Outcome`].
+//! The routes of the WebSocket API: one module per route, each owning all of it (its request
+//! type with the parser that reads it and the schema that publishes it, its answer, and its
+//! handler), and one table, below, that lists every route once.
 //!
-//! [`request`] is the adapter from API Gateway's event (the only code here that reads it) and
-//! [`outcome`] the one place an outcome becomes the sender's frame, metrics, log line and status.
-//! The functions named after the routes below take the event itself: what each Lambda binary,
-//! the local gateway and the benchmarks call.
+//! # The table
+//! Each line of [`routes!`] names a route's variant of [`Route`], its route key in API Gateway,
+//! its module, and the Lambda function (a cargo binary of `crates/functions`) that serves it.
+//! Several routes may share a function. From the table come [`Route`] and its keys, the actions
+//! an `unknownAction` error lists ([`actions`]), dispatch ([`handle`]), the messages of
+//! `docs/asyncapi.yaml`, and [`FUNCTIONS`] (with the functions that serve no route, listed
+//! beside it): what the binaries, the Makefile and the template tests enumerate.
+//!
+//! Each route module provides `async fn handle(&Context<'_>, &mut Metrics) -> Outcome`, `const
+//! USES: &[Service]` (what the function serving it must be given; a route that uses no
+//! messenger, `$connect` and `$disconnect`, whose connection cannot be posted to, is answered
+//! by its status alone) and `fn messages() -> Vec<Message>` (its frames as
+//! `docs/asyncapi.yaml` publishes them).
+//!
+//! # Adding a route
+//! Its module here, a line in the table, its route and function in `template.yaml`, and a
+//! sample event in `events/`; a file in `crates/functions/src/bin` only for a new function.
 
 mod connect;
-mod default;
+pub mod context;
+pub mod default;
 mod disconnect;
 mod fan_out;
 mod fan_out_page;
-mod history;
+pub mod get_history;
+pub mod join_room;
+pub mod leave_room;
+pub mod mark_read;
 pub mod outcome;
-mod read;
 pub mod request;
-mod rooms;
-mod send_message;
-mod sync;
+pub mod send_message;
+pub mod sync;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
+pub use context::{Context, Services};
 pub use fan_out_page::{PageFailed, fan_out_page, fan_out_worker};
 pub use outcome::{Handled, Outcome, Refusal, Reply};
 pub use request::{Caller, MalformedEvent, Request};
 
-use crate::identity::Mode;
-use crate::messenger::Messenger;
-pub use crate::protocol::Route;
-use crate::queue::FanOutQueue;
-use crate::store::{ConnectionStore, Store};
+use crate::asyncapi::Message;
+use crate::metrics::Metrics;
 
-/// The handlers themselves, for tests and other callers that have a [`Request`] rather than an
-/// event. Each records what it delivered in the [`crate::metrics::Metrics`] it is given.
-pub mod handlers {
-    pub use super::connect::connect;
-    pub use super::default::default;
-    pub use super::disconnect::disconnect;
-    pub use super::history::get_history;
-    pub use super::read::mark_read;
-    pub use super::rooms::{join_room, leave_room};
-    pub use super::send_message::{send_message, send_message_through};
-    pub use super::sync::sync;
-}
+/// Declares every route once; see the module's documentation.
+macro_rules! routes {
+    ($( $(#[$doc:meta])* $route:ident $key:literal $module:ident $function:literal, )*) => {
+        /// A route of the WebSocket API, by its key in API Gateway.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Route {
+            $( $(#[$doc])* $route, )*
+        }
 
-/// `$connect`: see [`handlers::connect`].
-pub async fn connect(event: &ApiGatewayWebsocketProxyRequest, store: &dyn Store, mode: Mode) -> Handled {
-    request::run(Route::Connect, event, None, async |request, _| connect::connect(request, store, mode).await).await
-}
+        impl Route {
+            /// Every route, in the table's order.
+            pub const ALL: &[Route] = &[$(Route::$route),*];
 
-/// `$disconnect`: see [`handlers::disconnect`].
-pub async fn disconnect(event: &ApiGatewayWebsocketProxyRequest, store: &dyn ConnectionStore) -> Handled {
-    request::run(Route::Disconnect, event, None, async |request, _| disconnect::disconnect(request, store).await).await
-}
+            /// The route key API Gateway selects it by.
+            pub const fn key(self) -> &'static str {
+                match self {
+                    $( Route::$route => $key, )*
+                }
+            }
 
-/// `$default`: see [`handlers::default`].
-pub async fn default(event: &ApiGatewayWebsocketProxyRequest, messenger: &dyn Messenger) -> Handled {
-    request::run(Route::Default, event, Some(messenger), async |request, _| default::default(request)).await
-}
+            /// The Lambda function (cargo binary) that serves it.
+            pub const fn function(self) -> &'static str {
+                match self {
+                    $( Route::$route => $function, )*
+                }
+            }
 
-/// `sendMessage`: see [`handlers::send_message`].
-pub async fn send_message(
-    event: &ApiGatewayWebsocketProxyRequest,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-) -> Handled {
-    send_message_through(event, store, messenger, None).await
-}
+            /// The services its handler uses: what the function serving it is given.
+            pub const fn uses(self) -> &'static [Service] {
+                match self {
+                    $( Route::$route => $module::USES, )*
+                }
+            }
 
-/// `sendMessage` with a fan-out queue for big rooms: see [`handlers::send_message_through`].
-pub async fn send_message_through(
-    event: &ApiGatewayWebsocketProxyRequest,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-    queue: Option<&dyn FanOutQueue>,
-) -> Handled {
-    let handler = async |request: &Request, metrics: &mut _| {
-        send_message::send_message_through(request, store, messenger, queue, metrics).await
+            /// Its frames, as `docs/asyncapi.yaml` publishes them.
+            pub(crate) fn messages(self) -> Vec<Message> {
+                match self {
+                    $( Route::$route => $module::messages(), )*
+                }
+            }
+
+            async fn run(self, context: &Context<'_>, metrics: &mut Metrics) -> Outcome {
+                match self {
+                    $( Route::$route => $module::handle(context, metrics).await, )*
+                }
+            }
+        }
     };
-    request::run(Route::SendMessage, event, Some(messenger), handler).await
 }
 
-/// `joinRoom`: see [`handlers::join_room`].
-pub async fn join_room(
-    event: &ApiGatewayWebsocketProxyRequest,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-) -> Handled {
-    request::run(Route::JoinRoom, event, Some(messenger), async |request, _| {
-        rooms::join_room(request, store, messenger).await
-    })
-    .await
+routes! {
+    /// `$connect`: records who the connection belongs to.
+    Connect "$connect" connect "connect",
+    /// `$disconnect`: forgets the connection.
+    Disconnect "$disconnect" disconnect "disconnect",
+    /// `$default`: the `send` echo, and help for unknown actions.
+    Default "$default" default "default",
+    /// `sendMessage`: delivers a message to every connection of a user, or to a room.
+    SendMessage "sendMessage" send_message "send-message",
+    /// `joinRoom`: makes the user a member of a room.
+    JoinRoom "joinRoom" join_room "join-room",
+    /// `leaveRoom`: ends the user's membership of a room.
+    LeaveRoom "leaveRoom" leave_room "leave-room",
+    /// `getHistory`: a page of a conversation's stored messages.
+    GetHistory "getHistory" get_history "get-history",
+    /// `sync`: the user's conversations, most recently active first.
+    Sync "sync" sync "sync",
+    /// `markRead`: raises the user's read state in a conversation.
+    MarkRead "markRead" mark_read "mark-read",
 }
 
-/// `leaveRoom`: see [`handlers::leave_room`].
-pub async fn leave_room(
-    event: &ApiGatewayWebsocketProxyRequest,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-) -> Handled {
-    request::run(Route::LeaveRoom, event, Some(messenger), async |request, _| {
-        rooms::leave_room(request, store, messenger).await
-    })
-    .await
+/// A service a route uses: what the function serving it is built with ([`Services`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// The store (DynamoDB in the cloud): the tables' environment variables.
+    Store,
+    /// API Gateway's @connections API, to answer the sender and deliver.
+    Messenger,
+    /// The fan-out queue (SQS), when the deployment has one.
+    Queue,
 }
 
-/// `getHistory`: see [`handlers::get_history`].
-pub async fn get_history(
-    event: &ApiGatewayWebsocketProxyRequest,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-) -> Handled {
-    request::run(Route::GetHistory, event, Some(messenger), async |request, _| {
-        history::get_history(request, store).await
-    })
-    .await
+/// The functions that serve no route: the fan-out worker (SQS) and the `$connect` authorizer.
+pub const WORKERS: &[&str] = &["fan-out-worker", "authorizer"];
+
+/// Every Lambda function (cargo binary), in the table's order, then [`WORKERS`].
+pub fn functions() -> Vec<&'static str> {
+    let mut functions: Vec<&'static str> = Vec::new();
+    for function in Route::ALL.iter().map(|route| route.function()).chain(WORKERS.iter().copied()) {
+        if !functions.contains(&function) {
+            functions.push(function);
+        }
+    }
+    functions
 }
 
-/// `sync`: see [`handlers::sync`].
-pub async fn sync(event: &ApiGatewayWebsocketProxyRequest, store: &dyn Store, messenger: &dyn Messenger) -> Handled {
-    request::run(Route::Sync, event, Some(messenger), async |request, _| sync::sync(request, store).await).await
-}
+impl Route {
+    /// The route with this key; keys are case-sensitive.
+    pub fn from_key(key: &str) -> Option<Route> {
+        Route::ALL.iter().copied().find(|route| route.key() == key)
+    }
 
-/// `markRead`: see [`handlers::mark_read`].
-pub async fn mark_read(
-    event: &ApiGatewayWebsocketProxyRequest,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-) -> Handled {
-    request::run(Route::MarkRead, event, Some(messenger), async |request, _| {
-        read::mark_read(request, store, messenger).await
-    })
-    .await
-}
+    /// Whether a client selects it by name (every route but API Gateway's `$` routes).
+    pub fn is_action(self) -> bool {
+        !self.key().starts_with('$')
+    }
 
-/// Runs a route's handler with every dependency at hand (the local gateway and benchmarks do;
-/// each Lambda binary calls its own route with only what it needs).
-pub async fn handle(
-    route: Route,
-    event: &ApiGatewayWebsocketProxyRequest,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-    queue: Option<&dyn FanOutQueue>,
-    mode: Mode,
-) -> Handled {
-    match route {
-        Route::Connect => connect(event, store, mode).await,
-        Route::Disconnect => disconnect(event, store).await,
-        Route::Default => default(event, messenger).await,
-        Route::SendMessage => send_message_through(event, store, messenger, queue).await,
-        Route::JoinRoom => join_room(event, store, messenger).await,
-        Route::LeaveRoom => leave_room(event, store, messenger).await,
-        Route::GetHistory => get_history(event, store, messenger).await,
-        Route::Sync => sync(event, store, messenger).await,
-        Route::MarkRead => mark_read(event, store, messenger).await,
+    /// The routes `function` serves, in the table's order.
+    pub fn served_by(function: &str) -> impl Iterator<Item = Route> + '_ {
+        Route::ALL.iter().copied().filter(move |route| route.function() == function)
     }
 }
 
-/// The refusal of a frame from a connection the store has no record of: it expired, or its
-/// `$connect` never completed. Right in both modes: a new connection gets a new record.
-pub(crate) fn unknown_connection() -> Refusal {
-    Refusal::new(
-        crate::protocol::ErrorCode::UnknownConnection,
-        "this connection is not on record (it may have expired); open a new connection",
-    )
+/// Every action a client can send, as `unknownAction` error frames list them: the routes
+/// selected by name, in the table's order, then `$default`'s own [`default::SEND_ACTION`].
+pub fn actions() -> Vec<&'static str> {
+    Route::ALL.iter().filter(|route| route.is_action()).map(|route| route.key()).chain([default::SEND_ACTION]).collect()
+}
+
+/// Runs `route`'s handler on a [`Request`] of plain values and gives its outcome as the
+/// handler decided it: nothing is posted, logged or concluded. For tests and other callers that
+/// have a request rather than an event.
+pub async fn outcome_of(route: Route, request: &Request, services: &Services<'_>, metrics: &mut Metrics) -> Outcome {
+    route.run(&Context { request, services }, metrics).await
+}
+
+/// Runs `route`'s handler on an API Gateway event: reads the event, runs the handler with the
+/// services, and concludes its outcome (the sender's frame, the metrics, the log line and the
+/// Lambda response). What every Lambda function, the local gateway and the benchmarks call.
+pub async fn handle(route: Route, event: &ApiGatewayWebsocketProxyRequest, services: &Services<'_>) -> Handled {
+    let messenger = if route.uses().contains(&Service::Messenger) { services.messenger } else { None };
+    request::run(route, event, messenger, async |request, metrics| {
+        route.run(&Context { request, services }, metrics).await
+    })
+    .await
 }

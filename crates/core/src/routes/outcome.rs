@@ -12,7 +12,7 @@ use crate::auth;
 use crate::error::{Chain, PostError, StoreError};
 use crate::messenger::Messenger;
 use crate::metrics::Metrics;
-use crate::protocol::{self, Answer, EncodeError, ErrorCode, ErrorFrame, FrameError};
+use crate::protocol::{Answer, EncodeError, ErrorCode, ErrorFrame, FrameError};
 
 /// What a handler returns.
 pub type Outcome = Result<Reply, Refusal>;
@@ -164,7 +164,12 @@ pub async fn conclude(
     }
     metrics.refused = Some(frame.error);
     let text = frame.message.clone();
-    post(request, &Answer::Error(frame), messenger, &mut metrics).await;
+    match Answer::new(&frame) {
+        Ok(answer) => {
+            post(request, &answer, messenger, &mut metrics).await;
+        }
+        Err(error) => tracing::error!(error = %Chain(&error), "could not encode an error frame"),
+    }
     respond(status, text, metrics)
 }
 
@@ -179,16 +184,12 @@ pub(crate) async fn post(
     metrics: &mut Metrics,
 ) -> bool {
     let Some(messenger) = messenger else { return true };
-    let posted: Result<(), Box<dyn Error + Send + Sync>> =
-        match protocol::answer_bytes(answer, request.client_request_id.as_ref()) {
-            Ok(data) => messenger.post(&request.endpoint, &request.connection_id, &data).await.map_err(|error| {
-                metrics.posts_throttled += u64::from(error.is_throttled());
-                error.into()
-            }),
-            Err(error) => Err(error.into()),
-        };
+    let data = answer.bytes(request.client_request_id.as_ref());
+    let posted = messenger.post(&request.endpoint, &request.connection_id, &data).await.inspect_err(|error| {
+        metrics.posts_throttled += u64::from(error.is_throttled());
+    });
     if let Err(error) = &posted {
-        tracing::warn!(error = %Chain(error.as_ref()), "could not reply to the sender");
+        tracing::warn!(error = %Chain(error), "could not reply to the sender");
         metrics.posts_failed += 1;
     }
     posted.is_ok()

@@ -12,7 +12,7 @@ use super::outcome::{self, Handled, Outcome};
 use crate::auth;
 use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
-use crate::protocol::Route;
+use crate::routes::Route;
 
 /// What a handler needs of one API Gateway WebSocket event, read once by [`Request::from_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,18 +1,138 @@
 //! `sendMessage`: store a message at its conversation's next seq, then deliver it to every open
 //! connection of a user (and the sender's other connections), or to every other member of a room.
 
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
 use super::fan_out::{FanOut, Listed, Tally};
-use super::{Outcome, Refusal, Reply, Request, unknown_connection};
+use super::get_history::{History, HistoryMessage};
+use super::{Context, Outcome, Refusal, Reply, Request, Service};
+use crate::asyncapi::Message;
 use crate::error::Chain;
 use crate::limits::{FAN_OUT_PAGE, MAX_MESSAGE_BYTES};
-use crate::messenger::Messenger;
 use crate::metrics::Metrics;
+use crate::protocol::fields::{self, parse_object, required_string, room_field};
 use crate::protocol::{
-    self, Ack, Addressee, Answer, ConversationRef, Delivery, ErrorCode, Frame, FrameError, History, HistoryMessage,
-    RoomDelivery, RoomId, SendMessage, UserId, fields,
+    self, Answer, ClientRequestId, ConversationRef, Delivery, ErrorCode, Frame, FrameError, RoomDelivery, RoomId,
+    UserId, frames,
 };
 use crate::queue::{FanOutPage, FanOutQueue, QueueError};
-use crate::store::{Appended, Connection, Conversation, Idempotency, Store, StoredMessage};
+use crate::store::{Appended, Connection, Conversation, Idempotency, StoredMessage};
+
+/// The services it uses.
+pub(super) const USES: &[Service] = &[Service::Store, Service::Messenger, Service::Queue];
+
+/// A valid `sendMessage` frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SendMessage {
+    /// Who receives the message: every open connection of a user (`destinationUserId`), or
+    /// every other member connection of a room (`roomId`).
+    pub to: ConversationRef,
+    /// The text delivered, unchanged.
+    pub body: String,
+}
+/// `sendMessage`'s acknowledgement, to the sending connection once the message is stored and
+/// before it is delivered: `{"type":"ack","clientRequestId":"r1","destinationUserId":"bob",
+/// "seq":7,"sentAt":…}` (or `"roomId"`). A repeat of the request is acknowledged the same.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    /// Always `ack`.
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "ack"))]
+    pub kind: String,
+    /// The request's id.
+    pub client_request_id: ClientRequestId,
+    /// The recipient, for a direct message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_user_id: Option<UserId>,
+    /// The room, for a room message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<RoomId>,
+    /// The stored message's seq.
+    pub seq: u64,
+    /// When it was stored, epoch milliseconds.
+    pub sent_at: i64,
+}
+impl SendMessage {
+    /// Parses and validates a `sendMessage` frame's body.
+    ///
+    /// # Errors
+    /// The first mistake, as a [`FrameError`] naming its field.
+    pub fn parse(body: Option<&str>) -> Result<Self, FrameError> {
+        let object = parse_object(body)?;
+        let has = |field| !matches!(object.get(field), None | Some(Value::Null));
+        let to = match (has(fields::DESTINATION_USER_ID), has(fields::ROOM_ID)) {
+            (true, true) => {
+                return Err(FrameError::InvalidField {
+                    field: fields::ROOM_ID,
+                    problem: "cannot be given with destinationUserId: send to a user or to a room".into(),
+                });
+            }
+            (false, false) => return Err(FrameError::MissingField("destinationUserId\" or \"roomId")),
+            (false, true) => ConversationRef::Room(room_field(&object)?),
+            (true, false) => {
+                let destination = required_string(&object, fields::DESTINATION_USER_ID)?;
+                ConversationRef::User(UserId::parse(destination).map_err(|problem| FrameError::InvalidField {
+                    field: fields::DESTINATION_USER_ID,
+                    problem: format!("is not a valid user id: it {problem}"),
+                })?)
+            }
+        };
+        let body = required_string(&object, fields::BODY)?.to_owned();
+        Ok(Self { to, body })
+    }
+}
+impl JsonSchema for SendMessage {
+    fn schema_name() -> Cow<'static, str> {
+        "SendMessage".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let (user, room) = (generator.subschema_for::<UserId>(), generator.subschema_for::<RoomId>());
+        json_schema!({
+            "description": "A message to every connection of a user (destinationUserId), or to every other member of a room the connection has joined (roomId): exactly one of the two.",
+            "type": "object",
+            "properties": {
+                (fields::DESTINATION_USER_ID): user,
+                (fields::ROOM_ID): room,
+                (fields::BODY): {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "The text delivered, unchanged; the delivered frame must fit in 128 KB.",
+                },
+            },
+            "required": [fields::BODY],
+            "oneOf": [{ "required": [fields::DESTINATION_USER_ID] }, { "required": [fields::ROOM_ID] }],
+        })
+    }
+}
+
+frames!(Ack);
+
+pub(super) fn messages() -> Vec<Message> {
+    vec![
+        Message::request::<SendMessage>(
+            "sendMessage",
+            "A message to every connection of a user, or to every other member of a room.",
+        ),
+        Message::sent::<Delivery<'_>>(
+            "delivery",
+            "A direct message, stored, to every connection of its recipient and every other connection of its sender.",
+        ),
+        Message::sent::<RoomDelivery<'_>>(
+            "roomDelivery",
+            "A room message, stored, to every member connection but the sending one.",
+        ),
+        Message::sent::<Ack>(
+            "ack",
+            "sendMessage's acknowledgement, when it carried a clientRequestId: the message is stored.",
+        ),
+    ]
+}
 
 /// Stores a message, then delivers it. To a user (`destinationUserId`),
 /// `{"senderId","body","destinationUserId","seq","sentAt"}` reaches every connection of theirs
@@ -22,33 +142,20 @@ use crate::store::{Appended, Connection, Conversation, Idempotency, Store, Store
 /// [`MAX_POSTS_IN_FLIGHT`](crate::limits::MAX_POSTS_IN_FLIGHT) posts are in flight at once; `metrics` counts what was delivered,
 /// gone and failed.
 ///
+/// With a fan-out queue, a room with more than [`FAN_OUT_PAGE`] other subscribed connections
+/// is delivered by queueing its members in pages for workers ([`super::fan_out_page`]) instead
+/// of posting to each; smaller rooms and direct messages are posted as without one. Pages the
+/// queue does not take are posted here.
+///
 /// The sender's id comes from the store's record of the sending connection, never from the
 /// frame. Refused frames, a room the connection has not joined and a failure to store are
 /// reported to the sender alone as error frames. Once stored, a message is not refused: a post
 /// that fails leaves it to history.
-pub async fn send_message(
-    request: &Request,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-    metrics: &mut Metrics,
-) -> Outcome {
-    send_message_through(request, store, messenger, None, metrics).await
-}
-
-/// [`send_message`], with a fan-out queue: a room with more than
-/// [`FAN_OUT_PAGE`](crate::limits::FAN_OUT_PAGE) other subscribed connections is delivered by
-/// queueing its members in pages for workers ([`super::fan_out_page`]) instead of posting to
-/// each; smaller rooms and direct messages are posted as without one. Pages the queue does not
-/// take are posted here.
-pub async fn send_message_through(
-    request: &Request,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-    queue: Option<&dyn FanOutQueue>,
-    metrics: &mut Metrics,
-) -> Outcome {
+pub async fn handle(context: &Context<'_>, metrics: &mut Metrics) -> Outcome {
+    let (request, store, messenger, queue) =
+        (context.request, context.store()?, context.messenger()?, context.services.queue);
     let message = SendMessage::parse(request.body.as_deref())?;
-    let record: Connection = store.find(&request.connection_id).await?.ok_or_else(unknown_connection)?;
+    let record: Connection = context.connection().await?;
     let fan_out = FanOut::new(request, store, messenger);
     let mut tally = Tally::default();
     let sender = &record.user_id;
@@ -56,8 +163,8 @@ pub async fn send_message_through(
     let idempotency = request.client_request_id.as_ref().map(|id| Idempotency { client_request_id: id.as_str() });
     let to = &message.to;
     let conversation = match to {
-        Addressee::User(user) => Conversation::direct(sender, user),
-        Addressee::Room(room) => {
+        ConversationRef::User(user) => Conversation::direct(sender, user),
+        ConversationRef::Room(room) => {
             if !record.rooms.contains(room) {
                 return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
             }
@@ -91,17 +198,17 @@ pub async fn send_message_through(
                 kind: "ack".into(),
                 client_request_id: id.clone(),
                 destination_user_id: match &to {
-                    Addressee::User(user) => Some(user.clone()),
-                    Addressee::Room(_) => None,
+                    ConversationRef::User(user) => Some(user.clone()),
+                    ConversationRef::Room(_) => None,
                 },
                 room_id: match &to {
-                    Addressee::Room(room) => Some(room.clone()),
-                    Addressee::User(_) => None,
+                    ConversationRef::Room(room) => Some(room.clone()),
+                    ConversationRef::User(_) => None,
                 },
                 seq: stored.seq,
                 sent_at: stored.sent_at,
             };
-            super::outcome::post(request, &Answer::Ack(ack), Some(messenger), metrics).await;
+            super::outcome::post(request, &Answer::naming_request(&ack)?, Some(messenger), metrics).await;
             true
         }
         None => false,
@@ -110,8 +217,8 @@ pub async fn send_message_through(
     // a send that stopped before).
     let record = async {
         let recorded = match to {
-            Addressee::User(user) => store.record_direct(user, &stored).await,
-            Addressee::Room(room) => {
+            ConversationRef::User(user) => store.record_direct(user, &stored).await,
+            ConversationRef::Room(room) => {
                 store.mark_read(sender, &ConversationRef::Room(room.clone()), stored.seq).await.map(drop)
             }
         };
@@ -122,8 +229,8 @@ pub async fn send_message_through(
     };
     let deliver = async {
         match to {
-            Addressee::User(user) => to_user(request, &fan_out, user, &stored, &mut tally).await,
-            Addressee::Room(room) => to_room(request, &fan_out, queue, room, &stored, &mut tally).await,
+            ConversationRef::User(user) => to_user(request, &fan_out, user, &stored, &mut tally).await,
+            ConversationRef::Room(room) => to_room(request, &fan_out, queue, room, &stored, &mut tally).await,
         }
     };
     let (unrecorded, ()) = futures::join!(record, deliver);
@@ -137,7 +244,7 @@ pub async fn send_message_through(
 /// Refuses a message whose delivered frame, or a page of history holding it alone, would
 /// exceed API Gateway's 128 KB, measured with the largest seq and time: so that any page of
 /// history can hold at least one message.
-fn fits(sender: &UserId, body: &str, to: &Addressee) -> Result<(), FrameError> {
+fn fits(sender: &UserId, body: &str, to: &ConversationRef) -> Result<(), FrameError> {
     let (seq, sent_at) = (u64::MAX, i64::MAX);
     let message = HistoryMessage { sender_id: sender.clone(), body: body.to_owned(), seq, sent_at };
     let page = |user_id: Option<UserId>, room_id: Option<RoomId>| History {
@@ -149,13 +256,13 @@ fn fits(sender: &UserId, body: &str, to: &Addressee) -> Result<(), FrameError> {
         oldest_seq: seq,
     };
     let sizes = match to {
-        Addressee::User(user) => {
+        ConversationRef::User(user) => {
             let delivered =
                 Delivery { sender_id: sender.as_str(), body, destination_user_id: user.as_str(), seq, sent_at };
             let longer = if user.as_str().len() > sender.as_str().len() { user } else { sender };
             [size(&delivered)?, size(&page(Some(longer.clone()), None))?]
         }
-        Addressee::Room(room) => {
+        ConversationRef::Room(room) => {
             let delivered = RoomDelivery { sender_id: sender.as_str(), room_id: room.as_str(), body, seq, sent_at };
             [size(&delivered)?, size(&page(None, Some(room.clone())))?]
         }
@@ -284,4 +391,28 @@ fn encoded(frame: &impl Frame) -> Option<Vec<u8>> {
     protocol::to_bytes(frame)
         .map_err(|error| tracing::error!(error = %Chain(&error), "could not encode a delivery"))
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_message_frame_names_the_first_missing_field() {
+        let error = SendMessage::parse(Some(r#"{"action":"sendMessage","body":"hi"}"#)).unwrap_err();
+        assert_eq!(error, FrameError::MissingField("destinationUserId\" or \"roomId"));
+        assert_eq!(error.to_string(), r#"the frame has no "destinationUserId" or "roomId" field"#);
+        let error = SendMessage::parse(Some(r#"{"action":"sendMessage","destinationUserId":"2"}"#)).unwrap_err();
+        assert_eq!(error, FrameError::MissingField("body"));
+    }
+
+    #[test]
+    fn a_send_message_is_for_a_user_or_a_room_never_both() {
+        let to_room = SendMessage::parse(Some(r#"{"action":"sendMessage","roomId":"lobby","body":"hi"}"#)).unwrap();
+        assert_eq!(to_room.to, ConversationRef::Room(RoomId::parse("lobby").unwrap()));
+        let both = r#"{"action":"sendMessage","roomId":"lobby","destinationUserId":"bob","body":"hi"}"#;
+        assert!(matches!(SendMessage::parse(Some(both)), Err(FrameError::InvalidField { field: "roomId", .. })));
+        let bad_room = r#"{"action":"sendMessage","roomId":"no spaces","body":"hi"}"#;
+        assert!(matches!(SendMessage::parse(Some(bad_room)), Err(FrameError::InvalidField { field: "roomId", .. })));
+    }
 }

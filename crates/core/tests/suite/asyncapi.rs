@@ -2,9 +2,11 @@
 //! with the parsers and the frames the handlers build.
 
 use chat_core::asyncapi;
-use chat_core::protocol::{
-    self, Answer, DefaultRequest, Echo, ErrorCode, ErrorFrame, GetHistory, Joined, RoomId, RoomRequest, SendMessage,
-};
+use chat_core::protocol::{Answer, ErrorCode, ErrorFrame, RoomId};
+use chat_core::routes::default::{self, DefaultRequest, Echo};
+use chat_core::routes::get_history::GetHistory;
+use chat_core::routes::join_room::{Joined, RoomRequest};
+use chat_core::routes::send_message::SendMessage;
 use chat_testing::contract;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -29,14 +31,14 @@ fn every_answer_the_handlers_build_matches_a_frame_the_document_says_the_chat_se
     let sent = validator(&asyncapi::sent_frames_schema(&contract::committed()));
     let lobby = RoomId::parse("lobby").unwrap();
     let answers = [
-        Answer::Echo(Echo { message: protocol::PONG.into() }),
-        Answer::Joined(Joined { room_id: lobby.clone(), joined: true, seq: 3 }),
-        Answer::Error(ErrorFrame::unknown_action()),
-        Answer::Error(ErrorFrame::new(ErrorCode::NotInRoom, "join room lobby before sending to it")),
+        Answer::new(&Echo { message: default::PONG.into() }).unwrap(),
+        Answer::new(&Joined { room_id: lobby.clone(), joined: true, seq: 3 }).unwrap(),
+        Answer::new(&default::unknown_action()).unwrap(),
+        Answer::new(&ErrorFrame::new(ErrorCode::NotInRoom, "join room lobby before sending to it")).unwrap(),
     ];
 
     for answer in answers {
-        let frame = serde_json::to_value(&answer).unwrap();
+        let frame: Value = serde_json::from_slice(answer.json()).unwrap();
         assert!(sent.is_valid(&frame), "{frame} is not in the document");
     }
     assert!(!sent.is_valid(&json!({"senderId": "a", "body": "b", "undocumented": 1})), "sent frames are closed");

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use chat_core::auth::{self, AuthConfig, HttpJwks, TokenError, Verifier, VerifyError};
 use chat_core::identity::Mode;
 use chat_core::protocol::UserId;
-use chat_core::routes;
+use chat_core::routes::Services;
+use chat_core::routes::{self, Route};
 use chat_core::store::{ConnectionStore, MemoryStore};
 use chat_testing::issuer::{CLIENT_ID, Signer, id_claims, now};
 use chat_testing::{Issuer, events};
@@ -293,7 +294,10 @@ async fn connect_in_token_mode_takes_the_verified_user_and_ignores_the_query() {
     let mut event = events::connect("conn-1", Some("bob"));
     event.request_context.authorizer.fields =
         [("principalId".to_owned(), json!("alice")), ("userId".to_owned(), json!("alice"))].into_iter().collect();
-    assert_eq!(routes::connect(&event, &store, Mode::Token).await.status(), 200);
+    assert_eq!(
+        routes::handle(Route::Connect, &event, &Services::new(&store).with_mode(Mode::Token)).await.status(),
+        200
+    );
     let alice = UserId::parse("alice").expect("valid");
     assert_eq!(store.connections_of(&alice, events::now_ms()).await.expect("memory"), vec!["conn-1".to_owned()]);
     let bob = UserId::parse("bob").expect("valid");
@@ -303,7 +307,12 @@ async fn connect_in_token_mode_takes_the_verified_user_and_ignores_the_query() {
 #[tokio::test]
 async fn connect_in_token_mode_without_a_verified_user_is_refused_and_stores_nothing() {
     let store = MemoryStore::new();
-    let handled = routes::connect(&events::connect("conn-1", Some("bob")), &store, Mode::Token).await;
+    let handled = routes::handle(
+        Route::Connect,
+        &events::connect("conn-1", Some("bob")),
+        &Services::new(&store).with_mode(Mode::Token),
+    )
+    .await;
     assert_eq!(handled.status(), 403);
     let bob = UserId::parse("bob").expect("valid");
     assert!(store.connections_of(&bob, events::now_ms()).await.expect("memory").is_empty());
@@ -315,9 +324,14 @@ async fn connect_answers_with_the_chat_subprotocol_when_the_client_offered_it() 
     let mut event = events::connect("conn-1", Some("alice"));
     let offered = "chat, eyJhbGciOiJSUzI1NiJ9.e30.c2ln";
     event.headers.insert("sec-websocket-protocol", offered.parse().expect("a header value"));
-    let handled = routes::connect(&event, &store, Mode::Demo).await;
+    let handled = routes::handle(Route::Connect, &event, &Services::new(&store).with_mode(Mode::Demo)).await;
     assert_eq!(handled.response.headers.get("sec-websocket-protocol").map(|v| v.to_str().expect("text")), Some("chat"));
 
-    let plain = routes::connect(&events::connect("conn-2", Some("alice")), &store, Mode::Demo).await;
+    let plain = routes::handle(
+        Route::Connect,
+        &events::connect("conn-2", Some("alice")),
+        &Services::new(&store).with_mode(Mode::Demo),
+    )
+    .await;
     assert!(plain.response.headers.get("sec-websocket-protocol").is_none(), "nothing offered, nothing answered");
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use chat_core::DynamoDbStore;
+use chat_core::routes::Services;
 use chat_testing::dynalite;
 use tokio::sync::Notify;
 
@@ -21,7 +22,12 @@ use serde_json::{Value, json};
 /// Connects each `(connection id, user)` in demo mode.
 async fn connect(store: &dyn Store, connections: &[(&str, &str)]) {
     for (id, user) in connections {
-        let response = routes::connect(&events::connect(id, Some(user)), store, Mode::Demo).await;
+        let response = routes::handle(
+            Route::Connect,
+            &events::connect(id, Some(user)),
+            &Services::new(store).with_mode(Mode::Demo),
+        )
+        .await;
         assert_eq!(response.status(), 200, "{id}");
     }
 }
@@ -29,7 +35,7 @@ async fn connect(store: &dyn Store, connections: &[(&str, &str)]) {
 /// Sends `frame` from `connection`, a minute after it connected; the status.
 async fn send(store: &dyn Store, messenger: &RecordingMessenger, connection: &str, frame: &Value) -> i64 {
     let event = events::message_after(Route::SendMessage, connection, &frame.to_string(), 60);
-    routes::send_message(&event, store, messenger).await.status()
+    routes::handle(Route::SendMessage, &event, &Services::new(store).with_messenger(messenger)).await.status()
 }
 
 /// Every message of a conversation, read page by page with `after`.
@@ -42,7 +48,10 @@ async fn history(store: &dyn Store, messenger: &RecordingMessenger, connection: 
         frame["after"] = json!(after);
         frame["limit"] = json!(100);
         let event = events::message_after(Route::GetHistory, connection, &frame.to_string(), 60);
-        assert_eq!(routes::get_history(&event, store, messenger).await.status(), 200);
+        assert_eq!(
+            routes::handle(Route::GetHistory, &event, &Services::new(store).with_messenger(messenger)).await.status(),
+            200
+        );
         let page = messenger.frames_to(connection).pop().unwrap();
         let got = page["messages"].as_array().unwrap().clone();
         messages.extend(got.iter().cloned());
@@ -60,7 +69,10 @@ async fn twenty_connections_send_fifty_messages_each_to_one_room_at_once(store: 
     connect(store, &pairs).await;
     for (connection, _) in &pairs {
         let event = events::message(Route::JoinRoom, connection, r#"{"action":"joinRoom","roomId":"lobby"}"#);
-        assert_eq!(routes::join_room(&event, store, &messenger).await.status(), 200);
+        assert_eq!(
+            routes::handle(Route::JoinRoom, &event, &Services::new(store).with_messenger(&messenger)).await.status(),
+            200
+        );
     }
 
     let sending = pairs.iter().map(|(connection, _)| {
@@ -224,7 +236,7 @@ async fn numbers_at_the_edges_are_answered_and_never_counted_as_backend_failures
 
     for (route, frame) in frames {
         let event = events::message_after(route, "a1", &frame, 60);
-        let handled = routes::handle(route, &event, store, &messenger, None, Mode::Demo).await;
+        let handled = routes::handle(route, &event, &Services::new(store).with_messenger(&messenger)).await;
 
         let answer = messenger.frames_to("a1").pop().unwrap();
         assert_eq!(handled.metrics.backend_failures, 0, "{frame}: {answer}");
@@ -238,7 +250,10 @@ async fn numbers_at_the_edges_are_answered_and_never_counted_as_backend_failures
         [("\"after\":18446744073709551615", json!([])), ("\"before\":18446744073709551615", json!([1]))]
     {
         let event = events::message_after(Route::GetHistory, "a1", &history(cursor), 60);
-        assert_eq!(routes::get_history(&event, store, &messenger).await.status(), 200);
+        assert_eq!(
+            routes::handle(Route::GetHistory, &event, &Services::new(store).with_messenger(&messenger)).await.status(),
+            200
+        );
         let page = messenger.frames_to("a1").pop().unwrap();
         let got: Vec<&Value> = page["messages"].as_array().unwrap().iter().map(|message| &message["seq"]).collect();
         assert_eq!(json!(got), seqs, "{cursor}");
@@ -337,6 +352,7 @@ async fn a_send_that_dies_after_any_of_its_dynamodb_calls_is_healed_by_its_retry
     // both users' connections.
     for dies_after in 1..=10 {
         let messenger = RecordingMessenger::new();
+        let services = Services::new(&store).with_messenger(&messenger);
         let (alice, bob) = (format!("alice{dies_after}"), format!("bob{dies_after}"));
         let (alice_tab, bob_tab) = (format!("a{dies_after}"), format!("b{dies_after}"));
         connect(&store, &[(&alice_tab, &alice), (&bob_tab, &bob)]).await;
@@ -346,13 +362,14 @@ async fn a_send_that_dies_after_any_of_its_dynamodb_calls_is_healed_by_its_retry
         // The function dies (its future is dropped) once that many of its calls have come back.
         let before = completed.count();
         tokio::select! {
-            _ = routes::send_message(&first, &store, &messenger) => {}
+            _ = routes::handle(Route::SendMessage, &first, &services) => {}
             () = completed.reached(before + dies_after) => {}
         }
         // The client heard no acknowledgement, or did not wait for it: it sends again 20 s later,
         // past the time a dead function's claim is held; then a second message.
         let retry = events::message_after(Route::SendMessage, &alice_tab, &once.to_string(), 80);
-        let healed = routes::send_message(&retry, &store, &messenger).await;
+        let healed =
+            routes::handle(Route::SendMessage, &retry, &Services::new(&store).with_messenger(&messenger)).await;
         let next = json!({"action": "sendMessage", "destinationUserId": bob, "body": "next"});
 
         assert_eq!(healed.status(), 200, "died after {dies_after} calls");
@@ -374,7 +391,10 @@ async fn a_send_that_dies_after_any_of_its_dynamodb_calls_is_healed_by_its_retry
         );
         for (tab, read) in [(&bob_tab, 0), (&alice_tab, 2)] {
             let ask = events::message_after(Route::Sync, tab, &json!({"action": "sync"}).to_string(), 90);
-            assert_eq!(routes::sync(&ask, &store, &messenger).await.status(), 200);
+            assert_eq!(
+                routes::handle(Route::Sync, &ask, &Services::new(&store).with_messenger(&messenger)).await.status(),
+                200
+            );
             let listed = messenger.frames_to(tab).last().unwrap()["conversations"][0].clone();
             assert_eq!(
                 (listed["seq"].clone(), listed["readSeq"].clone()),
@@ -399,7 +419,12 @@ async fn an_invalid_client_request_id_is_refused_before_anything_is_stored() {
         codes.insert(id.to_string(), refused["error"].as_str().unwrap().to_owned());
     }
     let ok = json!({"action": "send", "clientRequestId": "ping_1"});
-    let echo = routes::default(&events::message(Route::Default, "a1", &ok.to_string()), &messenger).await;
+    let echo = routes::handle(
+        Route::Default,
+        &events::message(Route::Default, "a1", &ok.to_string()),
+        &Services::none().with_messenger(&messenger),
+    )
+    .await;
 
     assert!(codes.values().all(|code| code == "invalidField"), "{codes:?}");
     assert!(messenger.frames_to("b1").is_empty(), "nothing was stored or delivered");
@@ -430,7 +455,12 @@ mod on_dynamodb {
         for tab in ["a1", "b1"] {
             let join =
                 events::message(Route::JoinRoom, tab, &json!({"action": "joinRoom", "roomId": "lobby"}).to_string());
-            assert_eq!(routes::join_room(&join, &store, &messenger).await.status(), 200);
+            assert_eq!(
+                routes::handle(Route::JoinRoom, &join, &Services::new(&store).with_messenger(&messenger))
+                    .await
+                    .status(),
+                200
+            );
         }
         // b1's $disconnect deleted its record, then failed before deleting its membership.
         delete_record(&tables, "b1").await;
@@ -479,7 +509,12 @@ mod on_dynamodb {
             chat_core::store::ConnectionStore::save(&store, &stale).await.unwrap();
         }
 
-        let response = routes::connect(&events::connect("new", Some("alice")), &store, Mode::Demo).await;
+        let response = routes::handle(
+            Route::Connect,
+            &events::connect("new", Some("alice")),
+            &Services::new(&store).with_mode(Mode::Demo),
+        )
+        .await;
 
         assert_eq!(response.status(), 200, "stale entries (TTL deletes within days) lock nobody out");
         let alice = chat_core::protocol::UserId::parse("alice").unwrap();

@@ -7,6 +7,7 @@ use chat_core::PostError;
 use chat_core::metrics::Metrics;
 use chat_core::protocol::RoomId;
 use chat_core::queue::{FanOutPage, MemoryQueue};
+use chat_core::routes::Services;
 use chat_core::routes::{self, Route};
 use chat_core::sqs::{SqsEvent, SqsMessage};
 use chat_core::store::{ConnectionStore, RoomStore};
@@ -28,7 +29,13 @@ async fn arena(members: usize) -> Chat {
 async fn say_through(chat: &Chat, queue: &MemoryQueue, body: &str) -> i64 {
     let frame = json!({"action": "sendMessage", "roomId": "arena", "body": body}).to_string();
     let event = events::message_after(Route::SendMessage, "c0", &frame, 60);
-    routes::send_message_through(&event, &chat.store, &chat.messenger, Some(queue)).await.status()
+    routes::handle(
+        Route::SendMessage,
+        &event,
+        &Services::new(&chat.store).with_messenger(&chat.messenger).with_queue(Some(queue)),
+    )
+    .await
+    .status()
 }
 
 fn drain(pages: &mut tokio::sync::mpsc::Receiver<FanOutPage>) -> Vec<FanOutPage> {
@@ -238,7 +245,7 @@ async fn the_worker_reports_only_the_pages_to_try_again_and_a_poison_message_as_
 async fn the_workers_sample_event_posts_its_page() {
     let chat = Chat::with(&[]).await;
     let event: SqsEvent = serde_json::from_str(
-        &std::fs::read_to_string(chat_testing::workspace_root().join("events/fanOut.json")).unwrap(),
+        &std::fs::read_to_string(chat_testing::workspace_root().join("events/fanOutWorker.json")).unwrap(),
     )
     .unwrap();
     let page: FanOutPage = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();

@@ -2,8 +2,12 @@
 //! one clear error frame, nothing panics and nobody else hears of it.
 
 use chat_core::identity::Mode;
-use chat_core::protocol::{DefaultRequest, ErrorCode, Route, SendMessage};
+use chat_core::protocol::ErrorCode;
 use chat_core::routes;
+use chat_core::routes::Route;
+use chat_core::routes::Services;
+use chat_core::routes::default::DefaultRequest;
+use chat_core::routes::send_message::SendMessage;
 use chat_core::store::MemoryStore;
 use chat_testing::{RecordingMessenger, events};
 use proptest::prelude::*;
@@ -46,11 +50,25 @@ fn check_through_the_handler(body: &str) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let (store, messenger) = (MemoryStore::new(), RecordingMessenger::new());
-        routes::connect(&events::connect("alice-1", Some("alice")), &store, Mode::Demo).await;
-        routes::connect(&events::connect("bob-1", Some("bob")), &store, Mode::Demo).await;
+        routes::handle(
+            Route::Connect,
+            &events::connect("alice-1", Some("alice")),
+            &Services::new(&store).with_mode(Mode::Demo),
+        )
+        .await;
+        routes::handle(
+            Route::Connect,
+            &events::connect("bob-1", Some("bob")),
+            &Services::new(&store).with_mode(Mode::Demo),
+        )
+        .await;
 
-        let handled =
-            routes::send_message(&events::message(Route::SendMessage, "alice-1", body), &store, &messenger).await;
+        let handled = routes::handle(
+            Route::SendMessage,
+            &events::message(Route::SendMessage, "alice-1", body),
+            &Services::new(&store).with_messenger(&messenger),
+        )
+        .await;
 
         let to_alice = messenger.frames_to("alice-1");
         match SendMessage::parse(Some(body)) {

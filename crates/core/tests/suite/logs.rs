@@ -2,8 +2,9 @@
 //! addresses.
 
 use chat_core::identity::Mode;
-use chat_core::protocol::Route;
 use chat_core::routes;
+use chat_core::routes::Route;
+use chat_core::routes::Services;
 use chat_core::store::MemoryStore;
 use chat_testing::logs::Captured;
 use chat_testing::{RecordingMessenger, events};
@@ -27,24 +28,34 @@ async fn a_whole_chat_logs_connection_ids_and_no_user_id_at_info_level() {
     let (store, messenger) = (MemoryStore::new(), RecordingMessenger::new());
     let (alice, bob) = ("alice@example.com", "bob.smith@example.org");
 
-    routes::connect(&events::connect("alice-1", Some(alice)), &store, Mode::Demo).await;
-    routes::connect(&events::connect("bob-1", Some(bob)), &store, Mode::Demo).await;
+    routes::handle(
+        Route::Connect,
+        &events::connect("alice-1", Some(alice)),
+        &Services::new(&store).with_mode(Mode::Demo),
+    )
+    .await;
+    routes::handle(Route::Connect, &events::connect("bob-1", Some(bob)), &Services::new(&store).with_mode(Mode::Demo))
+        .await;
     for body in [
         json!({"action": "sendMessage", "destinationUserId": bob, "body": "hi"}),
         json!({"destinationUserId": "nobody@example.com", "body": "x"}),
     ] {
-        routes::send_message(&events::message(Route::SendMessage, "alice-1", &body.to_string()), &store, &messenger)
-            .await;
+        routes::handle(
+            Route::SendMessage,
+            &events::message(Route::SendMessage, "alice-1", &body.to_string()),
+            &Services::new(&store).with_messenger(&messenger),
+        )
+        .await;
     }
     messenger.mark_gone("bob-1");
     let late = json!({"action": "sendMessage", "destinationUserId": bob, "body": "gone?"});
-    routes::send_message(
+    routes::handle(
+        Route::SendMessage,
         &events::message_after(Route::SendMessage, "alice-1", &late.to_string(), 60),
-        &store,
-        &messenger,
+        &Services::new(&store).with_messenger(&messenger),
     )
     .await;
-    routes::disconnect(&events::disconnect("alice-1"), &store).await;
+    routes::handle(Route::Disconnect, &events::disconnect("alice-1"), &Services::new(&store)).await;
 
     let logs = captured.text();
     assert!(logs.contains("alice-1") && logs.contains("bob-1"), "connection ids are logged: {logs}");

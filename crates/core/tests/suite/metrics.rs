@@ -3,8 +3,10 @@
 
 use chat_core::identity::Mode;
 use chat_core::metrics::{Metric, Metrics, NAMESPACE};
-use chat_core::protocol::{ErrorCode, Route};
+use chat_core::protocol::ErrorCode;
 use chat_core::routes;
+use chat_core::routes::Route;
+use chat_core::routes::Services;
 use chat_core::store::MemoryStore;
 use chat_testing::{RecordingMessenger, dynalite, events};
 use serde_json::Value;
@@ -38,17 +40,63 @@ async fn lines_of_a_chat() -> Vec<Metrics> {
     let store = MemoryStore::new();
     let messenger = RecordingMessenger::new();
     let mut all = Vec::new();
-    all.push(routes::connect(&events::connect("alice-1", Some("alice")), &store, Mode::Demo).await.metrics);
-    all.push(routes::connect(&events::connect("bob-1", Some("bob")), &store, Mode::Demo).await.metrics);
-    all.push(routes::connect(&events::connect("x", Some("not valid")), &store, Mode::Demo).await.metrics);
+    all.push(
+        routes::handle(
+            Route::Connect,
+            &events::connect("alice-1", Some("alice")),
+            &Services::new(&store).with_mode(Mode::Demo),
+        )
+        .await
+        .metrics,
+    );
+    all.push(
+        routes::handle(
+            Route::Connect,
+            &events::connect("bob-1", Some("bob")),
+            &Services::new(&store).with_mode(Mode::Demo),
+        )
+        .await
+        .metrics,
+    );
+    all.push(
+        routes::handle(
+            Route::Connect,
+            &events::connect("x", Some("not valid")),
+            &Services::new(&store).with_mode(Mode::Demo),
+        )
+        .await
+        .metrics,
+    );
     let message = |body: &str| events::message(Route::SendMessage, "alice-1", body);
     all.push(
-        routes::send_message(&message(r#"{"destinationUserId":"bob","body":"hi"}"#), &store, &messenger).await.metrics,
+        routes::handle(
+            Route::SendMessage,
+            &message(r#"{"destinationUserId":"bob","body":"hi"}"#),
+            &Services::new(&store).with_messenger(&messenger),
+        )
+        .await
+        .metrics,
     );
-    all.push(routes::send_message(&message("not json"), &store, &messenger).await.metrics);
-    all.push(routes::default(&events::load(Route::Default), &messenger).await.metrics);
-    all.push(routes::disconnect(&events::disconnect("bob-1"), &store).await.metrics);
-    all.push(routes::disconnect(&events::load(Route::Disconnect), &dynalite::unreachable_store()).await.metrics);
+    all.push(
+        routes::handle(Route::SendMessage, &message("not json"), &Services::new(&store).with_messenger(&messenger))
+            .await
+            .metrics,
+    );
+    all.push(
+        routes::handle(Route::Default, &events::load(Route::Default), &Services::none().with_messenger(&messenger))
+            .await
+            .metrics,
+    );
+    all.push(routes::handle(Route::Disconnect, &events::disconnect("bob-1"), &Services::new(&store)).await.metrics);
+    all.push(
+        routes::handle(
+            Route::Disconnect,
+            &events::load(Route::Disconnect),
+            &Services::new(&dynalite::unreachable_store()),
+        )
+        .await
+        .metrics,
+    );
     all
 }
 

@@ -2,6 +2,7 @@
 //! the in-memory store, driven by the sample events users invoke with. (Both stores' behaviour
 //! is in store_contract.rs.)
 
+use chat_core::routes::Services;
 use chat_core::routes::{self, Route};
 use chat_testing::{Chat, events};
 use serde_json::{Value, json};
@@ -26,7 +27,16 @@ async fn the_sample_sync_event_lists_the_users_conversations_most_recently_activ
         assert_eq!(chat.say("two-1", direct("1", body)).await, 200);
     }
 
-    assert_eq!(routes::sync(&events::load(Route::Sync), &chat.store, &chat.messenger).await.status(), 200);
+    assert_eq!(
+        routes::handle(
+            Route::Sync,
+            &events::load(Route::Sync),
+            &Services::new(&chat.store).with_messenger(&chat.messenger)
+        )
+        .await
+        .status(),
+        200
+    );
 
     let answer = chat.frames_to(SAMPLE.0).last().cloned().unwrap();
     let sent_at = answer["conversations"][0]["lastMessage"]["sentAt"].clone();
@@ -47,7 +57,16 @@ async fn the_sample_mark_read_event_answers_the_read_state_tells_the_other_tabs_
         chat.say("two-1", direct("1", body)).await;
     }
 
-    assert_eq!(routes::mark_read(&events::load(Route::MarkRead), &chat.store, &chat.messenger).await.status(), 200);
+    assert_eq!(
+        routes::handle(
+            Route::MarkRead,
+            &events::load(Route::MarkRead),
+            &Services::new(&chat.store).with_messenger(&chat.messenger)
+        )
+        .await
+        .status(),
+        200
+    );
 
     let read = json!({"type": "read", "userId": "2", "readSeq": 1});
     let mut answer = read.clone();
@@ -169,7 +188,12 @@ async fn the_sample_send_with_a_client_request_id_is_acknowledged_once_stored_an
     let sample = events::named("sendMessageWithId");
 
     for _ in 0..2 {
-        assert_eq!(routes::send_message(&sample, &chat.store, &chat.messenger).await.status(), 200);
+        assert_eq!(
+            routes::handle(Route::SendMessage, &sample, &Services::new(&chat.store).with_messenger(&chat.messenger))
+                .await
+                .status(),
+            200
+        );
     }
 
     let acks: Vec<Value> = chat.frames_to(SAMPLE.0);
@@ -194,7 +218,13 @@ async fn the_sample_room_message_reaches_the_room_and_advances_the_senders_read_
     chat.join("two-1", "lobby").await;
 
     assert_eq!(
-        routes::send_message(&events::named("sendRoomMessage"), &chat.store, &chat.messenger).await.status(),
+        routes::handle(
+            Route::SendMessage,
+            &events::named("sendRoomMessage"),
+            &Services::new(&chat.store).with_messenger(&chat.messenger)
+        )
+        .await
+        .status(),
         200
     );
 

@@ -1,9 +1,9 @@
 //! Rooms: joining, leaving and talking, driven by the sample events on the in-memory store with
 //! a messenger that records what it sends. (Both stores' room behaviour is in store_contract.rs.)
 
-use chat_core::identity::Mode;
 use chat_core::limits::{MAX_POSTS_IN_FLIGHT, MAX_ROOMS_PER_USER};
 use chat_core::protocol::RoomId;
+use chat_core::routes::Services;
 use chat_core::routes::{self, Route};
 use chat_core::store::RoomStore;
 use chat_testing::{Chat, RecordingMessenger, events};
@@ -18,7 +18,12 @@ async fn the_sample_join_event_answers_joined_and_joining_again_answers_the_same
     let chat = Chat::with(&[("L0SM9cOFvHcCIhw=", "1")]).await;
     let sample = events::load(Route::JoinRoom);
     for _ in 0..2 {
-        assert_eq!(routes::join_room(&sample, &chat.store, &chat.messenger).await.status(), 200);
+        assert_eq!(
+            routes::handle(Route::JoinRoom, &sample, &Services::new(&chat.store).with_messenger(&chat.messenger))
+                .await
+                .status(),
+            200
+        );
     }
     let joined = json!({"roomId": "lobby", "joined": true, "seq": 0});
     assert_eq!(chat.frames_to("L0SM9cOFvHcCIhw="), vec![joined.clone(), joined]);
@@ -154,7 +159,7 @@ async fn bad_room_frames_get_their_error_codes() {
     ];
     for (route, frame, code) in cases {
         let event = events::message(route, "alice-1", &frame.to_string());
-        let handled = routes::handle(route, &event, &chat.store, &chat.messenger, None, Mode::Demo).await;
+        let handled = routes::handle(route, &event, &Services::new(&chat.store).with_messenger(&chat.messenger)).await;
         assert_eq!(handled.status(), 400, "{frame}");
         assert_eq!(chat.frames_to("alice-1").last().unwrap()["error"], code, "{frame}");
     }

@@ -2,14 +2,16 @@
 //! messenger that records what it sends.
 
 use chat_core::identity::Mode;
+use chat_core::routes::Services;
 use std::time::{Duration, Instant};
 
 use chat_core::limits::{BACKEND_CALL_TIMEOUT, MAX_CONNECTIONS_PER_USER, MAX_POSTS_IN_FLIGHT};
 use chat_core::messenger::Endpoint;
 use chat_core::metrics::Metrics;
+use chat_core::protocol::Answer;
 use chat_core::protocol::ErrorCode;
-use chat_core::protocol::{Answer, Echo};
-use chat_core::routes::{self, Caller, Refusal, Reply, Request, Route, handlers};
+use chat_core::routes::default::Echo;
+use chat_core::routes::{self, Caller, Refusal, Reply, Request, Route};
 use chat_core::store::{ConnectionStore, Conversation, Cursor, MemoryStore, MessageStore};
 use chat_testing::faults::{Stalled, Throttling};
 use chat_testing::recording::throttled;
@@ -26,7 +28,9 @@ fn message_to(user: &str, body: &str) -> Value {
 async fn the_sample_connect_event_records_user_1() {
     let store = MemoryStore::new();
 
-    let response = routes::connect(&events::load(Route::Connect), &store, Mode::Demo).await;
+    let response =
+        routes::handle(Route::Connect, &events::load(Route::Connect), &Services::new(&store).with_mode(Mode::Demo))
+            .await;
 
     assert_eq!(response.status(), 200);
     let record = store.find(ALICE_TAB).await.unwrap().expect("a record");
@@ -41,7 +45,9 @@ async fn connecting_without_a_valid_user_id_is_refused_and_stores_nothing() {
     let store = MemoryStore::new();
 
     for user in [None, Some(""), Some("bob smith"), Some(&*"x".repeat(129))] {
-        let response = routes::connect(&events::connect("c1", user), &store, Mode::Demo).await;
+        let response =
+            routes::handle(Route::Connect, &events::connect("c1", user), &Services::new(&store).with_mode(Mode::Demo))
+                .await;
         assert_eq!(response.status(), 400, "userId {user:?}");
     }
 
@@ -52,7 +58,12 @@ async fn connecting_without_a_valid_user_id_is_refused_and_stores_nothing() {
 async fn the_sample_send_message_event_delivers_hello_there_to_user_2() {
     let chat = Chat::with(&[(ALICE_TAB, "1"), ("bob-tab", "2")]).await;
 
-    let response = routes::send_message(&events::load(Route::SendMessage), &chat.store, &chat.messenger).await;
+    let response = routes::handle(
+        Route::SendMessage,
+        &events::load(Route::SendMessage),
+        &Services::new(&chat.store).with_messenger(&chat.messenger),
+    )
+    .await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -146,7 +157,9 @@ async fn each_invalid_frame_gets_its_error_code_and_reaches_nobody_else() {
         let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob")]).await;
         let event = events::message(Route::SendMessage, "alice-1", body);
 
-        let response = routes::send_message(&event, &chat.store, &chat.messenger).await;
+        let response =
+            routes::handle(Route::SendMessage, &event, &Services::new(&chat.store).with_messenger(&chat.messenger))
+                .await;
 
         assert_eq!(response.status(), 400, "{body}");
         let frames = chat.messenger.frames_to("alice-1");
@@ -244,8 +257,18 @@ async fn a_user_at_the_connection_limit_is_refused_with_429_and_nothing_is_store
     let tabs: Vec<String> = (0..MAX_CONNECTIONS_PER_USER).map(|n| format!("alice-{n}")).collect();
     let chat = Chat::with(&tabs.iter().map(|tab| (tab.as_str(), "alice")).collect::<Vec<_>>()).await;
 
-    let refused = routes::connect(&events::connect("alice-one-too-many", Some("alice")), &chat.store, Mode::Demo).await;
-    let bob = routes::connect(&events::connect("bob-1", Some("bob")), &chat.store, Mode::Demo).await;
+    let refused = routes::handle(
+        Route::Connect,
+        &events::connect("alice-one-too-many", Some("alice")),
+        &Services::new(&chat.store).with_mode(Mode::Demo),
+    )
+    .await;
+    let bob = routes::handle(
+        Route::Connect,
+        &events::connect("bob-1", Some("bob")),
+        &Services::new(&chat.store).with_mode(Mode::Demo),
+    )
+    .await;
 
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.metrics.refused, Some(ErrorCode::TooManyConnections));
@@ -265,7 +288,7 @@ async fn deliveries_run_at_most_the_fan_out_limit_at_once() {
     }
     let event = events::message(Route::SendMessage, "alice-1", &message_to("bob", "hi all").to_string());
 
-    let handled = routes::send_message(&event, &store, &messenger).await;
+    let handled = routes::handle(Route::SendMessage, &event, &Services::new(&store).with_messenger(&messenger)).await;
 
     assert_eq!(handled.status(), 200);
     assert_eq!(handled.metrics.messages_delivered, 3 * MAX_POSTS_IN_FLIGHT as u64);
@@ -304,7 +327,12 @@ async fn when_dynamodb_throttles_past_the_retries_the_sender_hears_unavailable()
     let dynamodb = Throttling::start().await;
     let messenger = RecordingMessenger::new();
 
-    let handled = routes::send_message(&events::load(Route::SendMessage), &dynamodb.store(), &messenger).await;
+    let handled = routes::handle(
+        Route::SendMessage,
+        &events::load(Route::SendMessage),
+        &Services::new(&dynamodb.store()).with_messenger(&messenger),
+    )
+    .await;
 
     assert_eq!(handled.status(), 500);
     assert_eq!(messenger.frames_to(ALICE_TAB)[0]["error"], "unavailable");
@@ -319,7 +347,12 @@ async fn a_dynamodb_that_never_answers_gives_unavailable_within_the_call_limit()
     let messenger = RecordingMessenger::new();
     let started = Instant::now();
 
-    let handled = routes::send_message(&events::load(Route::SendMessage), &dynamodb.store(), &messenger).await;
+    let handled = routes::handle(
+        Route::SendMessage,
+        &events::load(Route::SendMessage),
+        &Services::new(&dynamodb.store()).with_messenger(&messenger),
+    )
+    .await;
 
     let took = started.elapsed();
     assert_eq!(handled.status(), 500);
@@ -346,7 +379,12 @@ async fn when_dynamodb_is_unreachable_the_sender_hears_unavailable_and_the_funct
     let store = dynalite::unreachable_store();
     let messenger = RecordingMessenger::new();
 
-    let response = routes::send_message(&events::load(Route::SendMessage), &store, &messenger).await;
+    let response = routes::handle(
+        Route::SendMessage,
+        &events::load(Route::SendMessage),
+        &Services::new(&store).with_messenger(&messenger),
+    )
+    .await;
 
     assert_eq!(response.status(), 500);
     let frames = messenger.frames_to(ALICE_TAB);
@@ -359,15 +397,24 @@ async fn when_dynamodb_is_unreachable_the_sender_hears_unavailable_and_the_funct
 async fn when_dynamodb_is_unreachable_connect_and_disconnect_return_500() {
     let store = dynalite::unreachable_store();
 
-    assert_eq!(routes::connect(&events::load(Route::Connect), &store, Mode::Demo).await.status(), 500);
-    assert_eq!(routes::disconnect(&events::load(Route::Disconnect), &store).await.status(), 500);
+    assert_eq!(
+        routes::handle(Route::Connect, &events::load(Route::Connect), &Services::new(&store).with_mode(Mode::Demo))
+            .await
+            .status(),
+        500
+    );
+    assert_eq!(
+        routes::handle(Route::Disconnect, &events::load(Route::Disconnect), &Services::new(&store)).await.status(),
+        500
+    );
 }
 
 #[tokio::test]
 async fn the_sample_disconnect_event_forgets_the_connection() {
     let chat = Chat::with(&[(ALICE_TAB, "1"), ("other-tab", "1")]).await;
 
-    let response = routes::disconnect(&events::load(Route::Disconnect), &chat.store).await;
+    let response =
+        routes::handle(Route::Disconnect, &events::load(Route::Disconnect), &Services::new(&chat.store)).await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(chat.users_connections("1").await, vec!["other-tab"]);
@@ -377,7 +424,9 @@ async fn the_sample_disconnect_event_forgets_the_connection() {
 async fn the_sample_default_event_answers_pong() {
     let messenger = RecordingMessenger::new();
 
-    let response = routes::default(&events::load(Route::Default), &messenger).await;
+    let response =
+        routes::handle(Route::Default, &events::load(Route::Default), &Services::none().with_messenger(&messenger))
+            .await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(messenger.frames_to(ALICE_TAB), vec![json!({"message": "🏓 pong"})]);
@@ -422,7 +471,7 @@ async fn send_with_a_non_string_message_is_an_invalid_field() {
 
 #[tokio::test]
 async fn every_route_key_parses_back_to_its_route() {
-    for route in Route::ALL {
+    for &route in Route::ALL {
         assert_eq!(Route::from_key(route.key()), Some(route));
         assert_eq!(events::load(route).request_context.route_key.as_deref(), Some(route.key()));
     }
@@ -447,21 +496,28 @@ async fn handlers_run_on_plain_requests_and_return_typed_outcomes() {
     let chat = Chat::with(&[("alice-1", "alice"), ("bob-1", "bob")]).await;
     let mut metrics = Metrics::new(Route::SendMessage);
 
-    let sent = handlers::send_message(
+    let services = Services::new(&chat.store).with_messenger(&chat.messenger);
+    let sent = routes::outcome_of(
+        Route::SendMessage,
         &request(Route::SendMessage, "alice-1", &message_to("bob", "hi").to_string()),
-        &chat.store,
-        &chat.messenger,
+        &services,
         &mut metrics,
     )
     .await;
-    let offline = handlers::send_message(
+    let offline = routes::outcome_of(
+        Route::SendMessage,
         &request(Route::SendMessage, "alice-1", &message_to("carol", "hi").to_string()),
-        &chat.store,
-        &chat.messenger,
+        &services,
         &mut Metrics::new(Route::SendMessage),
     )
     .await;
-    let pong = handlers::default(&request(Route::Default, "alice-1", r#"{"action":"send"}"#));
+    let pong = routes::outcome_of(
+        Route::Default,
+        &request(Route::Default, "alice-1", r#"{"action":"send"}"#),
+        &services,
+        &mut Metrics::new(Route::Default),
+    )
+    .await;
 
     assert_eq!(sent.unwrap(), Reply::Done("stored"));
     assert_eq!(metrics.messages_delivered, 1);
@@ -470,7 +526,7 @@ async fn handlers_run_on_plain_requests_and_return_typed_outcomes() {
         vec![json!({"senderId": "alice", "body": "hi", "destinationUserId": "bob"})]
     );
     assert_eq!(offline.unwrap(), Reply::Done("stored"), "an offline recipient's message is stored");
-    assert_eq!(pong.unwrap(), Reply::Answer(Answer::Echo(Echo { message: "🏓 pong".into() })));
+    assert_eq!(pong.unwrap(), Reply::Answer(Answer::new(&Echo { message: "🏓 pong".into() }).unwrap()));
     assert!(chat.messenger.frames_to("alice-1").is_empty(), "handlers post no answers themselves");
 }
 
@@ -480,9 +536,10 @@ async fn a_connect_in_token_mode_believes_the_authorizer_and_never_the_query() {
     let mut connect = request(Route::Connect, "c1", "");
     connect.caller = Caller { verified_user: None, claimed_user: Some("mallory".into()), offers_subprotocol: false };
 
-    let unverified = handlers::connect(&connect, &store, Mode::Token).await;
+    let services = Services::new(&store).with_mode(Mode::Token);
+    let unverified = routes::outcome_of(Route::Connect, &connect, &services, &mut Metrics::new(Route::Connect)).await;
     connect.caller.verified_user = Some("alice".into());
-    let verified = handlers::connect(&connect, &store, Mode::Token).await;
+    let verified = routes::outcome_of(Route::Connect, &connect, &services, &mut Metrics::new(Route::Connect)).await;
 
     let Err(Refusal::Refused(frame)) = unverified else { panic!("refused, got {unverified:?}") };
     assert_eq!((frame.error, frame.error.status()), (ErrorCode::Unauthorized, 403));
@@ -496,7 +553,7 @@ async fn an_event_without_a_connection_id_answers_500_and_posts_nothing() {
     let mut event = events::load(Route::Default);
     event.request_context.connection_id = None;
 
-    let handled = routes::default(&event, &chat.messenger).await;
+    let handled = routes::handle(Route::Default, &event, &Services::none().with_messenger(&chat.messenger)).await;
 
     assert_eq!(handled.status(), 500);
     assert_eq!(chat.messenger.posts().len(), 0);
@@ -516,9 +573,19 @@ fn each_error_code_has_one_status() {
 #[tokio::test]
 async fn the_sample_get_history_event_returns_what_user_1_sent_user_2() {
     let chat = Chat::with(&[(ALICE_TAB, "1"), ("bob-tab", "2")]).await;
-    routes::send_message(&events::load(Route::SendMessage), &chat.store, &chat.messenger).await;
+    routes::handle(
+        Route::SendMessage,
+        &events::load(Route::SendMessage),
+        &Services::new(&chat.store).with_messenger(&chat.messenger),
+    )
+    .await;
 
-    let response = routes::get_history(&events::load(Route::GetHistory), &chat.store, &chat.messenger).await;
+    let response = routes::handle(
+        Route::GetHistory,
+        &events::load(Route::GetHistory),
+        &Services::new(&chat.store).with_messenger(&chat.messenger),
+    )
+    .await;
 
     assert_eq!(response.status(), 200);
     let history = &chat.messenger.frames_to(ALICE_TAB)[0];
@@ -547,7 +614,7 @@ async fn a_page_of_history_is_cut_to_128_kb_keeping_the_messages_nearest_its_cur
     let oldest_first = json!({"action": "getHistory", "userId": "alice", "after": 0});
     for (request, kept) in [(newest, [3, 4]), (oldest_first, [1, 2])] {
         let event = events::message(Route::GetHistory, "bob-1", &request.to_string());
-        routes::get_history(&event, &chat.store, &chat.messenger).await;
+        routes::handle(Route::GetHistory, &event, &Services::new(&chat.store).with_messenger(&chat.messenger)).await;
         let frame = chat.messenger.frames_to("bob-1").pop().unwrap();
         assert!(serde_json::to_vec(&frame).unwrap().len() <= 128 * 1024);
         let seqs: Vec<u64> = frame["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
@@ -564,11 +631,19 @@ async fn history_is_only_for_conversations_the_user_belongs_to_and_bad_requests_
     chat.send("alice-1", message_to("bob", "for bob")).await;
 
     let ask = |body: Value| events::message(Route::GetHistory, "mallory-1", &body.to_string());
-    let room =
-        routes::get_history(&ask(json!({"action": "getHistory", "roomId": "secret"})), &chat.store, &chat.messenger)
-            .await;
+    let room = routes::handle(
+        Route::GetHistory,
+        &ask(json!({"action": "getHistory", "roomId": "secret"})),
+        &Services::new(&chat.store).with_messenger(&chat.messenger),
+    )
+    .await;
     // Mallory's own conversation with bob holds nothing of alice's.
-    routes::get_history(&ask(json!({"action": "getHistory", "userId": "bob"})), &chat.store, &chat.messenger).await;
+    routes::handle(
+        Route::GetHistory,
+        &ask(json!({"action": "getHistory", "userId": "bob"})),
+        &Services::new(&chat.store).with_messenger(&chat.messenger),
+    )
+    .await;
     let mut codes = Vec::new();
     for body in [
         json!({"action": "getHistory"}),
@@ -578,7 +653,12 @@ async fn history_is_only_for_conversations_the_user_belongs_to_and_bad_requests_
         json!({"action": "getHistory", "userId": "bob", "limit": 0}),
         json!({"action": "getHistory", "userId": "bob", "before": -1}),
     ] {
-        let handled = routes::get_history(&ask(body.clone()), &chat.store, &chat.messenger).await;
+        let handled = routes::handle(
+            Route::GetHistory,
+            &ask(body.clone()),
+            &Services::new(&chat.store).with_messenger(&chat.messenger),
+        )
+        .await;
         assert_eq!(handled.status(), 400, "{body}");
     }
     for frame in chat.messenger.frames_to("mallory-1") {
@@ -614,17 +694,35 @@ mod on_dynamodb {
         let store = tables.store.clone();
         let messenger = RecordingMessenger::new();
         for (tab, user) in [("alice-1", "alice"), ("bob-1", "bob")] {
-            assert_eq!(routes::connect(&events::connect(tab, Some(user)), &store, Mode::Demo).await.status(), 200);
+            assert_eq!(
+                routes::handle(
+                    Route::Connect,
+                    &events::connect(tab, Some(user)),
+                    &Services::new(&store).with_mode(Mode::Demo)
+                )
+                .await
+                .status(),
+                200
+            );
             let join =
                 events::message(Route::JoinRoom, tab, &json!({"action": "joinRoom", "roomId": "lobby"}).to_string());
-            assert_eq!(routes::join_room(&join, &store, &messenger).await.status(), 200);
+            assert_eq!(
+                routes::handle(Route::JoinRoom, &join, &Services::new(&store).with_messenger(&messenger))
+                    .await
+                    .status(),
+                200
+            );
         }
         // The users table (the conversation lists) goes; connections, rooms and messages stay.
         tables.client().delete_table().table_name(tables.users()).send().await.unwrap();
         let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": "hi"}).to_string();
 
-        let handled =
-            routes::send_message(&events::message(Route::SendMessage, "alice-1", &frame), &store, &messenger).await;
+        let handled = routes::handle(
+            Route::SendMessage,
+            &events::message(Route::SendMessage, "alice-1", &frame),
+            &Services::new(&store).with_messenger(&messenger),
+        )
+        .await;
 
         assert_eq!(handled.status(), 200, "stored and delivered: the sender is not refused");
         assert_eq!(messenger.frames_to("bob-1").last().unwrap()["body"], "hi");

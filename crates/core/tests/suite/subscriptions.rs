@@ -4,6 +4,7 @@
 //! left one. On both stores; the DynamoDB store against a real DynamoDB API server (dynalite).
 
 use chat_core::protocol::{RoomId, UserId};
+use chat_core::routes::Services;
 use chat_core::store::{RoomJoin, Store, subscriptions};
 use chat_testing::events;
 use chat_testing::members_of as members;
@@ -358,7 +359,13 @@ async fn a_connect_that_fails_while_subscribing_removes_its_record_and_refuses_t
     let failing = Held::failing(store, "rooms_of");
 
     let event = events::connect("a1", Some("alice"));
-    let status = chat_core::routes::connect(&event, &failing, chat_core::identity::Mode::Demo).await.status();
+    let status = chat_core::routes::handle(
+        chat_core::routes::Route::Connect,
+        &event,
+        &Services::new(&failing).with_mode(chat_core::identity::Mode::Demo),
+    )
+    .await
+    .status();
 
     assert_eq!(status, 500, "the upgrade is refused: the client connects again");
     assert_eq!(store.find("a1").await.unwrap(), None);
