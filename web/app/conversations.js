@@ -41,6 +41,12 @@ export class Conversation {
     this.notices = [];
     /** The history requests in flight: `newest`, `older`, `after`. */
     this.loading = new Set();
+    /** The latest seq shown to the user here, and the latest a `markRead` in flight asked for. */
+    this.seen = 0;
+    this.readRequested = 0;
+    /** When (epoch ms) the page last joined this room, and last heard a live message here. */
+    this.joinedAt = 0;
+    this.liveAt = 0;
   }
 
   /** Messages after this user's read position. */
