@@ -13,13 +13,14 @@ pub mod asyncapi;
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod identity;
+pub mod lambda;
 pub mod limits;
 pub mod messenger;
 pub mod metrics;
 pub mod protocol;
-pub mod queue;
 pub mod routes;
 pub mod store;
 

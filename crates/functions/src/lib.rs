@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use chat_core::auth::{self, AuthConfig, AuthorizerRequest, HttpJwks, Verifier};
 use chat_core::config::{self, Vars};
+use chat_core::delivery::queue::{FanOutQueue, Pace, SqsQueue};
 use chat_core::identity::Mode;
-use chat_core::queue::{FanOutQueue, Pace, SqsQueue};
 use chat_core::routes::{self, Route, Service, Services};
 use chat_core::sqs::SqsEvent;
 use chat_core::{ApiGatewayMessenger, ApiGatewayWebsocketProxyRequest, ConfigError, DynamoDbStore};
@@ -59,7 +59,7 @@ pub async fn serve_fan_out_worker() -> Result<(), Error> {
     let messenger = &ApiGatewayMessenger::from_env(&aws)?;
     let pace = &Pace::from_vars(&Vars::env())?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(routes::fan_out_worker(&event.payload, store, messenger, Some(pace)).await)
+        Ok::<_, Error>(chat_core::lambda::fan_out_worker(&event.payload, store, messenger, Some(pace)).await)
     }))
     .await
 }

@@ -1,7 +1,7 @@
 //! Who runs a route's function: the core crate's handlers in this process, or real Lambda
 //! binaries behind the Lambda Invoke API (`cargo lambda watch`, `sam local start-lambda`).
 
-use chat_core::queue::{FanOutPage, MemoryQueue, Pace};
+use chat_core::delivery::queue::{FanOutPage, MemoryQueue, Pace};
 use chat_core::routes::Services;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
@@ -99,8 +99,13 @@ fn start_workers(
                 let Some(page) = pages.lock().await.recv().await else { return };
                 for receive in 1..=MAX_RECEIVES {
                     let mut metrics = chat_core::metrics::Metrics::new(Route::SendMessage);
-                    let posted =
-                        routes::fan_out_page(&page, store.as_ref(), messenger.as_ref(), Some(&pace), &mut metrics);
+                    let posted = chat_core::delivery::page::fan_out_page(
+                        &page,
+                        store.as_ref(),
+                        messenger.as_ref(),
+                        Some(&pace),
+                        &mut metrics,
+                    );
                     match posted.await {
                         Ok(()) => break,
                         Err(failed) if receive < MAX_RECEIVES => {
@@ -166,7 +171,7 @@ impl InProcess {
                     cause: error.to_string(),
                 };
                 Pace::from_vars(&vars).map_err(failed)?;
-                let workers = chat_core::queue::fan_out_workers(&vars).map_err(failed)?;
+                let workers = chat_core::delivery::queue::fan_out_workers(&vars).map_err(failed)?;
                 let (queue, pages) = MemoryQueue::new(QUEUE_PAGES);
                 let pace = || Pace::from_vars(&Vars::from_map(env)).expect("checked above");
                 start_workers(pages, store.clone(), messenger.clone(), workers, pace);

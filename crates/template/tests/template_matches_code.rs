@@ -98,7 +98,7 @@ fn the_templates_functions_are_the_route_tables_each_a_binary_with_a_sample_even
     );
     let record = &sample_event_of("fan-out-worker")["Records"][0];
     assert_eq!(record["eventSource"], "aws:sqs", "the worker's sample event is an SQS event");
-    let page: chat_core::queue::FanOutPage = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    let page: chat_core::delivery::queue::FanOutPage = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
     assert!(!page.connection_ids.is_empty());
 }
 

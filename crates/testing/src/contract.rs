@@ -10,7 +10,7 @@ pub fn path() -> PathBuf {
 
 /// The document the code generates, as the YAML committed at [`path`].
 pub fn generated_yaml() -> String {
-    let header = "# Generated from crates/core/src/protocol.rs by `make asyncapi`; do not edit by hand.\n";
+    let header = "# Generated from the types of crates/core/src/protocol and crates/core/src/routes by `make asyncapi`; do not edit by hand.\n";
     let body = serde_yaml_ng::to_string(&chat_core::asyncapi::document()).expect("the document is plain JSON");
     format!("{header}{body}")
 }

@@ -166,7 +166,7 @@ async fn every_dynamodb_call_the_fan_out_worker_makes_is_granted_to_it_on_that_t
         .send()
         .await
         .expect("dynalite");
-    let page = chat_core::queue::FanOutPage {
+    let page = chat_core::delivery::queue::FanOutPage {
         api_id: "a1b2c3d4e5".into(),
         stage: "dev".into(),
         room_id: chat_core::protocol::RoomId::parse("lobby").unwrap(),
@@ -176,7 +176,9 @@ async fn every_dynamodb_call_the_fan_out_worker_makes_is_granted_to_it_on_that_t
     };
     let mut metrics = chat_core::metrics::Metrics::new(Route::SendMessage);
 
-    routes::fan_out_page(&page, &store, &messenger, None, &mut metrics).await.expect("the page is posted");
+    chat_core::delivery::page::fan_out_page(&page, &store, &messenger, None, &mut metrics)
+        .await
+        .expect("the page is posted");
 
     assert_eq!((metrics.messages_delivered, metrics.connections_gone), (1, 2));
     let calls: BTreeSet<(String, String)> = record.take().iter().map(grant_needed).collect();

@@ -2,10 +2,10 @@
 //! dependencies), and the one place that establishes who is calling.
 
 use super::{Refusal, Request};
+use crate::delivery::queue::FanOutQueue;
 use crate::identity::Mode;
 use crate::messenger::Messenger;
 use crate::protocol::{ErrorCode, UserId};
-use crate::queue::FanOutQueue;
 use crate::store::{Connection, Store};
 
 /// The dependencies of the routes: built once per process by a Lambda function (from its

@@ -6,9 +6,9 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-use super::fan_out::tell_user;
 use super::{Context, Outcome, Refusal, Reply, Service};
 use crate::asyncapi::Message;
+use crate::delivery::tell_user;
 use crate::limits::MAX_ROOMS_PER_USER;
 use crate::metrics::Metrics;
 use crate::protocol::fields::{self, parse_object, room_field};

@@ -4,10 +4,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fan_out::tell_user;
 use super::join_room::RoomRequest;
 use super::{Context, Outcome, Reply, Service};
 use crate::asyncapi::Message;
+use crate::delivery::tell_user;
 use crate::metrics::Metrics;
 use crate::protocol::{Answer, RoomId, frames};
 use crate::store::subscriptions;

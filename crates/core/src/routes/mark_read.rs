@@ -7,9 +7,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::fan_out::tell_user;
 use super::{Context, Outcome, Refusal, Reply, Service};
 use crate::asyncapi::Message;
+use crate::delivery::tell_user;
 use crate::error::Chain;
 use crate::metrics::Metrics;
 use crate::protocol::fields::{self, conversation_field, conversation_one_of, parse_object};

@@ -24,23 +24,18 @@ mod connect;
 pub mod context;
 pub mod default;
 mod disconnect;
-mod fan_out;
-mod fan_out_page;
 pub mod get_history;
 pub mod join_room;
 pub mod leave_room;
 pub mod mark_read;
-pub mod outcome;
-pub mod request;
 pub mod send_message;
 pub mod sync;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
+/// The vocabulary of handlers, from the Lambda adapter.
+pub use crate::lambda::{Caller, Handled, MalformedEvent, Outcome, Refusal, Reply, Request};
 pub use context::{Context, Services};
-pub use fan_out_page::{PageFailed, fan_out_page, fan_out_worker};
-pub use outcome::{Handled, Outcome, Refusal, Reply};
-pub use request::{Caller, MalformedEvent, Request};
 
 use crate::asyncapi::Message;
 use crate::metrics::Metrics;
@@ -176,7 +171,7 @@ pub async fn outcome_of(route: Route, request: &Request, services: &Services<'_>
 /// Lambda response). What every Lambda function, the local gateway and the benchmarks call.
 pub async fn handle(route: Route, event: &ApiGatewayWebsocketProxyRequest, services: &Services<'_>) -> Handled {
     let messenger = if route.uses().contains(&Service::Messenger) { services.messenger } else { None };
-    request::run(route, event, messenger, async |request, metrics| {
+    crate::lambda::event::run(route, event, messenger, async |request, metrics| {
         route.run(&Context { request, services }, metrics).await
     })
     .await

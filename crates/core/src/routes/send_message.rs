@@ -7,10 +7,11 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::fan_out::{FanOut, Listed, Tally};
 use super::get_history::{History, HistoryMessage};
 use super::{Context, Outcome, Refusal, Reply, Request, Service};
 use crate::asyncapi::Message;
+use crate::delivery::queue::{FanOutPage, FanOutQueue, QueueError};
+use crate::delivery::{FanOut, Listed, Tally};
 use crate::error::Chain;
 use crate::limits::{FAN_OUT_PAGE, MAX_MESSAGE_BYTES};
 use crate::metrics::Metrics;
@@ -19,7 +20,6 @@ use crate::protocol::{
     self, Answer, ClientRequestId, ConversationRef, Delivery, ErrorCode, Frame, FrameError, RoomDelivery, RoomId,
     UserId, frames,
 };
-use crate::queue::{FanOutPage, FanOutQueue, QueueError};
 use crate::store::{Appended, Connection, Conversation, Idempotency, StoredMessage};
 
 /// The services it uses.
@@ -143,7 +143,7 @@ pub(super) fn messages() -> Vec<Message> {
 /// gone and failed.
 ///
 /// With a fan-out queue, a room with more than [`FAN_OUT_PAGE`] other subscribed connections
-/// is delivered by queueing its members in pages for workers ([`super::fan_out_page`]) instead
+/// is delivered by queueing its members in pages for workers ([`crate::delivery::page`]) instead
 /// of posting to each; smaller rooms and direct messages are posted as without one. Pages the
 /// queue does not take are posted here.
 ///
@@ -208,7 +208,7 @@ pub async fn handle(context: &Context<'_>, metrics: &mut Metrics) -> Outcome {
                 seq: stored.seq,
                 sent_at: stored.sent_at,
             };
-            super::outcome::post(request, &Answer::naming_request(&ack)?, Some(messenger), metrics).await;
+            crate::lambda::outcome::post(request, &Answer::naming_request(&ack)?, Some(messenger), metrics).await;
             true
         }
         None => false,
@@ -368,7 +368,7 @@ async fn queued(
             stage: request.endpoint.stage.clone(),
             room_id: room.clone(),
             frame: text.clone(),
-            opened_by: super::fan_out::opened_by(request),
+            opened_by: crate::delivery::opened_by(request),
             connection_ids: ids.to_vec(),
         })
         .collect();

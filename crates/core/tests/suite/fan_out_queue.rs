@@ -4,9 +4,9 @@
 //! the same workers in-process.
 
 use chat_core::PostError;
+use chat_core::delivery::queue::{FanOutPage, MemoryQueue};
 use chat_core::metrics::Metrics;
 use chat_core::protocol::RoomId;
-use chat_core::queue::{FanOutPage, MemoryQueue};
 use chat_core::routes::Services;
 use chat_core::routes::{self, Route};
 use chat_core::sqs::{SqsEvent, SqsMessage};
@@ -46,9 +46,9 @@ fn bodies_to(chat: &Chat, connection_id: &str, body: &str) -> usize {
     chat.messenger.frames_to(connection_id).iter().filter(|frame| frame["body"] == body).count()
 }
 
-async fn post(chat: &Chat, page: &FanOutPage) -> (Result<(), routes::PageFailed>, Metrics) {
+async fn post(chat: &Chat, page: &FanOutPage) -> (Result<(), chat_core::delivery::page::PageFailed>, Metrics) {
     let mut metrics = Metrics::new(Route::SendMessage);
-    let result = routes::fan_out_page(page, &chat.store, &chat.messenger, None, &mut metrics).await;
+    let result = chat_core::delivery::page::fan_out_page(page, &chat.store, &chat.messenger, None, &mut metrics).await;
     (result, metrics)
 }
 
@@ -233,7 +233,7 @@ async fn the_worker_reports_only_the_pages_to_try_again_and_a_poison_message_as_
         record("m-poison", r#"{"not":"a page"}"#),
     ];
 
-    let response = routes::fan_out_worker(&event, &chat.store, &chat.messenger, None).await;
+    let response = chat_core::lambda::fan_out_worker(&event, &chat.store, &chat.messenger, None).await;
 
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["m-failing", "m-poison"]);
@@ -250,7 +250,7 @@ async fn the_workers_sample_event_posts_its_page() {
     .unwrap();
     let page: FanOutPage = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
 
-    let response = routes::fan_out_worker(&event, &chat.store, &chat.messenger, None).await;
+    let response = chat_core::lambda::fan_out_worker(&event, &chat.store, &chat.messenger, None).await;
 
     assert!(response.batch_item_failures.is_empty());
     for id in &page.connection_ids {
@@ -262,11 +262,13 @@ async fn the_workers_sample_event_posts_its_page() {
 async fn a_worker_keeps_to_its_pace() {
     let chat = arena(1101).await;
     let page = page_of(&chat, 300).await;
-    let pace = chat_core::queue::Pace::per_second(std::num::NonZeroU32::new(1000).unwrap());
+    let pace = chat_core::delivery::queue::Pace::per_second(std::num::NonZeroU32::new(1000).unwrap());
     let mut metrics = Metrics::new(Route::SendMessage);
     let started = std::time::Instant::now();
 
-    routes::fan_out_page(&page, &chat.store, &chat.messenger, Some(&pace), &mut metrics).await.unwrap();
+    chat_core::delivery::page::fan_out_page(&page, &chat.store, &chat.messenger, Some(&pace), &mut metrics)
+        .await
+        .unwrap();
 
     // 300 posts at 1,000 a second, after a burst of 100: at least 0.2 s.
     let took = started.elapsed();

@@ -1,32 +1,37 @@
-//! Posting one frame to many connections, a bounded number at a time, removing the records of
-//! those that are gone: message delivery, and telling a user's connections what changed.
+//! Delivery: posting one frame to many connections, a bounded number at a time, removing the
+//! records of those that are gone ([`FanOut`], counted in a [`Tally`]); telling a user's
+//! connections what changed ([`tell_user`]); a big room's members handed to the fan-out queue in
+//! pages ([`queue`]) and each page posted by a worker at its pace ([`page`]).
+
+pub mod page;
+pub mod queue;
 
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::Request;
 use crate::error::{Chain, PostError};
+use crate::lambda::Request;
 use crate::limits::{GONE_AFTER, MAX_POSTS_IN_FLIGHT};
 use crate::messenger::{Endpoint, Messenger};
 use crate::metrics::Metrics;
 use crate::protocol::{self, Frame, RoomId, UserId};
-use crate::queue::Pace;
 use crate::store::Store;
+use queue::Pace;
 
 /// What happened to the posts of one message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Tally {
-    pub(super) delivered: usize,
+pub(crate) struct Tally {
+    pub(crate) delivered: usize,
     /// Connections that answered 410; their records were removed if old enough to be gone.
-    pub(super) gone: usize,
+    pub(crate) gone: usize,
     /// Of the gone, those whose record could not be removed (the TTL will).
-    pub(super) records_kept: usize,
-    pub(super) failed: usize,
+    pub(crate) records_kept: usize,
+    pub(crate) failed: usize,
     /// Of the failed, those answered 429 (throttled, or the client's buffer full) to the end.
-    pub(super) throttled: usize,
+    pub(crate) throttled: usize,
     /// Connections handed to the fan-out queue, posted by workers.
-    pub(super) queued: usize,
+    pub(crate) queued: usize,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -43,7 +48,7 @@ impl std::ops::AddAssign for Tally {
 impl Tally {
     /// Adds these counts to what the invocation counted already (a failed acknowledgement,
     /// say), never replacing them.
-    pub(super) fn record(&self, metrics: &mut Metrics) {
+    pub(crate) fn record(&self, metrics: &mut Metrics) {
         metrics.messages_delivered += self.delivered as u64;
         metrics.connections_gone += self.gone as u64;
         metrics.posts_failed += self.failed as u64;
@@ -53,8 +58,8 @@ impl Tally {
 }
 
 /// Posts one frame to many connections, [`MAX_POSTS_IN_FLIGHT`] at a time.
-pub(super) struct FanOut<'a> {
-    pub(super) store: &'a dyn Store,
+pub(crate) struct FanOut<'a> {
+    pub(crate) store: &'a dyn Store,
     messenger: &'a dyn Messenger,
     endpoint: &'a Endpoint,
     /// Epoch ms: a gone connection opened by then loses its record.
@@ -69,7 +74,7 @@ pub(super) struct FanOut<'a> {
 /// Where a recipient was listed, and so what must go with it when it is gone and has no record
 /// left (its `$disconnect` deleted the record and then failed): no record lists it any more.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Listed<'a> {
+pub(crate) enum Listed<'a> {
     /// A room's member: its membership.
     Room(&'a RoomId),
     /// One of a user's connections: the user's entry for it.
@@ -78,14 +83,14 @@ pub(super) enum Listed<'a> {
 
 impl<'a> Listed<'a> {
     /// Each of `ids`, listed here.
-    pub(super) fn each(self, ids: Vec<String>) -> Vec<(String, Listed<'a>)> {
+    pub(crate) fn each(self, ids: Vec<String>) -> Vec<(String, Listed<'a>)> {
         ids.into_iter().map(|id| (id, self)).collect()
     }
 }
 
 impl FanOut<'_> {
     /// Posts the frame to each recipient, [`MAX_POSTS_IN_FLIGHT`] at a time.
-    pub(super) async fn deliver(&self, recipients: Vec<(String, Listed<'_>)>, frame: &[u8]) -> Tally {
+    pub(crate) async fn deliver(&self, recipients: Vec<(String, Listed<'_>)>, frame: &[u8]) -> Tally {
         // Collected first: a lazy map over borrowed ids trips the compiler's higher-ranked
         // lifetime check once the future is boxed (async_trait).
         let posts: Vec<_> = recipients.iter().map(|(id, listed)| self.deliver_one(*listed, id, frame)).collect();
@@ -166,7 +171,7 @@ impl FanOut<'_> {
 impl<'a> FanOut<'a> {
     /// Posts for `request`: a connection whose record is younger than [`GONE_AFTER`] may still be
     /// completing its handshake, so a 410 from it keeps its record.
-    pub(super) fn new(request: &'a Request, store: &'a dyn Store, messenger: &'a dyn Messenger) -> Self {
+    pub(crate) fn new(request: &'a Request, store: &'a dyn Store, messenger: &'a dyn Messenger) -> Self {
         Self {
             store,
             messenger,
@@ -179,7 +184,7 @@ impl<'a> FanOut<'a> {
 
     /// Posts for a fan-out worker: `opened_by` as the sender computed it, at `pace`, and 429s
     /// retried [`FAN_OUT_THROTTLED_RETRIES`](crate::limits::FAN_OUT_THROTTLED_RETRIES) times.
-    pub(super) fn for_worker(
+    pub(crate) fn for_worker(
         store: &'a dyn Store,
         messenger: &'a dyn Messenger,
         endpoint: &'a Endpoint,
@@ -193,7 +198,7 @@ impl<'a> FanOut<'a> {
 
 /// Epoch ms: a connection opened by then that answers 410 is gone; a younger one may still be
 /// completing its handshake.
-pub(super) fn opened_by(request: &Request) -> i64 {
+pub(crate) fn opened_by(request: &Request) -> i64 {
     request.request_time_ms - GONE_AFTER.as_millis() as i64
 }
 
@@ -207,7 +212,7 @@ fn jitter(connection_id: &str, retry: u32) -> u64 {
 /// (joining a room, reading) reaches the user's others, and a read receipt the other user of a
 /// conversation. Failures are logged; the change stands, and those connections learn it from
 /// `sync` after reconnecting.
-pub(super) async fn tell_user(
+pub(crate) async fn tell_user(
     request: &Request,
     store: &dyn Store,
     messenger: &dyn Messenger,

@@ -1,14 +1,11 @@
-//! A fan-out worker's job: post one queued page of a big room's message (see [`crate::queue`]),
+//! A fan-out worker's job: post one queued page of a big room's message (see [`super::queue`]),
 //! with the sender's rules (at most [`MAX_POSTS_IN_FLIGHT`](crate::limits::MAX_POSTS_IN_FLIGHT)
 //! in flight, a gone connection loses its record) and bounded retries of throttled posts.
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-
-use super::fan_out::{FanOut, Listed};
+use super::queue::{FanOutPage, Pace};
+use super::{FanOut, Listed};
 use crate::messenger::Messenger;
 use crate::metrics::Metrics;
-use crate::queue::{FanOutPage, Pace};
-use crate::routes::Route;
 use crate::store::Store;
 
 /// A page to be tried again: the queue redelivers it (SQS after its visibility timeout, up to
@@ -59,48 +56,4 @@ pub async fn fan_out_page(
         return Err(PageFailed { posts, failed: tally.failed, throttled: tally.throttled });
     }
     Ok(())
-}
-
-/// The fan-out worker's Lambda handler: posts each page of an SQS batch (one after another, each
-/// [`fan_out_page`]) and reports those to be tried again as batch item failures (the event
-/// source mapping's `ReportBatchItemFailures`), so SQS redelivers only those after their
-/// visibility timeout. A record whose body is not a page (a poison message) is reported failed
-/// every time and so reaches the dead-letter queue after `maxReceiveCount` receives. Writes one
-/// EMF line per page, under [`Route::SendMessage`] (these are its deliveries).
-pub async fn fan_out_worker(
-    event: &SqsEvent,
-    store: &dyn Store,
-    messenger: &dyn Messenger,
-    pace: Option<&Pace>,
-) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in &event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let page = record.body.as_deref().map(serde_json::from_str::<FanOutPage>);
-        let failed = match page {
-            Some(Ok(page)) => {
-                let mut metrics = Metrics::new(Route::SendMessage);
-                let result = fan_out_page(&page, store, messenger, pace, &mut metrics).await;
-                metrics.emit();
-                if let Err(failed) = &result {
-                    tracing::warn!(message_id = %id, error = %failed, "fan-out page failed");
-                }
-                result.is_err()
-            }
-            Some(Err(error)) => {
-                tracing::error!(message_id = %id, error = %error, "an SQS message is not a fan-out page; it will reach the dead-letter queue");
-                true
-            }
-            None => {
-                tracing::error!(message_id = %id, "an SQS message has no body; it will reach the dead-letter queue");
-                true
-            }
-        };
-        if failed {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
-    }
-    response
 }

@@ -7,7 +7,7 @@ use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::HeaderValue;
 
-use super::request::{MalformedEvent, Request};
+use super::event::{MalformedEvent, Request};
 use crate::auth;
 use crate::error::{Chain, PostError, StoreError};
 use crate::messenger::Messenger;
