@@ -1,8 +1,9 @@
 //! CloudWatch metrics in the Embedded Metric Format (EMF): each invocation writes one JSON line
 //! to standard output, and CloudWatch Logs turns it into metrics, with no API call.
 //!
-//! Every line carries each counter twice over: per route (dimension `Route`) and for the whole
-//! chat (no dimension, which the template's alarms watch). A refused frame or connection also
+//! Every line carries each counter its route can increment ([`Route::counters`]; a counter
+//! published is billed per month, counted or not) twice over: per route (dimension `Route`) and
+//! for the whole chat (no dimension, which the template's alarms watch). A refused frame or connection also
 //! counts under its error code (dimensions `Route`, `ErrorCode`).
 
 use std::io::Write;
@@ -115,19 +116,35 @@ impl Metrics {
         }
     }
 
+    /// The counters the line publishes: those the route declares ([`Route::counters`]), in
+    /// [`Metric::ALL`]'s order, and any other that was counted all the same (a test holds the
+    /// declarations to what the handlers count, so that is never).
+    pub fn published(&self) -> Vec<Metric> {
+        let declared = self.route.counters();
+        Metric::ALL.into_iter().filter(|metric| declared.contains(metric) || self.get(*metric) > 0).collect()
+    }
+
+    /// Counters that were counted though the route does not declare them: none, or a route's
+    /// `COUNTERS` is out of date (debug builds assert it after every invocation).
+    pub fn undeclared(&self) -> Vec<Metric> {
+        let declared = self.route.counters();
+        Metric::ALL.into_iter().filter(|metric| !declared.contains(metric) && self.get(*metric) > 0).collect()
+    }
+
     /// The EMF document for these counts, stamped `timestamp_ms` (epoch milliseconds).
     pub fn to_emf(&self, timestamp_ms: i64) -> Value {
         let definitions = |metrics: &[Metric]| {
             metrics.iter().map(|m| json!({ "Name": m.name(), "Unit": "Count" })).collect::<Vec<_>>()
         };
+        let published = self.published();
         let mut directives = vec![json!({
             "Namespace": NAMESPACE,
             "Dimensions": [[ROUTE_DIMENSION], []],
-            "Metrics": definitions(&Metric::ALL),
+            "Metrics": definitions(&published),
         })];
         let mut root = Map::new();
         root.insert(ROUTE_DIMENSION.into(), self.route.key().into());
-        for metric in Metric::ALL {
+        for metric in published {
             root.insert(metric.name().into(), self.get(metric).into());
         }
         if let Some(code) = self.refused {

@@ -116,7 +116,14 @@ pub async fn run(
             }
             Err(error) => Err(error.into()),
         };
-        outcome::conclude(&request, outcome, messenger, metrics).await
+        let handled = outcome::conclude(&request, outcome, messenger, metrics).await;
+        debug_assert!(
+            handled.metrics.undeclared().is_empty(),
+            "{} counted {:?}, which its COUNTERS do not declare",
+            route.key(),
+            handled.metrics.undeclared()
+        );
+        handled
     }
     .instrument(span)
     .await

@@ -6,12 +6,15 @@ use crate::asyncapi::Message;
 use crate::error::Chain;
 use crate::identity;
 use crate::limits::MAX_CONNECTIONS_PER_USER;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::protocol::ErrorCode;
 use crate::store::{Connection, ConnectionStore, subscriptions};
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Store];
+
+/// The counters it can increment: the only ones its metrics line publishes.
+pub(super) const COUNTERS: &[Metric] = &[Metric::ConnectionsRefused, Metric::BackendFailures];
 
 /// Nothing of it is a frame.
 pub(super) fn messages() -> Vec<Message> {

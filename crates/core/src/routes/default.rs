@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{Context, Outcome, Refusal, Reply, Service};
 use crate::asyncapi::Message;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::protocol::fields::{self, parse_object, string_field};
 use crate::protocol::{ACTION_FIELD, Answer, ErrorFrame, FrameError, frames};
 
@@ -20,6 +20,10 @@ pub const PONG: &str = "🏓 pong";
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Messenger];
+
+/// The counters it can increment: the only ones its metrics line publishes.
+pub(super) const COUNTERS: &[Metric] =
+    &[Metric::FramesRefused, Metric::PostsFailed, Metric::PostsThrottled, Metric::BackendFailures];
 
 /// What `$default` was asked to do.
 #[derive(Debug, PartialEq, Eq)]

@@ -2,11 +2,14 @@
 
 use super::{Context, Outcome, Reply, Service};
 use crate::asyncapi::Message;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::store::ConnectionStore;
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Store];
+
+/// The counters it can increment: the only ones its metrics line publishes.
+pub(super) const COUNTERS: &[Metric] = &[Metric::BackendFailures];
 
 /// Nothing of it is a frame.
 pub(super) fn messages() -> Vec<Message> {

@@ -9,13 +9,17 @@ use serde_json::{Value, json};
 use super::{Context, Outcome, Refusal, Reply, Service};
 use crate::asyncapi::Message;
 use crate::limits::MAX_MESSAGE_BYTES;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::protocol::fields::{self, conversation_field, conversation_one_of, parse_object};
 use crate::protocol::{self, Answer, ConversationRef, ErrorCode, FrameError, RoomId, UserId, frames};
 use crate::store::{Conversation, Cursor};
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Store, Service::Messenger];
+
+/// The counters it can increment: the only ones its metrics line publishes.
+pub(super) const COUNTERS: &[Metric] =
+    &[Metric::FramesRefused, Metric::PostsFailed, Metric::PostsThrottled, Metric::BackendFailures];
 
 impl JsonSchema for GetHistory {
     fn schema_name() -> Cow<'static, str> {

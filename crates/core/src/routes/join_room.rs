@@ -10,13 +10,17 @@ use super::{Context, Outcome, Refusal, Reply, Service};
 use crate::asyncapi::Message;
 use crate::delivery::tell_user;
 use crate::limits::MAX_ROOMS_PER_USER;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::protocol::fields::{self, parse_object, room_field};
 use crate::protocol::{Answer, ConversationRef, ErrorCode, FrameError, RoomId, frames};
 use crate::store::{self, RoomJoin, subscriptions};
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Store, Service::Messenger];
+
+/// The counters it can increment: the only ones its metrics line publishes.
+pub(super) const COUNTERS: &[Metric] =
+    &[Metric::FramesRefused, Metric::PostsFailed, Metric::PostsThrottled, Metric::BackendFailures];
 
 /// A valid `joinRoom` or `leaveRoom` frame: the room it names.
 #[derive(Debug, PartialEq, Eq)]

@@ -8,12 +8,16 @@ use super::join_room::RoomRequest;
 use super::{Context, Outcome, Reply, Service};
 use crate::asyncapi::Message;
 use crate::delivery::tell_user;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::protocol::{Answer, RoomId, frames};
 use crate::store::subscriptions;
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Store, Service::Messenger];
+
+/// The counters it can increment: the only ones its metrics line publishes.
+pub(super) const COUNTERS: &[Metric] =
+    &[Metric::FramesRefused, Metric::PostsFailed, Metric::PostsThrottled, Metric::BackendFailures];
 
 /// `leaveRoom`'s answer: `{"roomId":"lobby","left":true}`.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]

@@ -11,13 +11,17 @@ use super::{Context, Outcome, Refusal, Reply, Service};
 use crate::asyncapi::Message;
 use crate::delivery::tell_user;
 use crate::error::Chain;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::protocol::fields::{self, conversation_field, conversation_one_of, parse_object};
 use crate::protocol::{Answer, ConversationRef, ErrorCode, FrameError, RoomId, UserId, frames};
 use crate::store::Conversation;
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Store, Service::Messenger];
+
+/// The counters it can increment: the only ones its metrics line publishes.
+pub(super) const COUNTERS: &[Metric] =
+    &[Metric::FramesRefused, Metric::PostsFailed, Metric::PostsThrottled, Metric::BackendFailures];
 
 /// A valid `markRead` frame.
 #[derive(Debug, PartialEq, Eq)]

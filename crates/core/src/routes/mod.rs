@@ -13,7 +13,8 @@
 //! Each route module provides `async fn handle(&Context<'_>, &mut Metrics) -> Outcome`, `const
 //! USES: &[Service]` (what the function serving it must be given; a route that uses no
 //! messenger, `$connect` and `$disconnect`, whose connection cannot be posted to, is answered
-//! by its status alone) and `fn messages() -> Vec<Message>` (its frames as
+//! by its status alone), `const COUNTERS: &[Metric]` (the counters it can increment, the only
+//! ones its EMF line publishes) and `fn messages() -> Vec<Message>` (its frames as
 //! `docs/asyncapi.yaml` publishes them).
 //!
 //! # Adding a route
@@ -71,6 +72,14 @@ macro_rules! routes {
             pub const fn uses(self) -> &'static [Service] {
                 match self {
                     $( Route::$route => $module::USES, )*
+                }
+            }
+
+            /// The counters its handler can increment: the only ones its metrics line publishes
+            /// (each metric published is billed per month).
+            pub const fn counters(self) -> &'static [crate::metrics::Metric] {
+                match self {
+                    $( Route::$route => $module::COUNTERS, )*
                 }
             }
 

@@ -14,7 +14,7 @@ use crate::delivery::queue::{FanOutPage, FanOutQueue, QueueError};
 use crate::delivery::{FanOut, Listed, Tally};
 use crate::error::Chain;
 use crate::limits::{FAN_OUT_PAGE, MAX_MESSAGE_BYTES};
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::protocol::fields::{self, parse_object, required_string, room_field};
 use crate::protocol::{
     self, Answer, ClientRequestId, ConversationRef, Delivery, ErrorCode, Frame, FrameError, RoomDelivery, RoomId,
@@ -24,6 +24,16 @@ use crate::store::{Appended, Connection, Conversation, Idempotency, StoredMessag
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Store, Service::Messenger, Service::Queue];
+
+/// The counters it can increment: the only ones its metrics line publishes.
+pub(super) const COUNTERS: &[Metric] = &[
+    Metric::MessagesDelivered,
+    Metric::ConnectionsGone,
+    Metric::PostsFailed,
+    Metric::PostsThrottled,
+    Metric::FramesRefused,
+    Metric::BackendFailures,
+];
 
 /// A valid `sendMessage` frame.
 #[derive(Debug, PartialEq, Eq)]

@@ -9,13 +9,17 @@ use serde_json::Value;
 
 use super::{Context, Outcome, Reply, Service};
 use crate::asyncapi::Message;
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics};
 use crate::protocol::fields::{self, parse_object};
 use crate::protocol::{Answer, ConversationRef, FrameError, RoomId, UserId, frames};
 use crate::store::SyncCursor;
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Store, Service::Messenger];
+
+/// The counters it can increment: the only ones its metrics line publishes.
+pub(super) const COUNTERS: &[Metric] =
+    &[Metric::FramesRefused, Metric::PostsFailed, Metric::PostsThrottled, Metric::BackendFailures];
 
 /// A valid `sync` frame.
 #[derive(Debug, PartialEq, Eq)]

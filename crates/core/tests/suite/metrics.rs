@@ -126,6 +126,22 @@ async fn the_counts_say_what_each_invocation_did() {
     assert_eq!(failed.get(Metric::BackendFailures), 1);
 }
 
+#[tokio::test]
+async fn each_line_publishes_the_counters_its_route_declares_and_no_other() {
+    for metrics in lines_of_a_chat().await {
+        let document = metrics.to_emf(1_795_255_205_000);
+        let declared = metrics.route.counters();
+
+        for metric in Metric::ALL {
+            let published = document.get(metric.name()).is_some();
+            assert_eq!(published, declared.contains(&metric), "{} on {}", metric.name(), metrics.route.key());
+        }
+        assert!(metrics.undeclared().is_empty(), "{} counted {:?}", metrics.route.key(), metrics.undeclared());
+    }
+    assert!(!Route::Sync.counters().contains(&Metric::MessagesDelivered), "sync delivers no messages");
+    assert!(!Route::Connect.counters().contains(&Metric::PostsFailed), "$connect posts nothing");
+}
+
 #[test]
 fn a_refusal_is_counted_under_its_error_code_too() {
     let mut metrics = Metrics::new(Route::SendMessage);
