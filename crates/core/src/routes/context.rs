@@ -89,12 +89,22 @@ impl Context<'_> {
         self.store()?.find(&self.request.connection_id).await?.ok_or_else(unknown_connection)
     }
 
-    /// Who is calling: the user of the sending connection's record.
+    /// Who is calling: in token mode the user the `$connect` authorizer verified, when API
+    /// Gateway's event carries it (`requestContext.authorizer`, set by API Gateway, never by the
+    /// client), else the user of the sending connection's record. Handlers that need the
+    /// record's contents read it with [`Context::connection`].
     ///
     /// # Errors
-    /// As [`Context::connection`].
+    /// As [`Context::connection`], when the record is read.
     pub async fn user(&self) -> Result<UserId, Refusal> {
-        Ok(self.connection().await?.user_id)
+        let verified = match self.services.mode {
+            Mode::Token => self.request.caller.verified_user.as_deref().and_then(|user| UserId::parse(user).ok()),
+            Mode::Demo => None,
+        };
+        match verified {
+            Some(user) => Ok(user),
+            None => Ok(self.connection().await?.user_id),
+        }
     }
 }
 

@@ -161,11 +161,11 @@ const ANSWER_HEADROOM: usize = 256;
 pub async fn handle(context: &Context<'_>, _: &mut Metrics) -> Outcome {
     let (request, store) = (context.request, context.store()?);
     let ask = GetHistory::parse(request.body.as_deref())?;
-    let record = context.connection().await?;
+    let user = context.user().await?;
     let (conversation, user_id, room_id) = match &ask.conversation {
-        ConversationRef::User(other) => (Conversation::direct(&record.user_id, other), Some(other.clone()), None),
+        ConversationRef::User(other) => (Conversation::direct(&user, other), Some(other.clone()), None),
         ConversationRef::Room(room) => {
-            if !store.in_room(&record.user_id, room).await? {
+            if !store.in_room(&user, room).await? {
                 return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} to read its history")));
             }
             (Conversation::Room(room.clone()), None, Some(room.clone()))

@@ -20,7 +20,7 @@ use crate::protocol::{
     self, Answer, ClientRequestId, ConversationRef, Delivery, ErrorCode, Frame, FrameError, RoomDelivery, RoomId,
     UserId, frames,
 };
-use crate::store::{Appended, Connection, Conversation, Idempotency, StoredMessage};
+use crate::store::{Appended, Conversation, Idempotency, StoredMessage};
 
 /// The services it uses.
 pub(super) const USES: &[Service] = &[Service::Store, Service::Messenger, Service::Queue];
@@ -104,7 +104,7 @@ impl JsonSchema for SendMessage {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let (user, room) = (generator.subschema_for::<UserId>(), generator.subschema_for::<RoomId>());
         json_schema!({
-            "description": "A message to every connection of a user (destinationUserId), or to every other member of a room the connection has joined (roomId): exactly one of the two.",
+            "description": "A message to every connection of a user (destinationUserId), or to every other member connection of a room the user has joined (roomId): exactly one of the two.",
             "type": "object",
             "properties": {
                 (fields::DESTINATION_USER_ID): user,
@@ -157,29 +157,25 @@ pub(super) fn messages() -> Vec<Message> {
 /// of posting to each; smaller rooms and direct messages are posted as without one. Pages the
 /// queue does not take are posted here.
 ///
-/// The sender's id comes from the store's record of the sending connection, never from the
-/// frame. Refused frames, a room the connection has not joined and a failure to store are
-/// reported to the sender alone as error frames. Once stored, a message is not refused: a post
+/// The sender's id comes from the caller ([`Context::user`]: the authorizer's verified user, or
+/// the store's record of the sending connection), never from the frame; a room message needs
+/// the sender's room entry, which the store reads beside the room's latest seq. Refused frames,
+/// a room the user has not joined and a failure to store are reported to the sender alone as
+/// error frames. Once stored, a message is not refused: a post
 /// that fails leaves it to history.
 pub async fn handle(context: &Context<'_>, metrics: &mut Metrics) -> Outcome {
     let (request, store, messenger, queue) =
         (context.request, context.store()?, context.messenger()?, context.services.queue);
     let message = SendMessage::parse(request.body.as_deref())?;
-    let record: Connection = context.connection().await?;
+    let sender = &context.user().await?;
     let fan_out = FanOut::new(request, store, messenger);
     let mut tally = Tally::default();
-    let sender = &record.user_id;
     let sent_at = request.request_time_ms;
     let idempotency = request.client_request_id.as_ref().map(|id| Idempotency { client_request_id: id.as_str() });
     let to = &message.to;
     let conversation = match to {
         ConversationRef::User(user) => Conversation::direct(sender, user),
-        ConversationRef::Room(room) => {
-            if !record.rooms.contains(room) {
-                return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
-            }
-            Conversation::Room(room.clone())
-        }
+        ConversationRef::Room(room) => Conversation::Room(room.clone()),
     };
     fits(sender, &message.body, to)?;
     let stored = match store.append(&conversation, sender, &message.body, sent_at, idempotency).await? {
@@ -193,6 +189,10 @@ pub async fn handle(context: &Context<'_>, metrics: &mut Metrics) -> Outcome {
                 problem: "was used for a different message to this conversation within 24 hours".into(),
             }
             .into());
+        }
+        Appended::NotInRoom => {
+            let room = if let ConversationRef::Room(room) = to { room.as_str() } else { "" };
+            return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
         }
         Appended::InProgress => {
             return Err(Refusal::new(

@@ -241,6 +241,11 @@ impl MessageStore for MemoryStore {
         idempotency: Option<Idempotency<'_>>,
     ) -> Result<Appended, StoreError> {
         let mut inner = self.write();
+        if let Conversation::Room(room) = conversation
+            && !inner.rooms.get(sender).is_some_and(|rooms| rooms.contains_key(room))
+        {
+            return Ok(Appended::NotInRoom);
+        }
         let key =
             idempotency.map(|request| (conversation.clone(), sender.clone(), request.client_request_id.to_owned()));
         let hash = super::messages::body_hash(body);

@@ -89,6 +89,9 @@ pub enum Appended {
     /// The first request with this `clientRequestId` is still being stored by another
     /// invocation; ask again in a moment.
     InProgress,
+    /// A room message from a user who is not a member of the room (no room entry): nothing was
+    /// stored.
+    NotInRoom,
 }
 
 /// How long a `clientRequestId` identifies one message of its sender in one conversation.
@@ -106,7 +109,9 @@ pub struct Idempotency<'a> {
 pub trait MessageStore: Send + Sync {
     /// Stores a message as its conversation's next, sent at `sent_at` (epoch ms) and kept for
     /// the store's retention. With `idempotency`, a request already stored is not stored again
-    /// ([`Appended::Repeat`]), within [`IDEMPOTENCY_WINDOW`].
+    /// ([`Appended::Repeat`]), within [`IDEMPOTENCY_WINDOW`]. A room's messages come from its
+    /// members only: the sender's room entry is read beside the conversation's latest seq, and
+    /// without one nothing is stored ([`Appended::NotInRoom`]).
     async fn append(
         &self,
         conversation: &Conversation,

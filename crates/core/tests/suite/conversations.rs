@@ -290,7 +290,68 @@ async fn a_repeat_whose_body_only_shares_the_old_64_bit_hash_is_refused_and_neve
     assert_eq!(stored.iter().map(|message| &message["body"]).collect::<Vec<_>>(), [COLLIDING[0]]);
 }
 
+/// Who is in a room is the user's room entry, not the connection's subscriptions: a
+/// connection whose subscription outlived its user's leave cannot send, and a new tab whose
+/// subscriptions have not settled can.
+async fn a_room_message_needs_the_users_room_entry_not_the_connections_subscription(store: &dyn Store) {
+    let messenger = RecordingMessenger::new();
+    connect(store, &[("a1", "alice"), ("b1", "bob")]).await;
+    let lobby = chat_core::protocol::RoomId::parse("lobby").unwrap();
+    let (alice, bob) =
+        (chat_core::protocol::UserId::parse("alice").unwrap(), chat_core::protocol::UserId::parse("bob").unwrap());
+    for tab in ["a1", "b1"] {
+        let join = events::message(Route::JoinRoom, tab, &json!({"action": "joinRoom", "roomId": "lobby"}).to_string());
+        assert_eq!(
+            routes::handle(Route::JoinRoom, &join, &Services::new(store).with_messenger(&messenger)).await.status(),
+            200
+        );
+    }
+    // Alice's entry goes (a leave whose subscription clean-up never ran): her connection is
+    // still subscribed.
+    store.remove_room(&alice, &lobby).await.unwrap();
+    assert!(store.find("a1").await.unwrap().unwrap().rooms.contains(&lobby), "still subscribed");
+    // Bob's new tab is recorded, its subscriptions not settled yet.
+    store.save(&chat_core::Connection::new("b2".to_owned(), bob.clone(), 0)).await.unwrap();
+    assert!(store.find("b2").await.unwrap().unwrap().rooms.is_empty(), "not subscribed yet");
+
+    let alice_sends =
+        send(store, &messenger, "a1", &json!({"action": "sendMessage", "roomId": "lobby", "body": "still here?"}))
+            .await;
+    let bob_sends =
+        send(store, &messenger, "b2", &json!({"action": "sendMessage", "roomId": "lobby", "body": "new tab"})).await;
+
+    assert_eq!(alice_sends, 403);
+    let errors: Vec<Value> =
+        messenger.frames_to("a1").into_iter().filter_map(|frame| frame.get("error").cloned()).collect();
+    assert_eq!(errors, [json!("notInRoom")]);
+    assert_eq!(bob_sends, 200);
+    assert_eq!(messenger.frames_to("b1").last().unwrap()["body"], "new tab");
+    let stored = history(store, &messenger, "b1", json!({"roomId": "lobby"})).await;
+    assert_eq!(stored.iter().map(|message| message["body"].clone()).collect::<Vec<_>>(), [json!("new tab")]);
+}
+
+/// In token mode the caller is the user the authorizer verified, which API Gateway puts on every
+/// event: no connection record is read for it. In demo mode the record alone says.
+async fn in_token_mode_the_caller_is_the_authorizers_user_without_reading_the_record(store: &dyn Store) {
+    let messenger = RecordingMessenger::new();
+    let ask = json!({"action": "sync"}).to_string();
+    let mut event = events::message(Route::Sync, "no-record", &ask);
+    event.request_context.authorizer.fields.insert("userId".into(), json!("alice"));
+
+    let token =
+        routes::handle(Route::Sync, &event, &Services::new(store).with_messenger(&messenger).with_mode(Mode::Token))
+            .await;
+    let demo = routes::handle(Route::Sync, &event, &Services::new(store).with_messenger(&messenger)).await;
+
+    assert_eq!(token.status(), 200);
+    assert_eq!(messenger.frames_to("no-record")[0]["userId"], "alice");
+    assert_eq!(demo.status(), 403, "demo mode believes only the record");
+    assert_eq!(messenger.frames_to("no-record")[1]["error"], "unknownConnection");
+}
+
 chat_testing::on_both_stores!(
+    a_room_message_needs_the_users_room_entry_not_the_connections_subscription,
+    in_token_mode_the_caller_is_the_authorizers_user_without_reading_the_record,
     numbers_at_the_edges_are_answered_and_never_counted_as_backend_failures,
     a_repeat_whose_body_only_shares_the_old_64_bit_hash_is_refused_and_never_delivered,
     twenty_connections_send_fifty_messages_each_to_one_room_at_once,

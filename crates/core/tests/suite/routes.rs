@@ -686,7 +686,33 @@ async fn history_is_only_for_conversations_the_user_belongs_to_and_bad_requests_
 
 /// Behaviours only the DynamoDB store has (its items, its calls, its tables), on dynalite.
 mod on_dynamodb {
+    use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+    use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemInput;
+
     use super::*;
+
+    /// Fails every UpdateItem on one table, as DynamoDB failing those writes would.
+    #[derive(Debug)]
+    struct FailUpdatesOf(String);
+
+    impl Intercept for FailUpdatesOf {
+        fn name(&self) -> &'static str {
+            "FailUpdatesOf"
+        }
+
+        fn read_before_execution(
+            &self,
+            context: &BeforeSerializationInterceptorContextRef<'_>,
+            _: &mut ConfigBag,
+        ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+            let update = context.input().downcast_ref::<UpdateItemInput>();
+            if update.is_some_and(|update| update.table_name() == Some(self.0.as_str())) {
+                return Err("injected: the users table refuses writes".into());
+            }
+            Ok(())
+        }
+    }
 
     #[tokio::test]
     async fn a_message_that_cannot_be_recorded_in_the_conversation_lists_is_a_backend_failure_yet_delivered() {
@@ -713,14 +739,20 @@ mod on_dynamodb {
                 200
             );
         }
-        // The users table (the conversation lists) goes; connections, rooms and messages stay.
-        tables.client().delete_table().table_name(tables.users()).send().await.unwrap();
+        // Writes to the users table (the conversation lists) fail; reads, connections, rooms and
+        // messages work.
+        let config =
+            tables.client().config().to_builder().interceptor(FailUpdatesOf(tables.users().to_owned())).build();
+        let failing = chat_core::DynamoDbStore::new(aws_sdk_dynamodb::Client::from_conf(config), &tables.name)
+            .with_memberships(tables.memberships())
+            .with_users(tables.users())
+            .with_messages(tables.messages(), chat_core::limits::MESSAGE_RETENTION);
         let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": "hi"}).to_string();
 
         let handled = routes::handle(
             Route::SendMessage,
             &events::message(Route::SendMessage, "alice-1", &frame),
-            &Services::new(&store).with_messenger(&messenger),
+            &Services::new(&failing).with_messenger(&messenger),
         )
         .await;
 

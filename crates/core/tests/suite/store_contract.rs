@@ -325,6 +325,7 @@ async fn sync_lists_rooms_and_direct_conversations_most_recently_active_first_pa
         store.add_room(&carol, &room(name)).await.unwrap();
         if *name != "quiet" {
             let sent_at = SENT + 10 * n as i64;
+            store.add_room(&user("dave"), &room(name)).await.unwrap();
             store.append(&Conversation::Room(room(name)), &user("dave"), "in a room", sent_at, None).await.unwrap();
         }
     }
@@ -419,12 +420,16 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// taken for its whole time limit stored nothing (`Contended`, which the client sees as
 /// `unavailable`), so it is sent again, as a client would.
 async fn append(
-    store: &impl MessageStore,
+    store: &impl chat_core::store::Store,
     conversation: &Conversation,
     sender: &UserId,
     body: &str,
     at: i64,
 ) -> StoredMessage {
+    // A room's messages come from its members.
+    if let Conversation::Room(room) = conversation {
+        store.add_room(sender, room).await.unwrap();
+    }
     loop {
         match store.append(conversation, sender, body, at, None).await {
             Ok(Appended::Stored(message)) => return message,
@@ -443,7 +448,9 @@ async fn seqs_of(store: &impl MessageStore, conversation: &Conversation, cursor:
     page.messages.iter().map(|message| message.seq).collect()
 }
 
-async fn messages_are_numbered_from_one_in_each_conversation_whichever_side_names_it(store: &impl MessageStore) {
+async fn messages_are_numbered_from_one_in_each_conversation_whichever_side_names_it(
+    store: &impl chat_core::store::Store,
+) {
     let mut seqs = Vec::new();
     for (from, to) in [("alice", "bob"), ("bob", "alice"), ("alice", "carol"), ("alice", "bob")] {
         seqs.push(append(store, &direct(from, to), &user(from), "hi", SENT).await.seq);
@@ -458,7 +465,7 @@ async fn messages_are_numbered_from_one_in_each_conversation_whichever_side_name
     assert_eq!((page.has_more, page.oldest_seq), (false, 1));
 }
 
-async fn concurrent_senders_get_every_seq_once_with_no_gap(store: &impl MessageStore) {
+async fn concurrent_senders_get_every_seq_once_with_no_gap(store: &impl chat_core::store::Store) {
     let lobby = Conversation::Room(room("lobby"));
     let senders = (0..20).map(|n| {
         let lobby = &lobby;
@@ -489,7 +496,7 @@ async fn concurrent_senders_get_every_seq_once_with_no_gap(store: &impl MessageS
     assert_eq!(stored, (1..=200).collect::<Vec<u64>>(), "history holds each once, in order");
 }
 
-async fn history_pages_backwards_and_forwards_from_a_cursor(store: &impl MessageStore) {
+async fn history_pages_backwards_and_forwards_from_a_cursor(store: &impl chat_core::store::Store) {
     let chat = direct("alice", "bob");
     for n in 1..=7 {
         append(store, &chat, &user("alice"), &format!("m{n}"), SENT + n).await;
@@ -508,7 +515,7 @@ async fn history_pages_backwards_and_forwards_from_a_cursor(store: &impl Message
     assert_eq!(newest.messages[2].body, "m7");
 }
 
-async fn cursors_past_two_to_the_sixty_third_page_as_far_as_they_say(store: &impl MessageStore) {
+async fn cursors_past_two_to_the_sixty_third_page_as_far_as_they_say(store: &impl chat_core::store::Store) {
     let chat = direct("alice", "bob");
     for n in 1..=3 {
         append(store, &chat, &user("alice"), &format!("m{n}"), SENT + n).await;
@@ -523,7 +530,7 @@ async fn cursors_past_two_to_the_sixty_third_page_as_far_as_they_say(store: &imp
     }
 }
 
-async fn expired_messages_are_never_returned_and_numbering_never_restarts(store: &impl MessageStore) {
+async fn expired_messages_are_never_returned_and_numbering_never_restarts(store: &impl chat_core::store::Store) {
     let chat = direct("alice", "bob");
     for n in 0..3 {
         append(store, &chat, &user("alice"), "old", SENT + n).await;
@@ -543,7 +550,7 @@ async fn expired_messages_are_never_returned_and_numbering_never_restarts(store:
     assert_eq!(after.oldest_seq, 4);
 }
 
-async fn an_empty_conversation_has_no_history_and_starts_at_one(store: &impl MessageStore) {
+async fn an_empty_conversation_has_no_history_and_starts_at_one(store: &impl chat_core::store::Store) {
     let page = store.history(&direct("x", "y"), Cursor::Newest, 10, SENT).await.unwrap();
 
     assert!(page.messages.is_empty());
@@ -684,6 +691,7 @@ mod on_dynamodb {
         let store = tables.store.clone();
         let lobby = Conversation::Room(room("lobby"));
         let id = chat_core::store::Idempotency { client_request_id: "r1" };
+        store.add_room(&user("alice"), &room("lobby")).await.unwrap();
         store.append(&lobby, &user("alice"), "hi", SENT, Some(id)).await.unwrap();
         store.add_room(&user("bob"), &room("lobby")).await.unwrap();
         // The first send died after storing the message, before raising the head.

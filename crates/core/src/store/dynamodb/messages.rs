@@ -19,6 +19,7 @@ use crate::store::{Appended, Conversation, Cursor, HistoryPage, Idempotency, Mes
 
 use super::claims::{Claim, Claimed};
 use super::{DynamoDbStore, number, seq_zero, string};
+use crate::store::UserStore;
 
 /// Messages: one item per message, keyed by conversation and seq, and the conversation's head
 /// (seq 0). Appending is a strongly consistent Query for the newest item, a conditional PutItem
@@ -94,7 +95,18 @@ impl MessageStore for DynamoDbStore {
     ) -> Result<Appended, StoreError> {
         let (table, retention) = self.messages()?;
         let key = conversation.key();
-        let mut latest = self.latest_seq(table, &key).await?;
+        // The sender's room entry, beside the latest seq: no call more one after another.
+        let member = async {
+            match conversation {
+                Conversation::Room(room) => self.in_room(sender, room).await,
+                Conversation::Direct(..) => Ok(true),
+            }
+        };
+        let (latest, member) = futures::try_join!(self.latest_seq(table, &key), member)?;
+        if !member {
+            return Ok(Appended::NotInRoom);
+        }
+        let mut latest = latest;
         let claim = match idempotency {
             None => None,
             Some(request) => {
