@@ -11,7 +11,7 @@ use axum::extract::{Path as UrlPath, State};
 use chat_core::limits::{MAX_CONNECTIONS_PER_USER, MAX_POSTS_IN_FLIGHT};
 use chat_core::protocol::RoomId;
 use chat_core::routes::Route;
-use chat_core::store::{ConnectionStore, RoomStore};
+use chat_core::store::{ConnectionStore, SubscriptionStore};
 use chat_testing::{Dynalite, events};
 use futures::{StreamExt, stream};
 use serde_json::json;
@@ -80,7 +80,7 @@ pub async fn measure(dir: &Path, members: usize, invocations: usize, largest: bo
             let (store, room) = (&store, &room);
             async move {
                 store.save(&events::connection(&id, &user)).await.expect("seeding dynalite");
-                store.join(&id, room).await.expect("seeding dynalite");
+                store.subscribe(&id, room).await.expect("seeding dynalite");
             }
         })
         .await;

@@ -66,7 +66,7 @@ pub fn flag(name: &str, default: &str) -> String {
 ///
 /// # Panics
 /// When the room id is invalid or the store fails.
-pub async fn members_of(store: &(impl chat_core::store::RoomStore + ?Sized), room: &str) -> Vec<String> {
+pub async fn members_of(store: &(impl chat_core::store::SubscriptionStore + ?Sized), room: &str) -> Vec<String> {
     let room = chat_core::protocol::RoomId::parse(room).expect("a valid room id");
     let (mut ids, mut after) = (Vec::new(), None::<String>);
     loop {

@@ -162,7 +162,7 @@ impl FanOut<'_> {
     /// Forgets what listed a connection that is gone and has no record.
     async fn forget(&self, listed: Listed<'_>, connection_id: &str) -> Result<(), crate::error::StoreError> {
         match listed {
-            Listed::Room(room) => crate::store::RoomStore::leave(self.store, connection_id, room).await,
+            Listed::Room(room) => crate::store::SubscriptionStore::unsubscribe(self.store, connection_id, room).await,
             Listed::User(user) => self.store.forget_entry(user, connection_id).await,
         }
     }

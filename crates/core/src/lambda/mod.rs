@@ -8,5 +8,5 @@ pub mod outcome;
 pub mod sqs;
 
 pub use event::{Caller, MalformedEvent, Request};
-pub use outcome::{Handled, Outcome, Refusal, Reply};
+pub use outcome::{Failure, Handled, Outcome, Reply};
 pub use sqs::fan_out_worker;

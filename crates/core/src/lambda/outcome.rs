@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{Answer, EncodeError, ErrorCode, ErrorFrame, FrameError};
 
 /// What a handler returns.
-pub type Outcome = Result<Reply, Refusal>;
+pub type Outcome = Result<Reply, Failure>;
 
 /// A request the handler carried out.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub enum Reply {
 /// the metrics and the status in [`conclude`]; handlers use `?` on store, messenger and frame
 /// errors.
 #[derive(Debug, thiserror::Error)]
-pub enum Refusal {
+pub enum Failure {
     /// The frame is malformed: its [`FrameError::code`], with the status of that code.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -45,18 +45,18 @@ pub enum Refusal {
     Backend(#[source] Box<dyn Error + Send + Sync>),
 }
 
-impl Refusal {
+impl Failure {
     /// A refusal with `code` and a sentence for the sender.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal::Refused(ErrorFrame::new(code, message))
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure::Refused(ErrorFrame::new(code, message))
     }
 
     /// The frame the sender receives, and the status API Gateway gets.
     fn frame(&self) -> ErrorFrame {
         match self {
-            Refusal::Frame(error) => error.to_frame(),
-            Refusal::Refused(frame) => frame.clone(),
-            Refusal::Backend(_) => ErrorFrame::new(ErrorCode::Unavailable, UNAVAILABLE),
+            Failure::Frame(error) => error.to_frame(),
+            Failure::Refused(frame) => frame.clone(),
+            Failure::Backend(_) => ErrorFrame::new(ErrorCode::Unavailable, UNAVAILABLE),
         }
     }
 }
@@ -64,21 +64,21 @@ impl Refusal {
 /// What the sender of a request that hit a backend failure is told.
 pub const UNAVAILABLE: &str = "the chat is unavailable right now; try again in a moment";
 
-impl From<StoreError> for Refusal {
+impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Self {
-        Refusal::Backend(Box::new(error))
+        Failure::Backend(Box::new(error))
     }
 }
 
-impl From<PostError> for Refusal {
+impl From<PostError> for Failure {
     fn from(error: PostError) -> Self {
-        Refusal::Backend(Box::new(error))
+        Failure::Backend(Box::new(error))
     }
 }
 
-impl From<EncodeError> for Refusal {
+impl From<EncodeError> for Failure {
     fn from(error: EncodeError) -> Self {
-        Refusal::Backend(Box::new(error))
+        Failure::Backend(Box::new(error))
     }
 }
 
@@ -151,7 +151,7 @@ pub async fn conclude(
     };
     let frame = refusal.frame();
     let status = frame.error.status();
-    if let Refusal::Backend(cause) = &refusal {
+    if let Failure::Backend(cause) = &refusal {
         metrics.backend_failures += 1;
         tracing::error!(error = %Chain(cause.as_ref()), "backend call failed");
         if messenger.is_none() {

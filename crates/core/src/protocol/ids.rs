@@ -156,3 +156,14 @@ pub enum ConversationRef {
     /// A room.
     Room(RoomId),
 }
+
+impl ConversationRef {
+    /// The conversation as the two fields frames name it by, exactly one of them set: the other
+    /// user (`userId`, or `destinationUserId` in an acknowledgement) and the room (`roomId`).
+    pub fn to_fields(&self) -> (Option<UserId>, Option<RoomId>) {
+        match self {
+            ConversationRef::User(user) => (Some(user.clone()), None),
+            ConversationRef::Room(room) => (None, Some(room.clone())),
+        }
+    }
+}

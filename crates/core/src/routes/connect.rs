@@ -1,7 +1,7 @@
 //! `$connect`: establish who the connection belongs to, record it, and subscribe it to its
 //! user's rooms.
 
-use super::{Context, Outcome, Refusal, Reply, Service};
+use super::{Context, Failure, Outcome, Reply, Service};
 use crate::asyncapi::Message;
 use crate::error::Chain;
 use crate::identity;
@@ -35,13 +35,13 @@ pub(super) fn messages() -> Vec<Message> {
 pub async fn handle(context: &Context<'_>, _: &mut Metrics) -> Outcome {
     let (request, store, mode) = (context.request, context.store()?, context.services.mode);
     let user_id =
-        identity::user_of(&request.caller, mode).map_err(|error| Refusal::new(error.code(), error.to_string()))?;
+        identity::user_of(&request.caller, mode).map_err(|error| Failure::refused(error.code(), error.to_string()))?;
     // A soft limit: two connects racing past it can both succeed. It bounds fan-out and abuse,
     // not exact counts.
     let open = store.connections_of(&user_id, request.request_time_ms).await?.len();
     if open >= MAX_CONNECTIONS_PER_USER {
         let text = format!("a user may hold at most {MAX_CONNECTIONS_PER_USER} open connections; close one first");
-        return Err(Refusal::new(ErrorCode::TooManyConnections, text));
+        return Err(Failure::refused(ErrorCode::TooManyConnections, text));
     }
     let connection = Connection::new(request.connection_id.clone(), user_id, request.connected_at_ms);
     store.save(&connection).await?;

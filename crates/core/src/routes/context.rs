@@ -1,7 +1,7 @@
 //! What a handler is given: the request and the services it may use (as axum's `State` carries
 //! dependencies), and the one place that establishes who is calling.
 
-use super::{Refusal, Request};
+use super::{Failure, Request};
 use crate::delivery::queue::FanOutQueue;
 use crate::identity::Mode;
 use crate::messenger::Messenger;
@@ -68,8 +68,8 @@ impl Context<'_> {
     /// # Errors
     /// A backend failure when the process was given none: a route that uses it was wired
     /// without one.
-    pub fn store(&self) -> Result<&dyn Store, Refusal> {
-        self.services.store.ok_or_else(|| Refusal::Backend("this function was started without a store".into()))
+    pub fn store(&self) -> Result<&dyn Store, Failure> {
+        self.services.store.ok_or_else(|| Failure::Backend("this function was started without a store".into()))
     }
 
     /// The messenger.
@@ -77,15 +77,15 @@ impl Context<'_> {
     /// # Errors
     /// A backend failure when the process was given none: a route that posts was wired without
     /// one.
-    pub fn messenger(&self) -> Result<&dyn Messenger, Refusal> {
-        self.services.messenger.ok_or_else(|| Refusal::Backend("this function was started without a messenger".into()))
+    pub fn messenger(&self) -> Result<&dyn Messenger, Failure> {
+        self.services.messenger.ok_or_else(|| Failure::Backend("this function was started without a messenger".into()))
     }
 
     /// The sending connection's record.
     ///
     /// # Errors
     /// `unknownConnection` when the store has none; a backend failure when it cannot be read.
-    pub async fn connection(&self) -> Result<Connection, Refusal> {
+    pub async fn connection(&self) -> Result<Connection, Failure> {
         self.store()?.find(&self.request.connection_id).await?.ok_or_else(unknown_connection)
     }
 
@@ -96,7 +96,7 @@ impl Context<'_> {
     ///
     /// # Errors
     /// As [`Context::connection`], when the record is read.
-    pub async fn user(&self) -> Result<UserId, Refusal> {
+    pub async fn user(&self) -> Result<UserId, Failure> {
         let verified = match self.services.mode {
             Mode::Token => self.request.caller.verified_user.as_deref().and_then(|user| UserId::parse(user).ok()),
             Mode::Demo => None,
@@ -110,8 +110,8 @@ impl Context<'_> {
 
 /// The refusal of a frame from a connection the store has no record of: it expired, or its
 /// `$connect` never completed. Right in both modes: a new connection gets a new record.
-pub(crate) fn unknown_connection() -> Refusal {
-    Refusal::new(
+pub(crate) fn unknown_connection() -> Failure {
+    Failure::refused(
         ErrorCode::UnknownConnection,
         "this connection is not on record (it may have expired); open a new connection",
     )

@@ -6,7 +6,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Context, Outcome, Refusal, Reply, Service};
+use super::{Context, Failure, Outcome, Reply, Service};
 use crate::asyncapi::Message;
 use crate::metrics::{Metric, Metrics};
 use crate::protocol::fields::{self, parse_object, string_field};
@@ -93,7 +93,7 @@ pub async fn handle(context: &Context<'_>, _: &mut Metrics) -> Outcome {
     let message = match DefaultRequest::parse(context.request.body.as_deref())? {
         DefaultRequest::Ping => PONG.to_owned(),
         DefaultRequest::Echo(message) => message,
-        DefaultRequest::Unknown => return Err(Refusal::Refused(unknown_action())),
+        DefaultRequest::Unknown => return Err(Failure::Refused(unknown_action())),
     };
     Ok(Reply::Answer(Answer::new(&Echo { message })?))
 }

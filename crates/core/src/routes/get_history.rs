@@ -6,7 +6,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Context, Outcome, Refusal, Reply, Service};
+use super::{Context, Failure, Outcome, Reply, Service};
 use crate::asyncapi::Message;
 use crate::limits::MAX_MESSAGE_BYTES;
 use crate::metrics::{Metric, Metrics};
@@ -162,15 +162,16 @@ pub async fn handle(context: &Context<'_>, _: &mut Metrics) -> Outcome {
     let (request, store) = (context.request, context.store()?);
     let ask = GetHistory::parse(request.body.as_deref())?;
     let user = context.user().await?;
-    let (conversation, user_id, room_id) = match &ask.conversation {
-        ConversationRef::User(other) => (Conversation::direct(&user, other), Some(other.clone()), None),
+    let conversation = match &ask.conversation {
+        ConversationRef::User(other) => Conversation::direct(&user, other),
         ConversationRef::Room(room) => {
             if !store.in_room(&user, room).await? {
-                return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} to read its history")));
+                return Err(Failure::refused(ErrorCode::NotInRoom, format!("join room {room} to read its history")));
             }
-            (Conversation::Room(room.clone()), None, Some(room.clone()))
+            Conversation::Room(room.clone())
         }
     };
+    let (user_id, room_id) = ask.conversation.to_fields();
     let page = store.history(&conversation, ask.cursor, ask.limit, request.request_time_ms).await?;
     let messages = page
         .messages

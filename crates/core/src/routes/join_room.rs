@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Outcome, Refusal, Reply, Service};
+use super::{Context, Failure, Outcome, Reply, Service};
 use crate::asyncapi::Message;
 use crate::delivery::tell_user;
 use crate::limits::MAX_ROOMS_PER_USER;
@@ -90,7 +90,7 @@ pub async fn handle(context: &Context<'_>, _: &mut Metrics) -> Outcome {
         RoomJoin::Member { first } => first,
         RoomJoin::TooManyRooms => {
             let text = format!("a user may be in at most {MAX_ROOMS_PER_USER} rooms; leave one first");
-            return Err(Refusal::new(ErrorCode::TooManyRooms, text));
+            return Err(Failure::refused(ErrorCode::TooManyRooms, text));
         }
     };
     let conversation = store::Conversation::Room(room_id.clone());

@@ -7,7 +7,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Context, Outcome, Refusal, Reply, Service};
+use super::{Context, Failure, Outcome, Reply, Service};
 use crate::asyncapi::Message;
 use crate::delivery::tell_user;
 use crate::error::Chain;
@@ -135,7 +135,7 @@ pub async fn handle(context: &Context<'_>, _: &mut Metrics) -> Outcome {
         ConversationRef::User(other) => Conversation::direct(&user, other),
         ConversationRef::Room(room) => {
             if !store.in_room(&user, room).await? {
-                return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} to mark it read")));
+                return Err(Failure::refused(ErrorCode::NotInRoom, format!("join room {room} to mark it read")));
             }
             Conversation::Room(room.clone())
         }
@@ -143,10 +143,7 @@ pub async fn handle(context: &Context<'_>, _: &mut Metrics) -> Outcome {
     let latest = store.latest_seq(&conversation).await?;
     let marked = store.mark_read(&user, &ask.conversation, ask.seq.min(latest)).await?;
     let read_seq = marked.read_seq;
-    let (user_id, room_id) = match &ask.conversation {
-        ConversationRef::User(other) => (Some(other.clone()), None),
-        ConversationRef::Room(room) => (None, Some(room.clone())),
-    };
+    let (user_id, room_id) = ask.conversation.to_fields();
     let read = Read { kind: "read".into(), user_id, room_id, read_seq };
     // The user's other connections hear of a read that moved their state; one that did not
     // (read already, in this tab or another) posts nothing.

@@ -35,7 +35,7 @@ pub mod sync;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 
 /// The vocabulary of handlers, from the Lambda adapter.
-pub use crate::lambda::{Caller, Handled, MalformedEvent, Outcome, Refusal, Reply, Request};
+pub use crate::lambda::{Caller, Failure, Handled, MalformedEvent, Outcome, Reply, Request};
 pub use context::{Context, Services};
 
 use crate::asyncapi::Message;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::get_history::{History, HistoryMessage};
-use super::{Context, Outcome, Refusal, Reply, Request, Service};
+use super::{Context, Failure, Outcome, Reply, Request, Service};
 use crate::asyncapi::Message;
 use crate::delivery::queue::{FanOutPage, FanOutQueue, QueueError};
 use crate::delivery::{FanOut, Listed, Tally};
@@ -192,10 +192,10 @@ pub async fn handle(context: &Context<'_>, metrics: &mut Metrics) -> Outcome {
         }
         Appended::NotInRoom => {
             let room = if let ConversationRef::Room(room) = to { room.as_str() } else { "" };
-            return Err(Refusal::new(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
+            return Err(Failure::refused(ErrorCode::NotInRoom, format!("join room {room} before sending to it")));
         }
         Appended::InProgress => {
-            return Err(Refusal::new(
+            return Err(Failure::refused(
                 ErrorCode::Unavailable,
                 "the first send with this clientRequestId is still being stored; send it again in a moment",
             ));
@@ -204,17 +204,12 @@ pub async fn handle(context: &Context<'_>, metrics: &mut Metrics) -> Outcome {
     // Acknowledged once stored, before the fan-out: the sender may stop retrying.
     let acknowledged = match &request.client_request_id {
         Some(id) => {
+            let (destination_user_id, room_id) = to.to_fields();
             let ack = Ack {
                 kind: "ack".into(),
                 client_request_id: id.clone(),
-                destination_user_id: match &to {
-                    ConversationRef::User(user) => Some(user.clone()),
-                    ConversationRef::Room(_) => None,
-                },
-                room_id: match &to {
-                    ConversationRef::Room(room) => Some(room.clone()),
-                    ConversationRef::User(_) => None,
-                },
+                destination_user_id,
+                room_id,
                 seq: stored.seq,
                 sent_at: stored.sent_at,
             };

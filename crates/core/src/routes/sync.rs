@@ -11,7 +11,7 @@ use super::{Context, Outcome, Reply, Service};
 use crate::asyncapi::Message;
 use crate::metrics::{Metric, Metrics};
 use crate::protocol::fields::{self, parse_object};
-use crate::protocol::{Answer, ConversationRef, FrameError, RoomId, UserId, frames};
+use crate::protocol::{Answer, FrameError, RoomId, UserId, frames};
 use crate::store::SyncCursor;
 
 /// The services it uses.
@@ -170,10 +170,8 @@ pub async fn handle(context: &Context<'_>, _: &mut Metrics) -> Outcome {
         .conversations
         .into_iter()
         .map(|entry| {
-            let (user_id, room_id, peer_read_seq) = match entry.conversation {
-                ConversationRef::User(other) => (Some(other), None, Some(entry.peer_read_seq)),
-                ConversationRef::Room(room) => (None, Some(room), None),
-            };
+            let (user_id, room_id) = entry.conversation.to_fields();
+            let peer_read_seq = user_id.is_some().then_some(entry.peer_read_seq);
             SyncConversation {
                 user_id,
                 room_id,

@@ -8,14 +8,14 @@ use async_trait::async_trait;
 
 use super::users::{ConversationEntry, ReadMark, RoomJoin, SyncCursor, SyncPage, UserStore, page_of, preview};
 use super::{
-    Appended, Connection, ConnectionStore, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, Joined,
-    MembersPage, MessageStore, RoomStore, StoredMessage,
+    Appended, Connection, ConnectionStore, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency,
+    MembersPage, MessageStore, StoredMessage, Subscribed, SubscriptionStore,
 };
 use crate::error::StoreError;
 use crate::limits::{MAX_ROOMS_PER_USER, MESSAGE_RETENTION};
 use crate::protocol::{ConversationRef, RoomId, UserId};
 
-/// Members per page of [`RoomStore::members`], as a DynamoDB page holds many.
+/// Members per page of [`SubscriptionStore::members`], as a DynamoDB page holds many.
 const PAGE: usize = 1000;
 
 /// Messages kept at most, across every conversation: past it the oldest go first, as if they
@@ -199,16 +199,18 @@ impl ConnectionStore for MemoryStore {
 }
 
 #[async_trait]
-impl RoomStore for MemoryStore {
-    async fn join(&self, connection_id: &str, room: &RoomId) -> Result<Joined, StoreError> {
+impl SubscriptionStore for MemoryStore {
+    async fn subscribe(&self, connection_id: &str, room: &RoomId) -> Result<Subscribed, StoreError> {
         let mut inner = self.write();
-        let Some(connection) = inner.connections.get_mut(connection_id) else { return Ok(Joined::UnknownConnection) };
+        let Some(connection) = inner.connections.get_mut(connection_id) else {
+            return Ok(Subscribed::UnknownConnection);
+        };
         connection.rooms.insert(room.clone());
         inner.members.entry(room.clone()).or_default().insert(connection_id.to_owned());
-        Ok(Joined::Member)
+        Ok(Subscribed::Member)
     }
 
-    async fn leave(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError> {
+    async fn unsubscribe(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError> {
         let mut inner = self.write();
         if let Some(connection) = inner.connections.get_mut(connection_id) {
             connection.rooms.remove(room);

@@ -161,10 +161,10 @@ pub trait ConnectionStore: Send + Sync {
     async fn forget_entry(&self, user_id: &UserId, connection_id: &str) -> Result<(), StoreError>;
 }
 
-/// What became of a connection's `join`.
+/// What became of [`SubscriptionStore::subscribe`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Joined {
-    /// The connection is a member now (or already was).
+pub enum Subscribed {
+    /// The connection is subscribed now (or already was).
     Member,
     /// The connection has no record.
     UnknownConnection,
@@ -185,18 +185,18 @@ pub struct MembersPage {
 /// ([`ConnectionStore::remove`], [`ConnectionStore::remove_if_opened_by`]) removes its
 /// memberships too; each membership expires with its connection's record.
 #[async_trait]
-pub trait RoomStore: Send + Sync {
-    /// Makes a connection a member of a room. Joining a room again changes nothing.
-    async fn join(&self, connection_id: &str, room: &RoomId) -> Result<Joined, StoreError>;
+pub trait SubscriptionStore: Send + Sync {
+    /// Subscribes a connection to a room's messages. Subscribing again changes nothing.
+    async fn subscribe(&self, connection_id: &str, room: &RoomId) -> Result<Subscribed, StoreError>;
 
-    /// Ends a membership. Leaving a room one is not in succeeds.
-    async fn leave(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError>;
+    /// Ends a subscription. Ending one that does not exist succeeds.
+    async fn unsubscribe(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError>;
 
     /// One page of a room's members: the first when `after` is `None`, else the one after it.
     async fn members(&self, room: &RoomId, after: Option<&str>) -> Result<MembersPage, StoreError>;
 }
 
 /// Every store in one, as the handlers that touch connections, rooms and messages need them.
-pub trait Store: ConnectionStore + RoomStore + MessageStore + UserStore {}
+pub trait Store: ConnectionStore + SubscriptionStore + MessageStore + UserStore {}
 
-impl<T: ConnectionStore + RoomStore + MessageStore + UserStore> Store for T {}
+impl<T: ConnectionStore + SubscriptionStore + MessageStore + UserStore> Store for T {}

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{ConnectionStore, RoomStore, Store};
+use super::{ConnectionStore, Store, SubscriptionStore};
 use crate::error::StoreError;
 use crate::protocol::{RoomId, UserId};
 
@@ -68,7 +68,7 @@ pub async fn settle_room(store: &dyn Store, user: &UserId, room: &RoomId, now_ms
         // longer hold, and a subscription too many leaks a room's messages, while one too few
         // only defers them to history. The client's retry settles again.
         for connection_id in &touched {
-            let _ = RoomStore::leave(store, connection_id, room).await;
+            let _ = SubscriptionStore::unsubscribe(store, connection_id, room).await;
         }
     }
     settled
@@ -120,11 +120,11 @@ async fn room_facts(
 }
 
 /// Writes one subscription as it should be. Subscribing a connection with no record writes
-/// nothing ([`RoomStore::join`] requires the record).
+/// nothing ([`SubscriptionStore::subscribe`] requires the record).
 async fn subscribe(store: &dyn Store, connection_id: &str, room: &RoomId, subscribed: bool) -> Result<(), StoreError> {
     if subscribed {
-        RoomStore::join(store, connection_id, room).await.map(|_| ())
+        SubscriptionStore::subscribe(store, connection_id, room).await.map(|_| ())
     } else {
-        RoomStore::leave(store, connection_id, room).await
+        SubscriptionStore::unsubscribe(store, connection_id, room).await
     }
 }

@@ -527,7 +527,8 @@ mod on_dynamodb {
         delete_record(&tables, "b1").await;
         messenger.mark_gone("b1");
         let lobby = chat_core::protocol::RoomId::parse("lobby").unwrap();
-        let members = async || chat_core::store::RoomStore::members(&store, &lobby, None).await.unwrap().connection_ids;
+        let members =
+            async || chat_core::store::SubscriptionStore::members(&store, &lobby, None).await.unwrap().connection_ids;
         assert_eq!(members().await, ["a1", "b1"]);
 
         let frame = json!({"action": "sendMessage", "roomId": "lobby", "body": "anyone?"});

@@ -10,7 +10,7 @@ use chat_core::protocol::RoomId;
 use chat_core::routes::Services;
 use chat_core::routes::{self, Route};
 use chat_core::sqs::{SqsEvent, SqsMessage};
-use chat_core::store::{ConnectionStore, RoomStore};
+use chat_core::store::{ConnectionStore, SubscriptionStore};
 use chat_testing::recording::{gone, throttled};
 use chat_testing::{Chat, events};
 use serde_json::{Value, json};

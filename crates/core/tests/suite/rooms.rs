@@ -5,7 +5,7 @@ use chat_core::limits::{MAX_POSTS_IN_FLIGHT, MAX_ROOMS_PER_USER};
 use chat_core::protocol::RoomId;
 use chat_core::routes::Services;
 use chat_core::routes::{self, Route};
-use chat_core::store::RoomStore;
+use chat_core::store::SubscriptionStore;
 use chat_testing::{Chat, RecordingMessenger, events};
 use serde_json::{Value, json};
 

@@ -11,7 +11,7 @@ use chat_core::metrics::Metrics;
 use chat_core::protocol::Answer;
 use chat_core::protocol::ErrorCode;
 use chat_core::routes::default::Echo;
-use chat_core::routes::{self, Caller, Refusal, Reply, Request, Route};
+use chat_core::routes::{self, Caller, Failure, Reply, Request, Route};
 use chat_core::store::{ConnectionStore, Conversation, Cursor, MemoryStore, MessageStore};
 use chat_testing::faults::{Stalled, Throttling};
 use chat_testing::recording::throttled;
@@ -541,7 +541,7 @@ async fn a_connect_in_token_mode_believes_the_authorizer_and_never_the_query() {
     connect.caller.verified_user = Some("alice".into());
     let verified = routes::outcome_of(Route::Connect, &connect, &services, &mut Metrics::new(Route::Connect)).await;
 
-    let Err(Refusal::Refused(frame)) = unverified else { panic!("refused, got {unverified:?}") };
+    let Err(Failure::Refused(frame)) = unverified else { panic!("refused, got {unverified:?}") };
     assert_eq!((frame.error, frame.error.status()), (ErrorCode::Unauthorized, 403));
     assert_eq!(verified.unwrap(), Reply::Connected);
     assert_eq!(store.find("c1").await.unwrap().unwrap().user_id.as_str(), "alice");

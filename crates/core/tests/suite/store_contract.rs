@@ -5,8 +5,8 @@
 use chat_core::limits::{MAX_ROOMS_PER_USER, PREVIEW_CHARS};
 use chat_core::protocol::{ConversationRef, RoomId, UserId};
 use chat_core::store::{
-    Appended, ConnectionStore, Conversation, Cursor, Joined, MemoryStore, MessageStore, ReadMark, RoomJoin, RoomStore,
-    StoredMessage, SyncPage, UserStore,
+    Appended, ConnectionStore, Conversation, Cursor, MemoryStore, MessageStore, ReadMark, RoomJoin, StoredMessage,
+    Subscribed, SubscriptionStore, SyncPage, UserStore,
 };
 use chat_testing::events;
 use chat_testing::members_of as all_members;
@@ -128,14 +128,16 @@ fn room(id: &str) -> RoomId {
     RoomId::parse(id).unwrap()
 }
 
-async fn a_joined_connection_is_a_member_and_its_record_lists_the_room<S: ConnectionStore + RoomStore>(store: &S) {
+async fn a_joined_connection_is_a_member_and_its_record_lists_the_room<S: ConnectionStore + SubscriptionStore>(
+    store: &S,
+) {
     store.save(&events::connection("a1", "alice")).await.unwrap();
     store.save(&events::connection("b1", "bob")).await.unwrap();
 
-    assert_eq!(store.join("a1", &room("lobby")).await.unwrap(), Joined::Member);
-    assert_eq!(store.join("a1", &room("lobby")).await.unwrap(), Joined::Member, "joining twice is fine");
-    assert_eq!(store.join("b1", &room("lobby")).await.unwrap(), Joined::Member);
-    assert_eq!(store.join("b1", &room("kitchen")).await.unwrap(), Joined::Member);
+    assert_eq!(store.subscribe("a1", &room("lobby")).await.unwrap(), Subscribed::Member);
+    assert_eq!(store.subscribe("a1", &room("lobby")).await.unwrap(), Subscribed::Member, "joining twice is fine");
+    assert_eq!(store.subscribe("b1", &room("lobby")).await.unwrap(), Subscribed::Member);
+    assert_eq!(store.subscribe("b1", &room("kitchen")).await.unwrap(), Subscribed::Member);
 
     assert_eq!(all_members(store, "lobby").await, vec!["a1", "b1"]);
     assert_eq!(all_members(store, "kitchen").await, vec!["b1"]);
@@ -144,19 +146,19 @@ async fn a_joined_connection_is_a_member_and_its_record_lists_the_room<S: Connec
     assert_eq!(rooms.into_iter().collect::<Vec<_>>(), vec![room("kitchen"), room("lobby")]);
 }
 
-async fn a_connection_without_a_record_cannot_join<S: ConnectionStore + RoomStore>(store: &S) {
-    assert_eq!(store.join("ghost", &room("lobby")).await.unwrap(), Joined::UnknownConnection);
+async fn a_connection_without_a_record_cannot_join<S: ConnectionStore + SubscriptionStore>(store: &S) {
+    assert_eq!(store.subscribe("ghost", &room("lobby")).await.unwrap(), Subscribed::UnknownConnection);
     assert!(all_members(store, "lobby").await.is_empty());
 }
 
-async fn leaving_ends_one_membership_and_leaving_again_succeeds<S: ConnectionStore + RoomStore>(store: &S) {
+async fn leaving_ends_one_membership_and_leaving_again_succeeds<S: ConnectionStore + SubscriptionStore>(store: &S) {
     store.save(&events::connection("a1", "alice")).await.unwrap();
-    store.join("a1", &room("lobby")).await.unwrap();
-    store.join("a1", &room("kitchen")).await.unwrap();
+    store.subscribe("a1", &room("lobby")).await.unwrap();
+    store.subscribe("a1", &room("kitchen")).await.unwrap();
 
-    store.leave("a1", &room("lobby")).await.unwrap();
-    store.leave("a1", &room("lobby")).await.unwrap();
-    store.leave("never-seen", &room("lobby")).await.unwrap();
+    store.unsubscribe("a1", &room("lobby")).await.unwrap();
+    store.unsubscribe("a1", &room("lobby")).await.unwrap();
+    store.unsubscribe("never-seen", &room("lobby")).await.unwrap();
 
     assert!(all_members(store, "lobby").await.is_empty());
     assert_eq!(all_members(store, "kitchen").await, vec!["a1"]);
@@ -303,11 +305,13 @@ async fn a_read_or_a_receipt_before_the_first_messages_entry_is_kept(store: &imp
     assert_eq!(listed(&store.sync(&alice, None, 10, SENT).await.unwrap()), [("user:bob".to_owned(), 1, 1, 1)]);
 }
 
-async fn saving_a_connection_again_drops_the_memberships_its_old_record_listed<S: ConnectionStore + RoomStore>(
+async fn saving_a_connection_again_drops_the_memberships_its_old_record_listed<
+    S: ConnectionStore + SubscriptionStore,
+>(
     store: &S,
 ) {
     store.save(&events::connection("c1", "alice")).await.unwrap();
-    store.join("c1", &room("lobby")).await.unwrap();
+    store.subscribe("c1", &room("lobby")).await.unwrap();
 
     store.save(&events::connection("c1", "alice")).await.unwrap();
 
@@ -383,7 +387,7 @@ async fn a_direct_conversation_whose_messages_expired_is_left_out(store: &impl U
     assert!(store.sync(&user("bob"), None, 10, later).await.unwrap().conversations.is_empty());
 }
 
-async fn removing_a_connection_removes_its_memberships_however_it_is_removed<S: ConnectionStore + RoomStore>(
+async fn removing_a_connection_removes_its_memberships_however_it_is_removed<S: ConnectionStore + SubscriptionStore>(
     store: &S,
 ) {
     let mut old = events::connection("old", "alice");
@@ -392,7 +396,7 @@ async fn removing_a_connection_removes_its_memberships_however_it_is_removed<S: 
     store.save(&events::connection("b1", "bob")).await.unwrap();
     for id in ["old", "b1"] {
         for name in ["lobby", "kitchen"] {
-            store.join(id, &room(name)).await.unwrap();
+            store.subscribe(id, &room(name)).await.unwrap();
         }
     }
 
@@ -403,11 +407,11 @@ async fn removing_a_connection_removes_its_memberships_however_it_is_removed<S: 
     assert!(all_members(store, "kitchen").await.is_empty());
 }
 
-async fn a_large_room_is_read_page_by_page_with_every_member_once<S: ConnectionStore + RoomStore>(store: &S) {
+async fn a_large_room_is_read_page_by_page_with_every_member_once<S: ConnectionStore + SubscriptionStore>(store: &S) {
     let ids: Vec<String> = (0..40).map(|n| format!("m{n:02}")).collect();
     for id in &ids {
         store.save(&events::connection(id, "crowd")).await.unwrap();
-        store.join(id, &room("hall")).await.unwrap();
+        store.subscribe(id, &room("hall")).await.unwrap();
     }
     assert_eq!(all_members(store, "hall").await, ids);
 }

@@ -218,13 +218,13 @@ mod delegation {
     }
 
     #[async_trait]
-    impl RoomStore for Held<'_> {
-        async fn join(&self, connection_id: &str, room: &RoomId) -> Result<Joined, StoreError> {
+    impl SubscriptionStore for Held<'_> {
+        async fn subscribe(&self, connection_id: &str, room: &RoomId) -> Result<Subscribed, StoreError> {
             self.pause_at(&format!("join {connection_id}")).await;
-            self.inner.join(connection_id, room).await
+            self.inner.subscribe(connection_id, room).await
         }
-        async fn leave(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError> {
-            self.inner.leave(connection_id, room).await
+        async fn unsubscribe(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError> {
+            self.inner.unsubscribe(connection_id, room).await
         }
         async fn members(&self, room: &RoomId, after: Option<&str>) -> Result<MembersPage, StoreError> {
             self.inner.members(room, after).await

@@ -7,7 +7,7 @@ use crate::support::browser::{Browser, Page};
 use crate::support::proxy::Proxy;
 use crate::support::{Client, WAIT, connection_of, management, settings};
 use chat_core::protocol::{ErrorCode, RoomId, UserId};
-use chat_core::store::{ConnectionStore, Conversation, Cursor, MessageStore, RoomStore};
+use chat_core::store::{ConnectionStore, Conversation, Cursor, MessageStore, SubscriptionStore};
 use chat_local_gateway::{Running, serve};
 use chat_testing::Issuer;
 use tokio::io::{AsyncBufReadExt, BufReader};

@@ -9,13 +9,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use crate::error::StoreError;
 use crate::protocol::RoomId;
 use crate::store::schema::{CONNECTION_ID, EXPIRES_AT, ROOM_ID, ROOMS};
-use crate::store::{Joined, MembersPage, RoomStore};
+use crate::store::{MembersPage, Subscribed, SubscriptionStore};
 
 use super::{DynamoDbStore, number, string};
 
 #[async_trait]
-impl RoomStore for DynamoDbStore {
-    async fn join(&self, connection_id: &str, room: &RoomId) -> Result<Joined, StoreError> {
+impl SubscriptionStore for DynamoDbStore {
+    async fn subscribe(&self, connection_id: &str, room: &RoomId) -> Result<Subscribed, StoreError> {
         let table = self.memberships()?;
         // The record first, so that removing the connection always finds the membership.
         let result = self
@@ -36,7 +36,7 @@ impl RoomStore for DynamoDbStore {
             Err(error)
                 if error.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
             {
-                return Ok(Joined::UnknownConnection);
+                return Ok(Subscribed::UnknownConnection);
             }
             Err(error) => return Err(StoreError::dynamodb("UpdateItem")(error)),
         };
@@ -50,10 +50,10 @@ impl RoomStore for DynamoDbStore {
             .send()
             .await
             .map_err(StoreError::dynamodb("PutItem"))?;
-        Ok(Joined::Member)
+        Ok(Subscribed::Member)
     }
 
-    async fn leave(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError> {
+    async fn unsubscribe(&self, connection_id: &str, room: &RoomId) -> Result<(), StoreError> {
         let table = self.memberships()?;
         self.client
             .delete_item()
