@@ -83,10 +83,13 @@ fn answer(schema: Schema) -> Schema {
 fn request<T: JsonSchema>(action: &str) -> Schema {
     let mut schema = schema_of::<T>();
     let properties = schema.ensure_object().entry("properties").or_insert_with(|| json!({}));
-    if let Some(properties) = properties.as_object_mut() {
+    if let Some(fields) = properties.as_object_mut() {
+        // `action` first, the request's own fields in their order, `clientRequestId` last.
         let selects = json!({ "type": "string", "const": action, "description": "Selects the route." });
-        properties.insert(ACTION_FIELD.to_owned(), selects);
-        properties.insert(CLIENT_REQUEST_ID.to_owned(), client_request_id());
+        let mut ordered = Map::from_iter([(ACTION_FIELD.to_owned(), selects)]);
+        ordered.extend(std::mem::take(fields));
+        ordered.insert(CLIENT_REQUEST_ID.to_owned(), client_request_id());
+        *fields = ordered;
     }
     let required = schema.ensure_object().entry("required").or_insert_with(|| json!([]));
     if let Some(required) = required.as_array_mut() {
@@ -281,4 +284,88 @@ pub fn sent_frames_schema(document: &Value) -> Value {
 pub fn received_frame_schema(document: &Value, action: &str) -> Option<Value> {
     let payload = &document["components"]["messages"][action]["payload"];
     (payload["properties"]["action"]["const"] == action).then(|| payload.clone())
+}
+
+/// The messages clients recognise as deliveries by their top-level `senderId` and `body`.
+pub const DELIVERIES: [&str; 2] = ["delivery", "roomDelivery"];
+
+/// How `current` breaks the rule frames evolve by, against `baseline` (an earlier document):
+/// every message of the baseline is still there; no field is removed or retyped (its `type`,
+/// `const` and `format`), in any object of a payload; the baseline's fields keep their order
+/// and new ones come after them, before a trailing `clientRequestId`; a frame the chat sends
+/// only gains required fields, and a frame it receives never does (older clients do not send
+/// them); and no frame but a delivery carries both a top-level `senderId` and `body`. Each
+/// breach is a sentence naming the message and the field; none, the rule holds.
+pub fn evolution_breaches(baseline: &Value, current: &Value) -> Vec<String> {
+    let mut breaches = Vec::new();
+    let messages = |document: &Value| document["components"]["messages"].as_object().cloned().unwrap_or_default();
+    let now = messages(current);
+    for (name, before) in messages(baseline) {
+        let Some(after) = now.get(&name) else {
+            breaches.push(format!("{name}: the message is gone"));
+            continue;
+        };
+        let received = before["payload"]["properties"][ACTION_FIELD]["const"].is_string();
+        compare_objects(&name, &before["payload"], &after["payload"], received, &mut breaches);
+    }
+    for (name, message) in &now {
+        let fields = &message["payload"]["properties"];
+        let received = fields[ACTION_FIELD]["const"].is_string();
+        if !received
+            && !DELIVERIES.contains(&name.as_str())
+            && fields.get("senderId").is_some()
+            && fields.get("body").is_some()
+        {
+            breaches.push(format!("{name}: carries senderId and body, which mark a delivery"));
+        }
+    }
+    breaches
+}
+
+/// [`evolution_breaches`] for one object schema and the objects inside it, at `path`.
+fn compare_objects(path: &str, before: &Value, after: &Value, received: bool, breaches: &mut Vec<String>) {
+    let names = |schema: &Value| -> Vec<String> {
+        schema["properties"].as_object().map(|fields| fields.keys().cloned().collect()).unwrap_or_default()
+    };
+    let (old, new) = (names(before), names(after));
+    for field in &old {
+        let (was, is) = (&before["properties"][field], &after["properties"][field]);
+        if is.is_null() {
+            breaches.push(format!("{path}.{field}: removed"));
+            continue;
+        }
+        for facet in ["type", "const", "format"] {
+            if was[facet] != is[facet] {
+                breaches.push(format!("{path}.{field}: its {facet} changed from {} to {}", was[facet], is[facet]));
+            }
+        }
+        for inner in [(was, is), (&was["items"], &is["items"])] {
+            if inner.0.get("properties").is_some() {
+                compare_objects(&format!("{path}.{field}"), inner.0, inner.1, received, breaches);
+            }
+        }
+    }
+    let trailing = |fields: &[String]| -> usize {
+        fields.len() - usize::from(fields.last().is_some_and(|last| last == CLIENT_REQUEST_ID))
+    };
+    let (kept, grown) = (&old[..trailing(&old)], &new[..trailing(&new)]);
+    if !grown.starts_with(kept) {
+        breaches.push(format!("{path}: the fields {kept:?} must lead, in that order, before any new one: {grown:?}"));
+    }
+    let required = |schema: &Value| -> Vec<String> {
+        schema["required"]
+            .as_array()
+            .map(|names| names.iter().filter_map(|name| name.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let (was, is) = (required(before), required(after));
+    if received {
+        for field in is.iter().filter(|field| !was.contains(field)) {
+            breaches.push(format!("{path}.{field}: newly required in a frame clients send"));
+        }
+    } else {
+        for field in was.iter().filter(|field| !is.contains(field)) {
+            breaches.push(format!("{path}.{field}: no longer required in a frame the chat sends"));
+        }
+    }
 }

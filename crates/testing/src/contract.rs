@@ -15,6 +15,17 @@ pub fn generated_yaml() -> String {
     format!("{header}{body}")
 }
 
+/// The document as the rule that frames evolve by addition began to be checked
+/// (`crates/core/tests/fixtures/asyncapi-baseline.yaml`): [`committed`] may only grow from it.
+///
+/// # Panics
+/// When it cannot be read or parsed.
+pub fn baseline() -> serde_json::Value {
+    let path = crate::workspace_root().join("crates/core/tests/fixtures/asyncapi-baseline.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
 /// The committed document, parsed.
 ///
 /// # Panics

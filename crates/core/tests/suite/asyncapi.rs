@@ -115,3 +115,63 @@ proptest! {
         prop_assert_eq!(DefaultRequest::parse(Some(&echo.to_string())), Ok(DefaultRequest::Echo(body)));
     }
 }
+
+fn messages(document: &mut Value) -> &mut serde_json::Map<String, Value> {
+    document["components"]["messages"].as_object_mut().unwrap()
+}
+
+fn fields<'a>(document: &'a mut Value, message: &str) -> &'a mut serde_json::Map<String, Value> {
+    document["components"]["messages"][message]["payload"]["properties"].as_object_mut().unwrap()
+}
+
+#[test]
+fn frames_evolve_by_addition_from_the_baseline_document() {
+    let breaches = asyncapi::evolution_breaches(&contract::baseline(), &contract::committed());
+
+    assert!(breaches.is_empty(), "docs/asyncapi.yaml breaks the rule frames evolve by:\n{}", breaches.join("\n"));
+}
+
+#[test]
+fn each_way_of_breaking_a_frame_is_caught() {
+    let base = contract::baseline();
+    type Breach = fn(&mut Value);
+    let breaches: [(&str, Breach); 7] = [
+        ("a message is gone", |document| {
+            messages(document).shift_remove("readReceipt");
+        }),
+        ("a field is removed", |document| {
+            fields(document, "ack").shift_remove("seq");
+        }),
+        ("a field is retyped", |document| {
+            fields(document, "history")["hasMore"]["type"] = json!("string");
+        }),
+        ("a nested field is removed", |document| {
+            let messages = &mut fields(document, "history")["messages"]["items"]["properties"];
+            messages.as_object_mut().unwrap().shift_remove("sentAt");
+        }),
+        ("a new field comes before an existing one", |document| {
+            let old = std::mem::take(fields(document, "delivery"));
+            let added = fields(document, "delivery");
+            added.insert("editedAt".into(), json!({"type": "integer"}));
+            added.extend(old);
+        }),
+        ("a request gains a required field", |document| {
+            let payload = &mut document["components"]["messages"]["markRead"]["payload"];
+            payload["required"].as_array_mut().unwrap().push(json!("reason"));
+        }),
+        ("a frame that is no delivery carries senderId and body", |document| {
+            fields(document, "read").insert("senderId".into(), json!({"type": "string"}));
+            fields(document, "read").insert("body".into(), json!({"type": "string"}));
+        }),
+    ];
+
+    for (what, breach) in breaches {
+        let mut broken = base.clone();
+        breach(&mut broken);
+        assert!(!asyncapi::evolution_breaches(&base, &broken).is_empty(), "{what} passed the check");
+    }
+    let mut grown = base.clone();
+    let ack = fields(&mut grown, "ack");
+    ack.insert("editedAt".into(), json!({"type": "integer"}));
+    assert_eq!(asyncapi::evolution_breaches(&base, &grown), Vec::<String>::new(), "a field added last is fine");
+}
