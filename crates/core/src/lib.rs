@@ -1,13 +1,15 @@
-//! The WebSocket chat's core: route logic, the stores, the messenger, the fan-out queue and the
-//! wire protocol.
+//! The WebSocket chat's core: the routes, the stores, the messenger, delivery and the wire
+//! protocol.
 //!
-//! The nine route Lambda binaries, the fan-out worker, the authorizer and the local gateway are
-//! thin shells around [`routes`] and [`auth`]: each route is a plain async function of a
-//! [`routes::Request`] and the dependencies it needs: the stores of [`store`] (connections, rooms,
-//! messages and users; DynamoDB in the cloud, memory on one machine), the
-//! [`messenger::Messenger`] (API Gateway's @connections API) and, for big rooms, the
-//! [`queue::FanOutQueue`] (SQS). [`protocol`] defines every frame, and [`asyncapi`] publishes
-//! them as `docs/asyncapi.yaml`.
+//! The Lambda functions of `crates/functions` and the local gateway are thin shells around
+//! [`routes`] and [`auth`]. [`routes`] holds the route table (every route once, with the
+//! function that serves it) and one module per route, each a handler of a
+//! [`routes::Context`]: the request, and the services it uses: the stores of [`store`]
+//! (connections, subscriptions, messages and users; DynamoDB in the cloud, memory on one
+//! machine), the [`messenger::Messenger`] (API Gateway's @connections API) and, for big rooms,
+//! the [`delivery::queue::FanOutQueue`] (SQS). [`lambda`] adapts Lambda's events and answers,
+//! [`delivery`] posts a frame to many connections, [`protocol`] is the frames' shared
+//! vocabulary, and [`asyncapi`] publishes every frame as `docs/asyncapi.yaml`.
 
 pub mod asyncapi;
 pub mod auth;
