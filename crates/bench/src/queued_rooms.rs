@@ -18,7 +18,7 @@ use chat_core::delivery::queue::{FanOutPage, SQS_MAX_MESSAGE_BYTES, batches, bod
 use chat_core::limits::{ACCOUNT_BURST, ACCOUNT_REQUESTS_PER_SECOND, FAN_OUT_PAGE};
 use chat_core::protocol::RoomId;
 use chat_core::routes::Route;
-use chat_core::store::{ConnectionStore, SubscriptionStore, schema};
+use chat_core::store::{ConnectionStore, SubscriptionStore, UserStore, schema};
 use chat_testing::dynalite::MEMBERSHIPS_TABLE;
 use chat_testing::sqs::Moto;
 use chat_testing::{Dynalite, events};
@@ -156,6 +156,9 @@ pub async fn measure(dir: &Path, members: usize, figures: &mut Vec<Figure>) {
     let ids = seed(&dynalite, &room, members).await;
     store.save(&events::connection("L0SM9cOFvHcCIhw=", "1")).await.expect("seeding dynalite");
     store.subscribe("L0SM9cOFvHcCIhw=", &room).await.expect("seeding dynalite");
+    // The sender ("1") is a member: a room message needs the user's room entry.
+    let sender = chat_core::protocol::UserId::parse("1").expect("a valid user id");
+    store.add_room(&sender, &room).await.expect("seeding dynalite");
     store.save(&events::connection("recipient2=", "2")).await.expect("seeding dynalite");
     let moto = Moto::start();
     let queues = moto.create_fan_out_queue("bench-fan-out", Duration::from_secs(360), 5).await;

@@ -11,7 +11,7 @@ use axum::extract::{Path as UrlPath, State};
 use chat_core::limits::{MAX_CONNECTIONS_PER_USER, MAX_POSTS_IN_FLIGHT};
 use chat_core::protocol::RoomId;
 use chat_core::routes::Route;
-use chat_core::store::{ConnectionStore, SubscriptionStore};
+use chat_core::store::{ConnectionStore, SubscriptionStore, UserStore};
 use chat_testing::{Dynalite, events};
 use futures::{StreamExt, stream};
 use serde_json::json;
@@ -84,6 +84,9 @@ pub async fn measure(dir: &Path, members: usize, invocations: usize, largest: bo
             }
         })
         .await;
+    // The sender ("1") is a member: a room message needs the user's room entry.
+    let sender = chat_core::protocol::UserId::parse("1").expect("a valid user id");
+    store.add_room(&sender, &room).await.expect("seeding dynalite");
 
     let mut event = events::json(Route::SendMessage);
     event["body"] = json!({"action": "sendMessage", "roomId": "hall", "body": "hello, room"}).to_string().into();
