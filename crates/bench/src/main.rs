@@ -4,9 +4,11 @@
 
 mod authorizer;
 mod cold_start;
+mod cost;
 mod fan_out;
 mod gateway_load;
 mod handlers;
+mod prices;
 mod queued_rooms;
 mod report;
 mod rooms;
@@ -56,6 +58,7 @@ enum Section {
     Authorizer,
     Calls,
     Storage,
+    Cost,
     QueuedRooms,
     Gateway,
 }
@@ -132,6 +135,19 @@ async fn main() -> ExitCode {
     if run(Section::Calls) {
         eprintln!("bench: calls per event");
         handlers::calls(report.section("Calls per event (counted against dynalite)")).await;
+    }
+    if run(Section::Cost) {
+        let sizes = if args.smoke {
+            cost::Sizes { rooms: [3, 5, 8], conversations: [5, 12] }
+        } else {
+            cost::Sizes { rooms: [10, 100, 1_000], conversations: [100, 1_000] }
+        };
+        for mode in [chat_core::identity::Mode::Token, chat_core::identity::Mode::Demo] {
+            eprintln!("bench: cost per event ({mode:?} mode)");
+            let title = "Cost per event (DynamoDB units by its sizing rules, counted against dynalite; prices in crates/bench/src/prices.rs)";
+            cost::measure(&sizes, mode, report.section(title)).await;
+        }
+        cost::metrics_month(report.section("Cost per month"));
     }
     if run(Section::Storage) {
         let runs = if args.smoke { 5 } else { 200 };

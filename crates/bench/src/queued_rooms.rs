@@ -26,6 +26,7 @@ use futures::{StreamExt, stream};
 use serde_json::json;
 
 use crate::cold_start::function_env;
+use crate::prices;
 use crate::report::{Figure, Target, mb, ms, percentile};
 use crate::runtime_api::RuntimeApi;
 
@@ -328,9 +329,10 @@ pub async fn measure(dir: &Path, members: usize, figures: &mut Vec<Figure>) {
         // In the cloud: the template's defaults (10 workers at 5,000 posts/s in all), 256 MB.
         let seconds = members as f64 / f64::from(SHARE_PER_SECOND);
         let lambda = members.div_ceil(FAN_OUT_PAGE) as f64
-            * (0.2e-6 + WORKER_MEMORY_MB / 1024.0 * (FAN_OUT_PAGE as f64 / 500.0) * 0.000_013_333_4);
-        let sqs = requests as f64 * 0.40e-6;
-        let api_gateway = members as f64 * 1e-6;
+            * (prices::LAMBDA_REQUEST
+                + WORKER_MEMORY_MB / 1024.0 * (FAN_OUT_PAGE as f64 / 500.0) * prices::LAMBDA_GB_SECOND);
+        let sqs = requests as f64 * prices::SQS_REQUEST;
+        let api_gateway = members as f64 * prices::API_GATEWAY_MESSAGE;
         figures.push(Figure {
             name: format!("room of {members} in the cloud (projection: the template's defaults, 10 workers at 5,000 posts/s)"),
             value: format!(

@@ -3,6 +3,7 @@
 //! backends that fail as real ones do.
 
 pub mod calls;
+pub mod capacity;
 pub mod chat;
 pub mod contract;
 pub mod deployment;
