@@ -158,7 +158,7 @@ impl Proxy {
             authorization: header("authorization").unwrap_or("none").to_owned(),
             date: header("x-amz-date").unwrap_or("20260101T000000Z").to_owned(),
         };
-        let auth = &auth;
+
         let writes = self.writes_of(&operation, &request, &auth).await;
         let mut before = Vec::with_capacity(writes.len());
         for (table, key) in &writes {
