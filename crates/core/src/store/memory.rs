@@ -310,8 +310,22 @@ impl MessageStore for MemoryStore {
             }
             Cursor::After(after) => retained().filter(|message| message.seq > after).take(limit + 1).cloned().collect(),
         };
-        let has_more = messages.len() > limit;
+        let mut has_more = messages.len() > limit;
         messages.truncate(limit);
+        // Within the page's bytes, at least one.
+        let mut used = 0;
+        let fit = messages
+            .iter()
+            .take_while(|message| {
+                used += super::page_size(message);
+                used <= super::HISTORY_PAGE_BYTES
+            })
+            .count()
+            .max(1);
+        if fit < messages.len() {
+            messages.truncate(fit);
+            has_more = true;
+        }
         if !matches!(cursor, Cursor::After(_)) {
             messages.reverse();
         }

@@ -94,6 +94,25 @@ pub enum Appended {
     NotInRoom,
 }
 
+/// The bytes of messages a page of history holds at most, as [`page_size`] counts them: what
+/// fits API Gateway's 128 KB frame with room for the answer's other fields. Both stores stop
+/// reading there, so a page of large messages reads what it returns.
+pub const HISTORY_PAGE_BYTES: usize = crate::limits::MAX_MESSAGE_BYTES - 1024;
+
+/// A message's share of a history frame beyond its body and sender: its field names, seq and
+/// time, the JSON around them.
+pub const MESSAGE_FRAME_BYTES: usize = 96;
+
+/// How many of the messages before it a stored message keeps the page sizes of, so that a page
+/// of history asks for exactly the messages that fit.
+pub const SIZES_KEPT: usize = 50;
+
+/// What a message takes of a history page ([`HISTORY_PAGE_BYTES`]): its body and sender, and
+/// the frame around them.
+pub fn page_size(message: &StoredMessage) -> usize {
+    message.body.len() + message.sender_id.as_str().len() + MESSAGE_FRAME_BYTES
+}
+
 /// How long a `clientRequestId` identifies one message of its sender in one conversation.
 pub const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
@@ -124,8 +143,10 @@ pub trait MessageStore: Send + Sync {
     /// The conversation's latest seq (0 before its first message), strongly consistent.
     async fn latest_seq(&self, conversation: &Conversation) -> Result<u64, StoreError>;
 
-    /// Up to `limit` messages from `cursor`, in ascending seq, strongly consistent. Messages
-    /// whose retention ended by `now_ms` are never returned, even before TTL deletes them.
+    /// Up to `limit` messages from `cursor`, in ascending seq, strongly consistent, within
+    /// [`HISTORY_PAGE_BYTES`] (at least one, if any is retained). Messages whose retention ended
+    /// by `now_ms` are never returned, even before TTL deletes them: `after` and `before` count
+    /// from the oldest retained message.
     async fn history(
         &self,
         conversation: &Conversation,

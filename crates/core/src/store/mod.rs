@@ -13,8 +13,8 @@ use async_trait::async_trait;
 pub use dynamodb::DynamoDbStore;
 pub use memory::MemoryStore;
 pub use messages::{
-    Appended, Conversation, Cursor, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, MessageStore, StoredMessage,
-    expires_at,
+    Appended, Conversation, Cursor, HISTORY_PAGE_BYTES, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, MessageStore,
+    StoredMessage, expires_at, page_size,
 };
 pub use users::{ConversationEntry, ReadMark, RoomJoin, SyncCursor, SyncPage, UserStore};
 
@@ -61,6 +61,10 @@ pub mod schema {
     pub const BODY: &str = "body";
     /// On a message: when it was stored, epoch milliseconds.
     pub const SENT_AT: &str = "sentAt";
+    /// On a message: the history page sizes of the messages before it, newest first, in 32-byte
+    /// units rounded up, base 36, comma separated, at most [`crate::store::messages::SIZES_KEPT`] (absent on messages stored
+    /// before they were kept).
+    pub const PREVIOUS_SIZES: &str = "previousSizes";
     /// On a message sent with a `clientRequestId`: the key of its claim.
     pub const REQUEST_KEY: &str = "requestKey";
     /// On a claim: the 64-bit FNV-1a of the body it was made for, as hex. The previous version

@@ -7,6 +7,7 @@ mod auth;
 mod conversations;
 mod fan_out_queue;
 mod frames;
+mod history_reads;
 mod logs;
 mod metrics;
 mod read_state;

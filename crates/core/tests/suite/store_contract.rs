@@ -554,6 +554,42 @@ async fn expired_messages_are_never_returned_and_numbering_never_restarts(store:
     assert_eq!(after.oldest_seq, 4);
 }
 
+async fn a_page_of_large_messages_holds_what_fits_in_one_frame_from_either_end(store: &impl chat_core::store::Store) {
+    let chat = direct("alice", "bob");
+    let large = "x".repeat(60 * 1024);
+    for n in 0..5 {
+        append(store, &chat, &user("alice"), &large, SENT + n).await;
+    }
+
+    let newest = store.history(&chat, Cursor::Newest, 50, SENT).await.unwrap();
+    let before = store.history(&chat, Cursor::Before(4), 50, SENT).await.unwrap();
+    let after = store.history(&chat, Cursor::After(0), 50, SENT).await.unwrap();
+    let last = store.history(&chat, Cursor::After(3), 50, SENT).await.unwrap();
+
+    let seqs = |page: &chat_core::store::HistoryPage| page.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    // Two of 60 KB fit in a page; a third would not.
+    assert_eq!((seqs(&newest), newest.has_more), (vec![4, 5], true));
+    assert_eq!((seqs(&before), before.has_more), (vec![2, 3], true));
+    assert_eq!((seqs(&after), after.has_more), (vec![1, 2], true));
+    assert_eq!((seqs(&last), last.has_more), (vec![4, 5], false));
+}
+
+async fn a_page_after_an_expired_message_starts_at_the_oldest_retained_one(store: &impl chat_core::store::Store) {
+    let chat = direct("alice", "bob");
+    for n in 0..3 {
+        append(store, &chat, &user("alice"), "old", SENT + n).await;
+    }
+    let later = SENT + 31 * DAY_MS;
+    for n in 0..3 {
+        append(store, &chat, &user("bob"), "new", later + n).await;
+    }
+
+    let page = store.history(&chat, Cursor::After(1), 2, later).await.unwrap();
+
+    assert_eq!(page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!((page.has_more, page.oldest_seq), (true, 4), "the sixth follows");
+}
+
 async fn an_empty_conversation_has_no_history_and_starts_at_one(store: &impl chat_core::store::Store) {
     let page = store.history(&direct("x", "y"), Cursor::Newest, 10, SENT).await.unwrap();
 
@@ -571,6 +607,8 @@ chat_testing::on_both_stores!(page_size = PAGE_SIZE;
     history_pages_backwards_and_forwards_from_a_cursor,
     expired_messages_are_never_returned_and_numbering_never_restarts,
     an_empty_conversation_has_no_history_and_starts_at_one,
+    a_page_of_large_messages_holds_what_fits_in_one_frame_from_either_end,
+    a_page_after_an_expired_message_starts_at_the_oldest_retained_one,
     a_gone_connection_is_removed_only_if_it_was_opened_by_the_cutoff,
     a_saved_connection_can_be_found_with_every_field,
     an_unknown_connection_is_not_found,

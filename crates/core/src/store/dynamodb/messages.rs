@@ -11,9 +11,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::error::StoreError;
 use crate::limits::APPEND_TIME_LIMIT;
 use crate::protocol::UserId;
+use crate::store::messages::{HISTORY_PAGE_BYTES, SIZES_KEPT, page_size};
 use crate::store::schema::{
-    BODY, CONVERSATION, EXPIRES_AT, LAST_BODY, LAST_SENDER_ID, LAST_SENT_AT, LAST_SEQ, REQUEST_KEY, SENDER_ID, SENT_AT,
-    SEQ,
+    BODY, CONVERSATION, EXPIRES_AT, LAST_BODY, LAST_SENDER_ID, LAST_SENT_AT, LAST_SEQ, PREVIOUS_SIZES, REQUEST_KEY,
+    SENDER_ID, SENT_AT, SEQ,
 };
 use crate::store::{Appended, Conversation, Cursor, HistoryPage, Idempotency, MessageStore, StoredMessage};
 
@@ -29,6 +30,13 @@ impl DynamoDbStore {
     /// The conversation's latest seq: its newest message's, or the head's once every message
     /// has expired, or 0.
     pub(super) async fn latest_seq(&self, table: &str, key: &str) -> Result<u64, StoreError> {
+        Ok(self.newest(table, key).await?.0)
+    }
+
+    /// The conversation's latest seq, and the page sizes ([`page_size`]) of its newest messages,
+    /// newest first, at most [`SIZES_KEPT`]: what the next message records as its
+    /// [`PREVIOUS_SIZES`].
+    pub(super) async fn newest(&self, table: &str, key: &str) -> Result<(u64, Vec<usize>), StoreError> {
         let output = self
             .client
             .query()
@@ -44,11 +52,16 @@ impl DynamoDbStore {
             .send()
             .await
             .map_err(StoreError::dynamodb("Query"))?;
-        let Some(item) = output.items.unwrap_or_default().into_iter().next() else { return Ok(0) };
+        let Some(item) = output.items.unwrap_or_default().into_iter().next() else { return Ok((0, Vec::new())) };
         let attribute = |name| read_number(&item, name, key);
         match attribute(SEQ)? {
-            0 => Ok(item.get(LAST_SEQ).map_or(Ok(0), |_| attribute(LAST_SEQ))?),
-            seq => Ok(seq),
+            0 => Ok((item.get(LAST_SEQ).map_or(Ok(0), |_| attribute(LAST_SEQ))?, Vec::new())),
+            seq => {
+                let message = read_message(&item, key)?;
+                let mut sizes = vec![page_size(&message)];
+                sizes.extend(previous_sizes(&item).into_iter().take(SIZES_KEPT - 1));
+                Ok((seq, sizes))
+            }
         }
     }
 
@@ -102,11 +115,11 @@ impl MessageStore for DynamoDbStore {
                 Conversation::Direct(..) => Ok(true),
             }
         };
-        let (latest, member) = futures::try_join!(self.latest_seq(table, &key), member)?;
+        let ((latest, sizes), member) = futures::try_join!(self.newest(table, &key), member)?;
         if !member {
             return Ok(Appended::NotInRoom);
         }
-        let mut latest = latest;
+        let (mut latest, mut sizes) = (latest, sizes);
         let claim = match idempotency {
             None => None,
             Some(request) => {
@@ -138,6 +151,7 @@ impl MessageStore for DynamoDbStore {
                 .item(BODY, string(body))
                 .item(SENT_AT, number(sent_at))
                 .item(EXPIRES_AT, number(crate::store::expires_at(sent_at, retention)))
+                .item(PREVIOUS_SIZES, string(&encode_sizes(&sizes)))
                 .condition_expression("attribute_not_exists(#s)")
                 .expression_attribute_names("#s", SEQ);
             if let Some(claim) = &claim {
@@ -162,7 +176,7 @@ impl MessageStore for DynamoDbStore {
                     if error.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) =>
                 {
                     tokio::time::sleep(crate::store::messages::contention_pause(attempt)).await;
-                    latest = self.latest_seq(table, &key).await?;
+                    (latest, sizes) = self.newest(table, &key).await?;
                 }
                 Err(error) => {
                     if let Some(claim) = &claim {
@@ -194,86 +208,322 @@ impl MessageStore for DynamoDbStore {
         let (table, _) = self.messages()?;
         let key = conversation.key();
         let now = now_ms / 1000;
-        if cursor == Cursor::Before(1) || cursor == Cursor::Before(0) {
-            // Nothing comes before the first message.
-            return Ok(HistoryPage {
-                messages: Vec::new(),
-                has_more: false,
-                oldest_seq: self.oldest_retained(table, &key, now).await?,
-            });
-        }
-        let (condition, bound, forward) = match cursor {
-            Cursor::Newest => ("#c = :c AND #s >= :bound", 1, false),
-            Cursor::Before(before) => ("#c = :c AND #s BETWEEN :one AND :bound", before - 1, false),
-            Cursor::After(after) => ("#c = :c AND #s > :bound", after, true),
-        };
-        let mut query = self
-            .client
-            .query()
-            .table_name(table)
-            .key_condition_expression(condition)
-            .expression_attribute_names("#c", CONVERSATION)
-            .expression_attribute_names("#s", SEQ)
-            .expression_attribute_values(":c", string(&key))
-            .expression_attribute_values(":bound", number(bound))
-            .scan_index_forward(forward)
-            .limit(limit as i32 + 1)
-            .consistent_read(true);
-        if condition.contains(":one") {
-            query = query.expression_attribute_values(":one", number(1));
-        }
-        let items = query.send().await.map_err(StoreError::dynamodb("Query"))?.items.unwrap_or_default();
-        // TTL deletes lazily, up to days late: expired messages are left out here.
-        let mut messages = Vec::with_capacity(items.len());
-        for item in &items {
-            if read_number(item, EXPIRES_AT, &key)? as i64 > now {
-                messages.push(read_message(item, &key)?);
+        let limit = limit.max(1);
+        match cursor {
+            Cursor::Newest | Cursor::Before(_) => {
+                let below = match cursor {
+                    Cursor::Before(before) => before,
+                    _ => u64::MAX,
+                };
+                // The page and the oldest retained seq side by side: the page stops at the
+                // first expired message it meets.
+                let (messages, oldest_seq) = futures::try_join!(
+                    self.read_down(table, &key, below, limit, now),
+                    self.oldest_retained(table, &key, now)
+                )?;
+                let has_more = messages.first().is_some_and(|first| first.seq > oldest_seq);
+                Ok(HistoryPage { messages, has_more, oldest_seq })
+            }
+            Cursor::After(after) => {
+                let (mut page, latest, oldest_seq) = futures::try_join!(
+                    self.read_up(table, &key, after, limit, now),
+                    self.head_seq(table, &key),
+                    self.oldest_retained(table, &key, now)
+                )?;
+                if page.first_expired {
+                    // The page began among expired messages TTL has not deleted yet: it starts
+                    // again at the oldest retained one.
+                    page = self.read_up(table, &key, after.max(oldest_seq.saturating_sub(1)), limit, now).await?;
+                }
+                let last = page.messages.last().map_or(after, |last| last.seq);
+                let has_more = page.stopped && last < latest.max(page.highest_seen);
+                Ok(HistoryPage { messages: page.messages, has_more, oldest_seq })
             }
         }
-        let has_more = messages.len() > limit;
-        messages.truncate(limit);
-        if !forward {
-            messages.reverse();
-        }
-        let oldest_seq = self.oldest_retained(table, &key, now).await?;
-        Ok(HistoryPage { messages, has_more, oldest_seq })
     }
 }
 
+/// What [`DynamoDbStore::read_up`] read.
+struct UpPage {
+    messages: Vec<StoredMessage>,
+    /// The first message it met had expired.
+    first_expired: bool,
+    /// It stopped for the limit or the page's bytes, not for want of messages.
+    stopped: bool,
+    /// The highest seq it saw, returned or not.
+    highest_seen: u64,
+}
+
 impl DynamoDbStore {
-    /// The oldest seq not yet expired, or the next seq when none is retained. Reads past the
-    /// expired messages TTL has not deleted yet, a page at a time.
-    pub(in crate::store) async fn oldest_retained(&self, table: &str, key: &str, now: i64) -> Result<u64, StoreError> {
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(table)
-                .key_condition_expression("#c = :c AND #s >= :one")
-                .filter_expression("#e > :now")
-                .expression_attribute_names("#c", CONVERSATION)
-                .expression_attribute_names("#s", SEQ)
-                .expression_attribute_names("#e", EXPIRES_AT)
-                .expression_attribute_values(":c", string(key))
-                .expression_attribute_values(":one", number(1))
-                .expression_attribute_values(":now", number(now))
-                .projection_expression("#s")
-                .limit(100)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::dynamodb("Query"))?;
-            if let Some(item) = output.items.unwrap_or_default().first() {
-                return read_number(item, SEQ, key);
+    /// Up to `limit` retained messages below `below`, in ascending seq, within
+    /// [`HISTORY_PAGE_BYTES`]: read newest first, each Query asking for exactly the messages
+    /// that fit, as the sizes each message keeps of the ones before it tell ([`PREVIOUS_SIZES`]);
+    /// a message without them (written before they were kept) is read on its own.
+    async fn read_down(
+        &self,
+        table: &str,
+        key: &str,
+        below: u64,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut messages: Vec<StoredMessage> = Vec::new();
+        let (mut used, mut upper, mut known) = (0, below, Vec::new());
+        while messages.len() < limit && upper > 1 {
+            // The first message, or one whose size is not kept, on its own.
+            let wanted =
+                if messages.is_empty() || known.is_empty() { 1 } else { fitting(&known, used, limit - messages.len()) };
+            if wanted == 0 {
+                break;
             }
-            match output.last_evaluated_key {
-                Some(last) => start = Some(last),
-                None => return Ok(self.latest_seq(table, key).await? + 1),
+            let items = self.query_range(table, key, 1, upper - 1, false, wanted).await?;
+            let count = items.len();
+            for item in &items {
+                if read_number(item, EXPIRES_AT, key)? as i64 <= now {
+                    messages.reverse();
+                    return Ok(messages);
+                }
+                let message = read_message(item, key)?;
+                let size = page_size(&message);
+                if !messages.is_empty() && used + size > HISTORY_PAGE_BYTES {
+                    messages.reverse();
+                    return Ok(messages);
+                }
+                used += size;
+                upper = message.seq;
+                known = previous_sizes(item);
+                messages.push(message);
+            }
+            if count < wanted {
+                break;
             }
         }
+        messages.reverse();
+        Ok(messages)
     }
+
+    /// Up to `limit` messages above `after`, in ascending seq, within [`HISTORY_PAGE_BYTES`]:
+    /// the first on its own, then, for as many more as the largest message seen so far says
+    /// could fit, the highest of them, whose [`PREVIOUS_SIZES`] tell exactly which of those
+    /// below it fit. At most that one message is read and not returned, each time a message
+    /// larger than all before it ends the page.
+    async fn read_up(&self, table: &str, key: &str, after: u64, limit: usize, now: i64) -> Result<UpPage, StoreError> {
+        let mut page = UpPage { messages: Vec::new(), first_expired: false, stopped: false, highest_seen: after };
+        let (mut used, mut largest) = (0, 0);
+        loop {
+            let last = page.messages.last().map_or(after, |last| last.seq);
+            let left = limit - page.messages.len();
+            if left == 0 {
+                page.stopped = true;
+                return Ok(page);
+            }
+            if after == u64::MAX {
+                return Ok(page);
+            }
+            if page.messages.is_empty() {
+                let Some(item) = self.query_range(table, key, after + 1, u64::MAX, true, 1).await?.pop() else {
+                    return Ok(page);
+                };
+                if read_number(&item, EXPIRES_AT, key)? as i64 <= now {
+                    page.first_expired = true;
+                    return Ok(page);
+                }
+                let message = read_message(&item, key)?;
+                (used, largest) = (page_size(&message), page_size(&message));
+                page.highest_seen = message.seq;
+                page.messages.push(message);
+                continue;
+            }
+            let guess = ((HISTORY_PAGE_BYTES - used) / largest.max(1)).min(left).min(SIZES_KEPT);
+            if guess == 0 {
+                page.stopped = true;
+                return Ok(page);
+            }
+            // The highest of the next `guess`, then those below it that fit.
+            let Some(item) =
+                self.query_range(table, key, last + 1, last.saturating_add(guess as u64), false, 1).await?.pop()
+            else {
+                return Ok(page);
+            };
+            let top = read_message(&item, key)?;
+            page.highest_seen = page.highest_seen.max(top.seq);
+            let between = (top.seq - last - 1) as usize;
+            let sizes: Vec<usize> = previous_sizes(&item).into_iter().take(between).rev().collect();
+            if sizes.len() < between {
+                // Sizes not kept: the next message on its own.
+                let Some(item) = self.query_range(table, key, last + 1, u64::MAX, true, 1).await?.pop() else {
+                    return Ok(page);
+                };
+                let message = read_message(&item, key)?;
+                if used + page_size(&message) > HISTORY_PAGE_BYTES {
+                    page.stopped = true;
+                    return Ok(page);
+                }
+                used += page_size(&message);
+                largest = largest.max(page_size(&message));
+                page.messages.push(message);
+                continue;
+            }
+            let fit = fitting(&sizes, used, between);
+            if fit > 0 {
+                let items = self.query_range(table, key, last + 1, last + fit as u64, true, fit).await?;
+                for item in &items {
+                    let message = read_message(item, key)?;
+                    used += page_size(&message);
+                    largest = largest.max(page_size(&message));
+                    page.messages.push(message);
+                }
+            }
+            if fit < between || used + page_size(&top) > HISTORY_PAGE_BYTES || page.messages.len() >= limit {
+                page.stopped = true;
+                return Ok(page);
+            }
+            used += page_size(&top);
+            largest = largest.max(page_size(&top));
+            page.messages.push(top);
+        }
+    }
+
+    /// Up to `limit` items of the conversation with seqs from `low` to `high`, strongly
+    /// consistent, ascending or not.
+    async fn query_range(
+        &self,
+        table: &str,
+        key: &str,
+        low: u64,
+        high: u64,
+        forward: bool,
+        limit: usize,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        if low.max(1) > high {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#c = :c AND #s BETWEEN :low AND :high")
+            .expression_attribute_names("#c", CONVERSATION)
+            .expression_attribute_names("#s", SEQ)
+            .expression_attribute_values(":c", string(key))
+            .expression_attribute_values(":low", number(low.max(1)))
+            .expression_attribute_values(":high", number(high))
+            .scan_index_forward(forward)
+            .limit(limit.min(i32::MAX as usize) as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::dynamodb("Query"))?;
+        Ok(output.items.unwrap_or_default())
+    }
+
+    /// The latest seq the head (seq 0) records: a small read.
+    async fn head_seq(&self, table: &str, key: &str) -> Result<u64, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(seq_zero(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::dynamodb("GetItem"))?;
+        output
+            .item
+            .map_or(Ok(0), |item| if item.contains_key(LAST_SEQ) { read_number(&item, LAST_SEQ, key) } else { Ok(0) })
+    }
+
+    /// The oldest seq not yet expired, or the next seq when none is retained, in a bounded
+    /// number of single-message reads whatever TTL's lag: the first message (all it takes while
+    /// nothing has expired), and if it has expired, the newest, then a binary search between
+    /// them, at most two reads a halving (messages
+    /// expire in seq order, give or take the milliseconds between concurrent senders' clocks).
+    pub(in crate::store) async fn oldest_retained(&self, table: &str, key: &str, now: i64) -> Result<u64, StoreError> {
+        let retained = |item: &HashMap<String, AttributeValue>| -> Result<bool, StoreError> {
+            Ok(read_number(item, EXPIRES_AT, key)? as i64 > now)
+        };
+        let seq = |item: &HashMap<String, AttributeValue>| read_number(item, SEQ, key);
+        let Some(first) = self.query_range(table, key, 1, u64::MAX, true, 1).await?.pop() else {
+            return Ok(self.head_seq(table, key).await? + 1);
+        };
+        if retained(&first)? {
+            return seq(&first);
+        }
+        let Some(newest) = self.query_range(table, key, 1, u64::MAX, false, 1).await?.pop() else {
+            return Ok(self.head_seq(table, key).await? + 1);
+        };
+        if !retained(&newest)? {
+            return Ok(self.head_seq(table, key).await?.max(seq(&newest)?) + 1);
+        }
+        // Every seq below `low` has expired (or is gone); `high` is retained.
+        let (mut low, mut high) = (seq(&first)? + 1, seq(&newest)?);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let Some(above) = self.query_range(table, key, middle, high, true, 1).await?.pop() else { break };
+            if !retained(&above)? {
+                low = seq(&above)? + 1;
+                continue;
+            }
+            // Retained, and nothing is left between `middle` and it.
+            high = seq(&above)?;
+            if middle == low {
+                break;
+            }
+            match self.query_range(table, key, low, middle - 1, false, 1).await?.pop() {
+                Some(below) if retained(&below)? => high = seq(&below)?,
+                // The highest below `middle` has expired, or none is left: `high` is the oldest.
+                _ => break,
+            }
+        }
+        Ok(high)
+    }
+}
+
+/// How many of the next messages, whose page sizes are `sizes` (in reading order), fit in what
+/// is left of [`HISTORY_PAGE_BYTES`] after `used`, at most `most`.
+fn fitting(sizes: &[usize], used: usize, most: usize) -> usize {
+    let mut total = used;
+    sizes
+        .iter()
+        .take(most)
+        .take_while(|&&size| {
+            total += size;
+            total <= HISTORY_PAGE_BYTES
+        })
+        .count()
+}
+
+/// The unit sizes are kept in, rounded up: a page planned with them never overflows.
+const SIZE_UNIT: usize = 32;
+
+/// The sizes a message keeps of the ones before it, newest first, rounded up to
+/// [`SIZE_UNIT`] (none on one written before they were kept).
+fn previous_sizes(item: &HashMap<String, AttributeValue>) -> Vec<usize> {
+    item.get(PREVIOUS_SIZES)
+        .and_then(|value| value.as_s().ok())
+        .map(|text| {
+            text.split(',')
+                .filter_map(|units| usize::from_str_radix(units, 36).ok())
+                .map(|units| units * SIZE_UNIT)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sizes as [`PREVIOUS_SIZES`] keeps them: in [`SIZE_UNIT`]s, rounded up, base 36, comma
+/// separated (about two bytes each for short messages).
+fn encode_sizes(sizes: &[usize]) -> String {
+    let base36 = |mut n: usize| {
+        let mut digits = Vec::new();
+        loop {
+            digits.push(char::from_digit((n % 36) as u32, 36).unwrap_or('0'));
+            n /= 36;
+            if n == 0 {
+                return digits.into_iter().rev().collect::<String>();
+            }
+        }
+    };
+    sizes.iter().map(|&size| base36(size.div_ceil(SIZE_UNIT))).collect::<Vec<_>>().join(",")
 }
 
 impl DynamoDbStore {
