@@ -41,6 +41,60 @@ async fn a_page_of_100_kb_messages_reads_about_what_it_returns_whichever_way_it_
 }
 
 #[tokio::test]
+async fn messages_stored_before_their_sizes_were_kept_are_paged_in_a_few_reads() {
+    let dynalite = Dynalite::start();
+    dynalite.create_table(TABLE).await;
+    let chat = Conversation::direct(&user("alice"), &user("bob"));
+    let requests: Vec<WriteRequest> = (1..=60).map(|seq| legacy_item(&chat, seq, SENT + seq as i64)).collect();
+    for batch in requests.chunks(25) {
+        dynalite.client().batch_write_item().request_items(MESSAGES_TABLE, batch.to_vec()).send().await.unwrap();
+    }
+    // Its head, which every version raises after each message.
+    dynalite
+        .client()
+        .put_item()
+        .table_name(MESSAGES_TABLE)
+        .item(CONVERSATION, AttributeValue::S(chat.key()))
+        .item(SEQ, AttributeValue::N("0".into()))
+        .item(chat_core::store::schema::LAST_SEQ, AttributeValue::N("60".into()))
+        .send()
+        .await
+        .unwrap();
+    let meter = CapacityMeter::start(dynalite.endpoint()).await;
+    let store = store_with(meter.client());
+
+    let newest = store.history(&chat, Cursor::Newest, 50, SENT).await.unwrap();
+    let newest_calls = meter.take().len();
+    let after = store.history(&chat, Cursor::After(0), 50, SENT).await.unwrap();
+    let after_calls = meter.take().len();
+
+    let seqs = |page: &chat_core::store::HistoryPage| page.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!((seqs(&newest), newest.has_more), ((11..=60).collect::<Vec<_>>(), true));
+    assert_eq!((seqs(&after), after.has_more), ((1..=50).collect::<Vec<_>>(), true));
+    assert!(newest_calls <= 4, "{newest_calls} calls");
+    assert!(after_calls <= 6, "{after_calls} calls");
+}
+
+/// A message as the previous version stored it: no `previousSizes`.
+fn legacy_item(chat: &Conversation, seq: u64, at: i64) -> WriteRequest {
+    let value = |text: String| AttributeValue::S(text);
+    let number = |n: i64| AttributeValue::N(n.to_string());
+    WriteRequest::builder()
+        .put_request(
+            PutRequest::builder()
+                .item(CONVERSATION, value(chat.key()))
+                .item(SEQ, number(seq as i64))
+                .item(SENDER_ID, value("alice".into()))
+                .item(BODY, value(format!("message {seq}")))
+                .item(SENT_AT, number(at))
+                .item(EXPIRES_AT, number(chat_core::store::expires_at(at, chat_core::limits::MESSAGE_RETENTION)))
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+#[tokio::test]
 async fn the_oldest_retained_message_is_found_in_few_reads_past_ten_thousand_expired_ones() {
     let dynalite = Dynalite::start();
     let seeding = dynalite.create_table(TABLE).await;
@@ -48,23 +102,7 @@ async fn the_oldest_retained_message_is_found_in_few_reads_past_ten_thousand_exp
     let later = SENT + 31 * 24 * 60 * 60 * 1000;
     // 10,000 messages a month old, expired but not yet deleted by TTL, then three retained.
     let client = dynalite.client();
-    let item = |seq: u64, at: i64| {
-        let value = |text: String| AttributeValue::S(text);
-        let number = |n: i64| AttributeValue::N(n.to_string());
-        WriteRequest::builder()
-            .put_request(
-                PutRequest::builder()
-                    .item(CONVERSATION, value(chat.key()))
-                    .item(SEQ, number(seq as i64))
-                    .item(SENDER_ID, value("alice".into()))
-                    .item(BODY, value(format!("message {seq}")))
-                    .item(SENT_AT, number(at))
-                    .item(EXPIRES_AT, number(chat_core::store::expires_at(at, chat_core::limits::MESSAGE_RETENTION)))
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-    };
+    let item = |seq: u64, at: i64| legacy_item(&chat, seq, at);
     let old: Vec<WriteRequest> = (1..=10_000).map(|seq| item(seq, SENT + seq as i64)).collect();
     for batch in old.chunks(25) {
         client.batch_write_item().request_items(MESSAGES_TABLE, batch.to_vec()).send().await.unwrap();

@@ -268,11 +268,17 @@ impl DynamoDbStore {
         now: i64,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut messages: Vec<StoredMessage> = Vec::new();
-        let (mut used, mut upper, mut known) = (0, below, Vec::new());
+        let (mut used, mut largest, mut upper, mut known) = (0, 0, below, Vec::new());
         while messages.len() < limit && upper > 1 {
-            // The first message, or one whose size is not kept, on its own.
-            let wanted =
-                if messages.is_empty() || known.is_empty() { 1 } else { fitting(&known, used, limit - messages.len()) };
+            let left = limit - messages.len();
+            let wanted = match (messages.is_empty(), known.is_empty()) {
+                // The first message on its own.
+                (true, _) => 1,
+                // Sizes not kept (messages stored before they were): as many as fit if none is
+                // larger than the largest so far; one that does not fit is read and dropped.
+                (false, true) => ((HISTORY_PAGE_BYTES.saturating_sub(used)) / largest.max(1)).min(left),
+                (false, false) => fitting(&known, used, left),
+            };
             if wanted == 0 {
                 break;
             }
@@ -290,6 +296,7 @@ impl DynamoDbStore {
                     return Ok(messages);
                 }
                 used += size;
+                largest = largest.max(size);
                 upper = message.seq;
                 known = previous_sizes(item);
                 messages.push(message);
@@ -349,26 +356,21 @@ impl DynamoDbStore {
             page.highest_seen = page.highest_seen.max(top.seq);
             let between = (top.seq - last - 1) as usize;
             let sizes: Vec<usize> = previous_sizes(&item).into_iter().take(between).rev().collect();
-            if sizes.len() < between {
-                // Sizes not kept: the next message on its own.
-                let Some(item) = self.query_range(table, key, last + 1, u64::MAX, true, 1).await?.pop() else {
-                    return Ok(page);
-                };
-                let message = read_message(&item, key)?;
-                if used + page_size(&message) > HISTORY_PAGE_BYTES {
-                    page.stopped = true;
-                    return Ok(page);
-                }
-                used += page_size(&message);
-                largest = largest.max(page_size(&message));
-                page.messages.push(message);
-                continue;
-            }
-            let fit = fitting(&sizes, used, between);
+            let fit = if sizes.len() < between {
+                // Sizes not kept (messages stored before they were): those below it as if none
+                // were larger than the largest so far, each checked as it comes.
+                between
+            } else {
+                fitting(&sizes, used, between)
+            };
             if fit > 0 {
                 let items = self.query_range(table, key, last + 1, last + fit as u64, true, fit).await?;
                 for item in &items {
                     let message = read_message(item, key)?;
+                    if used + page_size(&message) > HISTORY_PAGE_BYTES {
+                        page.stopped = true;
+                        return Ok(page);
+                    }
                     used += page_size(&message);
                     largest = largest.max(page_size(&message));
                     page.messages.push(message);
