@@ -118,8 +118,15 @@ impl Bench {
         if let Some(depth) = before(delivery) {
             chain += &format!(", {depth} before the first delivery");
         }
+        // What only the cloud decides, modelled: API Gateway bills the frame in and each post;
+        // Lambda runs for its calls one after another and its waves of posts.
+        let api_gateway = (1 + posts.len()) as f64 * prices::API_GATEWAY_MESSAGE;
+        let waves = posts.len().div_ceil(chat_core::limits::MAX_POSTS_IN_FLIGHT);
+        let seconds =
+            (one_after_another(&calls) as f64 * prices::MODEL_CALL_MS + waves as f64 * prices::MODEL_POST_MS) / 1e3;
+        let lambda = prices::LAMBDA_REQUEST + seconds * prices::MODEL_MEMORY_GB * prices::LAMBDA_GB_SECOND;
         let line = format!(
-            "{} ({}; {chain}); {:.1} read units, {:.0} write units; {} log bytes + Lambda's; posts: {}; per million: DynamoDB ${:.2}, Logs ${:.2}",
+            "{} ({}; {chain}); {:.1} read units, {:.0} write units; {} log bytes + Lambda's; posts: {}; per million: DynamoDB ${:.2}, Logs ${:.2}, API Gateway ${:.2}, Lambda ${:.2} (modelled {:.0} ms); total ${:.2}",
             calls.len(),
             counted(&calls),
             read_units,
@@ -128,6 +135,10 @@ impl Bench {
             posts.len(),
             bill.dynamodb() * 1e6,
             bill.logs() * 1e6,
+            api_gateway * 1e6,
+            lambda * 1e6,
+            seconds * 1e3,
+            (bill.dynamodb() + bill.logs() + api_gateway + lambda) * 1e6,
         );
         (bill, line)
     }

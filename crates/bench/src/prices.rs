@@ -24,3 +24,11 @@ pub const API_GATEWAY_MESSAGE: f64 = 1.00e-6;
 /// What Lambda logs itself for each invocation, bytes (its `START`, `END` and `REPORT` lines,
 /// about 60, 50 and 140 bytes; modelled: to check in the cloud).
 pub const LAMBDA_PLATFORM_LOG_BYTES: f64 = 250.0;
+
+/// The model of what only the cloud decides (to check in the cloud): a DynamoDB call from
+/// Lambda in the same region takes about this long, ms.
+pub const MODEL_CALL_MS: f64 = 5.0;
+/// A wave of @connections posts (up to 32 in flight) takes about this long, ms.
+pub const MODEL_POST_MS: f64 = 20.0;
+/// The functions' memory in the model, GB (the template's 128 MB).
+pub const MODEL_MEMORY_GB: f64 = 0.125;

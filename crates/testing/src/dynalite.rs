@@ -56,9 +56,16 @@ pub const USERS_TABLE: &str = "chat-connections-users";
 /// the default retention.
 pub fn store_with(client: Client) -> DynamoDbStore {
     DynamoDbStore::new(client, TABLE)
+        .with_clock(sample_clock())
         .with_memberships(MEMBERSHIPS_TABLE)
         .with_users(USERS_TABLE)
         .with_messages(MESSAGES_TABLE, chat_core::limits::MESSAGE_RETENTION)
+}
+
+/// The functions' clock as the tests play time out: the sample events' "now"
+/// ([`crate::events::now_ms`]); an event sent later is later by its own time.
+pub fn sample_clock() -> chat_core::store::Clock {
+    std::sync::Arc::new(crate::events::now_ms)
 }
 
 /// A DynamoDB client for `endpoint` with dummy credentials, as every local test uses, and the
@@ -172,6 +179,7 @@ impl Dynalite {
         self.create_from_template(schema::MESSAGES_TABLE, &messages).await;
         self.create_from_template(schema::USERS_TABLE, &users).await;
         DynamoDbStore::new(self.client(), name)
+            .with_clock(sample_clock())
             .with_memberships(memberships)
             .with_users(users)
             .with_messages(messages, chat_core::limits::MESSAGE_RETENTION)

@@ -221,12 +221,14 @@ pub async fn handle(context: &Context<'_>, metrics: &mut Metrics) -> Outcome {
     // The conversation lists `sync` reads, beside the fan-out (a repeat records again, healing
     // a send that stopped before).
     let record = async {
-        let recorded = match to {
-            ConversationRef::User(user) => store.record_direct(user, &stored).await,
-            ConversationRef::Room(room) => {
-                store.mark_read(sender, &ConversationRef::Room(room.clone()), stored.seq).await.map(drop)
+        let (_, recorded) = futures::join!(store.record_latest(&conversation, &stored), async {
+            match to {
+                ConversationRef::User(user) => store.record_direct(user, &stored).await,
+                ConversationRef::Room(room) => {
+                    store.mark_read(sender, &ConversationRef::Room(room.clone()), stored.seq).await.map(drop)
+                }
             }
-        };
+        });
         if let Err(error) = &recorded {
             tracing::error!(error = %Chain(error), "could not record the message in the conversation lists; the next message will");
         }

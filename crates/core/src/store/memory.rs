@@ -285,6 +285,10 @@ impl MessageStore for MemoryStore {
         Ok(Appended::Stored(message))
     }
 
+    async fn record_latest(&self, _: &Conversation, _: &StoredMessage) {
+        // Recorded by the append, under the same lock.
+    }
+
     async fn latest_seq(&self, conversation: &Conversation) -> Result<u64, StoreError> {
         Ok(self.read().conversations.get(conversation).map_or(0, |log| log.last_seq))
     }

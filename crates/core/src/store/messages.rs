@@ -140,6 +140,12 @@ pub trait MessageStore: Send + Sync {
         idempotency: Option<Idempotency<'_>>,
     ) -> Result<Appended, StoreError>;
 
+    /// Records a stored message (or a repeat's first) as its conversation's latest, where `sync`
+    /// reads a room's latest seq and numbering goes on once every message has expired: after
+    /// the acknowledgement, beside the delivery. A head already past it stays; a failure is
+    /// logged, and the next message records again.
+    async fn record_latest(&self, conversation: &Conversation, message: &StoredMessage);
+
     /// The conversation's latest seq (0 before its first message), strongly consistent.
     async fn latest_seq(&self, conversation: &Conversation) -> Result<u64, StoreError>;
 

@@ -10,7 +10,7 @@ mod users;
 
 use async_trait::async_trait;
 
-pub use dynamodb::DynamoDbStore;
+pub use dynamodb::{Clock, DynamoDbStore};
 pub use memory::MemoryStore;
 pub use messages::{
     Appended, Conversation, Cursor, HISTORY_PAGE_BYTES, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, MessageStore,
@@ -74,9 +74,14 @@ pub mod schema {
     pub const BODY_HASH: &str = "bodyHash";
     /// On a claim: the SHA-256 of the body it was made for, as hex.
     pub const BODY_SHA256: &str = "bodySha256";
-    /// On a claim: when it was made (or taken over), epoch milliseconds.
+    /// On a claim: when it was made (or taken over), epoch milliseconds, on the functions'
+    /// clock (the previous version wrote API Gateway's receive time).
     pub const CLAIMED_AT: &str = "claimedAt";
-    /// On a claim, once its message is stored: the message's seq.
+    /// On a claim: when API Gateway received the request that holds it, epoch milliseconds (its
+    /// message's `sentAt`).
+    pub const RECEIVED_AT: &str = "receivedAt";
+    /// On a claim the previous version completed, once its message was stored: the message's
+    /// seq.
     pub const MESSAGE_SEQ: &str = "messageSeq";
     /// On a head record and a direct conversation's entry: the last message's sender.
     pub const LAST_SENDER_ID: &str = "lastSenderId";

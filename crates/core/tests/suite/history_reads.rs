@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chat_core::protocol::UserId;
 use chat_core::store::schema::{BODY, CONVERSATION, EXPIRES_AT, SENDER_ID, SENT_AT, SEQ};
-use chat_core::store::{Conversation, Cursor, MessageStore};
+use chat_core::store::{Appended, Conversation, Cursor, MessageStore};
 use chat_testing::capacity::{CapacityMeter, units};
 use chat_testing::dynalite::{Dynalite, MESSAGES_TABLE, TABLE, store_with};
 
@@ -22,7 +22,9 @@ async fn a_page_of_100_kb_messages_reads_about_what_it_returns_whichever_way_it_
     let chat = Conversation::direct(&user("alice"), &user("bob"));
     let body = "x".repeat(100 * 1024);
     for n in 0..12 {
-        seeding.append(&chat, &user("alice"), &body, SENT + n, None).await.unwrap();
+        if let Appended::Stored(message) = seeding.append(&chat, &user("alice"), &body, SENT + n, None).await.unwrap() {
+            seeding.record_latest(&chat, &message).await;
+        }
     }
     let meter = CapacityMeter::start(dynalite.endpoint()).await;
     let store = store_with(meter.client());
@@ -109,7 +111,9 @@ async fn the_oldest_retained_message_is_found_in_few_reads_past_ten_thousand_exp
     }
     for n in 0..3 {
         let stored = seeding.append(&chat, &user("bob"), "new", later + n, None).await.unwrap();
-        assert!(matches!(stored, chat_core::store::Appended::Stored(ref m) if m.seq == 10_001 + n as u64));
+        let Appended::Stored(message) = stored else { panic!("stored: {stored:?}") };
+        assert_eq!(message.seq, 10_001 + n as u64);
+        seeding.record_latest(&chat, &message).await;
     }
     let meter = CapacityMeter::start(dynalite.endpoint()).await;
     let store = store_with(meter.client());

@@ -4,6 +4,7 @@
 
 mod asyncapi;
 mod auth;
+mod claims;
 mod conversations;
 mod fan_out_queue;
 mod frames;

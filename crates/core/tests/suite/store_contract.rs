@@ -330,7 +330,12 @@ async fn sync_lists_rooms_and_direct_conversations_most_recently_active_first_pa
         if *name != "quiet" {
             let sent_at = SENT + 10 * n as i64;
             store.add_room(&user("dave"), &room(name)).await.unwrap();
-            store.append(&Conversation::Room(room(name)), &user("dave"), "in a room", sent_at, None).await.unwrap();
+            let lobby = Conversation::Room(room(name));
+            if let Appended::Stored(message) =
+                store.append(&lobby, &user("dave"), "in a room", sent_at, None).await.unwrap()
+            {
+                store.record_latest(&lobby, &message).await;
+            }
         }
     }
     for n in 0..4 {
@@ -420,9 +425,10 @@ async fn a_large_room_is_read_page_by_page_with_every_member_once<S: ConnectionS
 const SENT: i64 = 1_795_255_200_000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Stores a message with no `clientRequestId`: always a new one. A send that found every seq
-/// taken for its whole time limit stored nothing (`Contended`, which the client sees as
-/// `unavailable`), so it is sent again, as a client would.
+/// Stores a message with no `clientRequestId`: always a new one, recorded as its conversation's
+/// latest, as `sendMessage` does. A send that found every seq taken for its whole time limit
+/// stored nothing (`Contended`, which the client sees as `unavailable`), so it is sent again, as
+/// a client would.
 async fn append(
     store: &impl chat_core::store::Store,
     conversation: &Conversation,
@@ -436,7 +442,10 @@ async fn append(
     }
     loop {
         match store.append(conversation, sender, body, at, None).await {
-            Ok(Appended::Stored(message)) => return message,
+            Ok(Appended::Stored(message)) => {
+                store.record_latest(conversation, &message).await;
+                return message;
+            }
             Err(chat_core::error::StoreError::Contended { .. }) => continue,
             other => panic!("a send without a clientRequestId is always stored, got {other:?}"),
         }
@@ -727,7 +736,7 @@ mod on_dynamodb {
     }
 
     #[tokio::test]
-    async fn a_repeat_raises_a_head_its_first_send_left_behind() {
+    async fn recording_a_repeats_first_message_raises_a_head_its_first_send_left_behind() {
         use aws_sdk_dynamodb::types::AttributeValue;
         let tables = chat_testing::dynalite::tables().await;
         let store = tables.store.clone();
@@ -750,8 +759,10 @@ mod on_dynamodb {
         assert_eq!(listed(&store.sync(&user("bob"), None, 10, SENT).await.unwrap())[0].1, 0);
 
         let repeat = store.append(&lobby, &user("alice"), "hi", SENT + 20_000, Some(id)).await.unwrap();
+        // What sendMessage does with a repeat's first message, as with a new one.
+        let Appended::Repeat(first) = &repeat else { panic!("a repeat: {repeat:?}") };
+        store.record_latest(&lobby, first).await;
 
-        assert!(matches!(repeat, Appended::Repeat(_)), "{repeat:?}");
         let page = store.sync(&user("bob"), None, 10, SENT).await.unwrap();
         assert_eq!(listed(&page)[0].1, 1, "sync reads the room's latest seq from its head");
     }

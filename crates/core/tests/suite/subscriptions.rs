@@ -243,6 +243,9 @@ mod delegation {
         ) -> Result<Appended, StoreError> {
             self.inner.append(conversation, sender, body, sent_at, idempotency).await
         }
+        async fn record_latest(&self, conversation: &Conversation, message: &chat_core::store::StoredMessage) {
+            self.inner.record_latest(conversation, message).await;
+        }
         async fn latest_seq(&self, conversation: &Conversation) -> Result<u64, StoreError> {
             self.inner.latest_seq(conversation).await
         }

@@ -108,34 +108,35 @@ impl MessageStore for DynamoDbStore {
     ) -> Result<Appended, StoreError> {
         let (table, retention) = self.messages()?;
         let key = conversation.key();
-        // The sender's room entry, beside the latest seq: no call more one after another.
+        // The sender's room entry and the request's claim, beside the latest seq: one call
+        // one after another before the message is written.
         let member = async {
             match conversation {
                 Conversation::Room(room) => self.in_room(sender, room).await,
                 Conversation::Direct(..) => Ok(true),
             }
         };
-        let ((latest, sizes), member) = futures::try_join!(self.newest(table, &key), member)?;
-        if !member {
-            return Ok(Appended::NotInRoom);
-        }
-        let (mut latest, mut sizes) = (latest, sizes);
-        let claim = match idempotency {
-            None => None,
-            Some(request) => {
-                let claim = Claim::new(&key, sender, request.client_request_id, body, sent_at);
-                match self.claim(table, &claim, latest).await? {
-                    Claimed::Ours => Some(claim),
-                    Claimed::Answered(Appended::Repeat(first)) => {
-                        // The first send may have died before raising the head, which `sync`
-                        // reads a room's latest seq from; raising it again changes nothing else.
-                        self.raise_head(table, &key, &first).await;
-                        return Ok(Appended::Repeat(first));
-                    }
-                    Claimed::Answered(answer) => return Ok(answer),
-                }
+        let claim = idempotency
+            .map(|request| Claim::new(&key, sender, request.client_request_id, body, sent_at, self.now_ms()));
+        let claimed = async {
+            match &claim {
+                Some(claim) => self.claim(table, claim).await.map(Some),
+                None => Ok(None),
             }
         };
+        let ((latest, sizes), member, claimed) = futures::try_join!(self.newest(table, &key), member, claimed)?;
+        let ours = matches!(claimed, Some(Claimed::Ours));
+        if !member {
+            if let (true, Some(claim)) = (ours, &claim) {
+                self.release_claim(table, claim).await;
+            }
+            return Ok(Appended::NotInRoom);
+        }
+        if let Some(Claimed::Answered(answer)) = claimed {
+            return Ok(answer);
+        }
+        let claim = claim.filter(|_| ours);
+        let (mut latest, mut sizes) = (latest, sizes);
         let started = std::time::Instant::now();
         let mut attempt = 0;
         while attempt == 0 || started.elapsed() < APPEND_TIME_LIMIT {
@@ -160,14 +161,6 @@ impl MessageStore for DynamoDbStore {
             match put.send().await {
                 Ok(_) => {
                     let message = StoredMessage { seq, sender_id: sender.clone(), body: body.to_owned(), sent_at };
-                    self.raise_head(table, &key, &message).await;
-                    // Stored: a claim left pending is taken over by the client's retry, which
-                    // finds this message, so a failure to complete it is no failure to store.
-                    if let Some(claim) = &claim
-                        && let Err(error) = self.complete_claim(table, claim, &message).await
-                    {
-                        tracing::warn!(error = %crate::error::Chain(&error), "a stored message's claim was left pending");
-                    }
                     return Ok(Appended::Stored(message));
                 }
                 // Another sender stored a message at this seq first: after a short random pause
@@ -191,6 +184,12 @@ impl MessageStore for DynamoDbStore {
             self.release_claim(table, claim).await;
         }
         Err(StoreError::Contended { conversation: key, attempts: attempt })
+    }
+
+    async fn record_latest(&self, conversation: &Conversation, message: &StoredMessage) {
+        if let Ok((table, _)) = self.messages() {
+            self.raise_head(table, &conversation.key(), message).await;
+        }
     }
 
     async fn latest_seq(&self, conversation: &Conversation) -> Result<u64, StoreError> {

@@ -10,7 +10,7 @@
 //! strongly consistent Query per page of members. Users: GetItem, PutItem, UpdateItem, DeleteItem
 //! and Query on their partition; `sync` also reads rooms' heads with BatchGetItem. Messages: a
 //! conditional PutItem per message, its conversation's head raised with an UpdateItem, and a
-//! `clientRequestId`'s claim (a conditional PutItem, completed with an UpdateItem). Every read is
+//! `clientRequestId`'s claim (a conditional PutItem beside the latest seq's Query). Every read is
 //! strongly consistent; nothing scans.
 
 mod claims;
@@ -28,7 +28,7 @@ use crate::config;
 use crate::error::{ConfigError, StoreError};
 
 /// Connections in a DynamoDB table laid out as [`super::schema`] says.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DynamoDbStore {
     client: Client,
     table: String,
@@ -36,12 +36,43 @@ pub struct DynamoDbStore {
     users: Option<String>,
     messages: Option<(String, std::time::Duration)>,
     page_size: Option<i32>,
+    clock: Clock,
+}
+
+/// The functions' clock, epoch milliseconds.
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+impl std::fmt::Debug for DynamoDbStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DynamoDbStore")
+            .field("table", &self.table)
+            .field("memberships", &self.memberships)
+            .field("users", &self.users)
+            .field("messages", &self.messages)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DynamoDbStore {
     /// A store over `table`, reached with `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), memberships: None, users: None, messages: None, page_size: None }
+        let clock: Clock = std::sync::Arc::new(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+        });
+        Self { client, table: table.into(), memberships: None, users: None, messages: None, page_size: None, clock }
+    }
+
+    /// Reads the time from `clock` (epoch ms) rather than the system's: for tests that play out
+    /// a function failing and its client retrying later.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The functions' clock, epoch ms.
+    pub(super) fn now_ms(&self) -> i64 {
+        (self.clock)()
     }
 
     /// Keeps users' connections, rooms and conversations in `table`.
