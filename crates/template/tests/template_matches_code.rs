@@ -415,13 +415,21 @@ fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)
             .collect(),
         Route::LeaveRoom => SETTLE.into_iter().collect(),
         Route::GetHistory => {
-            [("dynamodb:GetItem", CONNECTIONS), ("dynamodb:GetItem", USERS), ("dynamodb:Query", MESSAGES)].into()
+            // The head: a direct conversation's, apart from its messages.
+            [
+                ("dynamodb:GetItem", CONNECTIONS),
+                ("dynamodb:GetItem", USERS),
+                ("dynamodb:Query", MESSAGES),
+                ("dynamodb:GetItem", MESSAGES),
+            ]
+            .into()
         }
         Route::Sync => [
             ("dynamodb:GetItem", CONNECTIONS),
             ("dynamodb:Query", USERS),
             ("dynamodb:Query", ACTIVITY_INDEX),
-            ("dynamodb:BatchGetItem", MESSAGES),
+            // Each room's newest message.
+            ("dynamodb:Query", MESSAGES),
         ]
         .into(),
         Route::MarkRead => [
@@ -430,6 +438,8 @@ fn dynamodb_grants_needed(route: Route) -> BTreeSet<(&'static str, &'static str)
             ("dynamodb:Query", USERS),
             ("dynamodb:UpdateItem", USERS),
             ("dynamodb:Query", MESSAGES),
+            // A direct conversation whose messages are all gone: its head.
+            ("dynamodb:GetItem", MESSAGES),
         ]
         .into(),
     };

@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 
-use super::dynamodb::{number, seq_zero, string};
+use super::dynamodb::{number, string};
 use super::schema::{
-    ACTIVITY, ACTIVITY_INDEX, CONVERSATION, ENTRY, EXPIRES_AT, LAST_BODY, LAST_SENDER_ID, LAST_SENT_AT, LAST_SEQ,
-    PEER_READ_SEQ, READ_SEQ, USER_ID,
+    ACTIVITY, ACTIVITY_INDEX, ENTRY, EXPIRES_AT, LAST_BODY, LAST_SENDER_ID, LAST_SENT_AT, LAST_SEQ, PEER_READ_SEQ,
+    READ_SEQ, USER_ID,
 };
 use super::users::{
     ConversationEntry, ReadMark, RoomJoin, SyncCursor, SyncPage, UserStore, conversation_of, entry_key, page_of,
@@ -77,44 +77,6 @@ impl DynamoDbStore {
         Ok(items)
     }
 
-    /// Rooms' heads in the messages table, strongly consistent, by conversation key.
-    async fn heads(&self, rooms: &[RoomId]) -> Result<HashMap<String, Item>, StoreError> {
-        let (table, _) = self.messages()?;
-        let mut heads = HashMap::new();
-        for chunk in rooms.chunks(100) {
-            let mut keys = KeysAndAttributes::builder().consistent_read(true);
-            for room in chunk {
-                keys = keys.keys(seq_zero(&Conversation::Room(room.clone()).key()));
-            }
-            let mut request =
-                Some(keys.build().map_err(|_| StoreError::Unprocessed { operation: "BatchGetItem", left: 0 })?);
-            // Unprocessed keys are throttled ones: try them again a few times, then report.
-            for attempt in 0..4 {
-                let Some(keys) = request.take() else { break };
-                if attempt > 0 {
-                    tokio::time::sleep(super::messages::contention_pause(attempt)).await;
-                }
-                let output = self
-                    .client()
-                    .batch_get_item()
-                    .request_items(table, keys)
-                    .send()
-                    .await
-                    .map_err(StoreError::dynamodb("BatchGetItem"))?;
-                for item in output.responses.and_then(|mut responses| responses.remove(table)).unwrap_or_default() {
-                    if let Some(key) = item.get(CONVERSATION).and_then(|value| value.as_s().ok()) {
-                        heads.insert(key.clone(), item);
-                    }
-                }
-                request = output.unprocessed_keys.and_then(|mut left| left.remove(table));
-            }
-            if let Some(left) = request {
-                return Err(StoreError::Unprocessed { operation: "BatchGetItem", left: left.keys.len() });
-            }
-        }
-        Ok(heads)
-    }
-
     /// Raises one attribute of an entry to `seq`, never lowering it; whether it did. A room's
     /// entry is its membership, so it must exist; a direct conversation's is created if need be
     /// (a read can arrive before the message's entry is written: the two run side by side).
@@ -125,18 +87,27 @@ impl DynamoDbStore {
         } else {
             "attribute_not_exists(#a) OR #a < :seq"
         };
+        // A direct conversation's entry made here (a read ahead of the message's record) names
+        // the other user, so it expires like one the message made: a retention from now, until
+        // the message's record sets its own.
+        let update = if room { "SET #a = :seq" } else { "SET #a = :seq, #expires = if_not_exists(#expires, :expires)" };
         let mut request = self
             .client()
             .update_item()
             .table_name(self.users()?)
             .key(USER_ID, string(user.as_str()))
             .key(ENTRY, string(entry))
-            .update_expression("SET #a = :seq")
+            .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_names("#a", attribute)
             .expression_attribute_values(":seq", number(seq));
         if room {
             request = request.expression_attribute_names("#entry", ENTRY);
+        } else {
+            let (_, retention) = self.messages()?;
+            request = request
+                .expression_attribute_names("#expires", EXPIRES_AT)
+                .expression_attribute_values(":expires", number(super::expires_at(self.now_ms(), retention)));
         }
         updated(request.send().await)
     }
@@ -334,18 +305,22 @@ impl UserStore for DynamoDbStore {
                 }
             })
             .collect();
-        let heads = self.heads(&room_ids.iter().map(|(room, _)| room.clone()).collect::<Vec<_>>()).await?;
+        // Each room's newest message (its text expires with it), a few at a time.
+        let latest: Vec<(u64, Option<StoredMessage>)> = {
+            use futures::{StreamExt, TryStreamExt};
+            let rooms: Vec<RoomId> = room_ids.iter().map(|(room, _)| room.clone()).collect();
+            let reads: Vec<_> = rooms.iter().map(|room| self.room_latest(room, now_ms)).collect();
+            futures::stream::iter(reads).buffered(16).try_collect().await?
+        };
         let mut entries: Vec<ConversationEntry> = room_ids
             .into_iter()
-            .map(|(room, read_seq)| {
-                let head = heads.get(&Conversation::Room(room.clone()).key());
-                ConversationEntry {
-                    conversation: ConversationRef::Room(room),
-                    last_seq: head.map_or(0, |head| count(head, LAST_SEQ)),
-                    read_seq,
-                    peer_read_seq: 0,
-                    last: head.and_then(|head| last_message(head, now_ms, retention)),
-                }
+            .zip(latest)
+            .map(|((room, read_seq), (last_seq, last))| ConversationEntry {
+                conversation: ConversationRef::Room(room),
+                last_seq,
+                read_seq,
+                peer_read_seq: 0,
+                last,
             })
             .collect();
         // Direct conversations from the activity index, newest first, until the page is full

@@ -10,7 +10,7 @@ mod users;
 
 use async_trait::async_trait;
 
-pub use dynamodb::{Clock, DynamoDbStore};
+pub use dynamodb::{Clock, DynamoDbStore, HeadsStripped};
 pub use memory::MemoryStore;
 pub use messages::{
     Appended, Conversation, Cursor, HISTORY_PAGE_BYTES, HistoryPage, IDEMPOTENCY_WINDOW, Idempotency, MessageStore,
@@ -51,9 +51,10 @@ pub mod schema {
     /// Partition key of the messages table: the conversation's key (`d#alice#bob`, `r#lobby`).
     pub const CONVERSATION: &str = "conversation";
     /// Sort key of the messages table (a number): the message's position, from 1; 0 is the
-    /// conversation's head record.
+    /// conversation's head record (a room's in its partition; a direct conversation's under
+    /// `h#` and the SHA-256 of its key, so that it names nobody).
     pub const SEQ: &str = "seq";
-    /// On the head record: the latest seq ever stored.
+    /// On the head record: the latest seq ever stored (with [`LAST_SENT_AT`], all it holds).
     pub const LAST_SEQ: &str = "lastSeq";
     /// On a message: the sender's user id.
     pub const SENDER_ID: &str = "senderId";
@@ -83,9 +84,11 @@ pub mod schema {
     /// On a claim the previous version completed, once its message was stored: the message's
     /// seq.
     pub const MESSAGE_SEQ: &str = "messageSeq";
-    /// On a head record and a direct conversation's entry: the last message's sender.
+    /// On a direct conversation's entry: the last message's sender (heads the previous version
+    /// raised held it too, until raised again).
     pub const LAST_SENDER_ID: &str = "lastSenderId";
-    /// On a head record and a direct conversation's entry: the last message's text, cut to
+    /// On a direct conversation's entry (and the previous version's heads): the last message's
+    /// text, cut to
     /// [`crate::limits::PREVIEW_CHARS`].
     pub const LAST_BODY: &str = "lastBody";
     /// On a head record and a direct conversation's entry: when the last message was stored.

@@ -38,7 +38,8 @@ async fn a_page_of_100_kb_messages_reads_about_what_it_returns_whichever_way_it_
 
         assert_eq!(page.messages.len(), 1, "{cursor:?}");
         assert!(page.has_more, "{cursor:?}");
-        assert!(read <= 2.0 * one_message + 1.0, "{cursor:?} read {read} units");
+        // After a cursor, the head's two small reads (this version's and the previous one's).
+        assert!(read <= 2.0 * one_message + 2.0, "{cursor:?} read {read} units");
     }
 }
 

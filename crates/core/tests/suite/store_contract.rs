@@ -425,6 +425,31 @@ async fn a_large_room_is_read_page_by_page_with_every_member_once<S: ConnectionS
 const SENT: i64 = 1_795_255_200_000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// The latest seq a conversation's head records, on DynamoDB (none before it is raised).
+async fn head_of(tables: &chat_testing::dynalite::Tables, conversation: &Conversation) -> Option<u64> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let key = match conversation {
+        Conversation::Direct(..) => format!("h#{}", sha256_hex(&conversation.key())),
+        Conversation::Room(_) => conversation.key(),
+    };
+    let output = tables
+        .client()
+        .get_item()
+        .table_name(tables.messages())
+        .key("conversation", AttributeValue::S(key))
+        .key("seq", AttributeValue::N("0".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    output.item.and_then(|item| item.get("lastSeq")?.as_n().ok()?.parse().ok())
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// Stores a message with no `clientRequestId`: always a new one, recorded as its conversation's
 /// latest, as `sendMessage` does. A send that found every seq taken for its whole time limit
 /// stored nothing (`Contended`, which the client sees as `unavailable`), so it is sent again, as
@@ -737,33 +762,96 @@ mod on_dynamodb {
 
     #[tokio::test]
     async fn recording_a_repeats_first_message_raises_a_head_its_first_send_left_behind() {
+        let tables = chat_testing::dynalite::tables().await;
+        let store = tables.store.clone();
+        let chat = direct("alice", "bob");
+        let id = chat_core::store::Idempotency { client_request_id: "r1" };
+        // The first send died after storing the message, before raising the head.
+        store.append(&chat, &user("alice"), "hi", SENT, Some(id)).await.unwrap();
+        assert_eq!(head_of(&tables, &chat).await, None);
+
+        let repeat = store.append(&chat, &user("alice"), "hi", SENT + 20_000, Some(id)).await.unwrap();
+        // What sendMessage does with a repeat's first message, as with a new one.
+        let Appended::Repeat(first) = &repeat else { panic!("a repeat: {repeat:?}") };
+        store.record_latest(&chat, first).await;
+
+        assert_eq!(head_of(&tables, &chat).await, Some(1), "numbering survives the message's expiry");
+    }
+
+    #[tokio::test]
+    async fn no_item_keeps_text_or_who_talked_to_whom_past_the_retention() {
+        let tables = chat_testing::dynalite::tables().await;
+        let store = tables.store.clone();
+        let (alice, bob) = (user("alice"), user("bob"));
+        let chat = direct("alice", "bob");
+        let lobby = Conversation::Room(room("lobby"));
+        let id = chat_core::store::Idempotency { client_request_id: "r1" };
+        let first = append(&store, &chat, &alice, "between us", SENT).await;
+        store.record_direct(&bob, &first).await.unwrap();
+        let stored = store.append(&chat, &bob, "a reply", SENT + 1_000, Some(id)).await.unwrap();
+        let Appended::Stored(second) = stored else { panic!("stored: {stored:?}") };
+        store.record_latest(&chat, &second).await;
+        store.record_direct(&alice, &second).await.unwrap();
+        // bob reads carol's first message before its record: the read makes his entry.
+        store.mark_read(&bob, &ConversationRef::User(user("carol")), 1).await.unwrap();
+        append(&store, &lobby, &alice, "to the room", SENT + 2_000).await;
+
+        // Every item holding a message's text, a preview or a pair of users expires (TTL
+        // deletes it) within the retention of the last message (the read's entry: of the
+        // functions' clock); what lives on holds none.
+        let latest = (SENT + 2_000).max(events::now_ms());
+        let until = latest / 1000 + chat_core::limits::MESSAGE_RETENTION.as_secs() as i64;
+        for table in [tables.messages(), tables.users()] {
+            let items = tables.client().scan().table_name(&table).send().await.unwrap().items.unwrap_or_default();
+            assert!(!items.is_empty());
+            for item in items {
+                let text = |name: &str| item.get(name).and_then(|value| value.as_s().ok()).cloned().unwrap_or_default();
+                let key = format!("{} {}", text("conversation"), text("entry"));
+                let names_a_pair = key.contains("d#") || key.starts_with("k#");
+                let holds_text =
+                    ["body", "lastBody", "lastSenderId", "senderId"].iter().any(|name| item.contains_key(*name));
+                if names_a_pair || holds_text {
+                    let expires = item.get("expiresAt").and_then(|value| value.as_n().ok()?.parse::<i64>().ok());
+                    assert!(expires.is_some_and(|at| at <= until), "{table}: {item:?} outlives the retention");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_upgrade_moves_old_heads_text_out_and_numbering_goes_on() {
         use aws_sdk_dynamodb::types::AttributeValue;
         let tables = chat_testing::dynalite::tables().await;
         let store = tables.store.clone();
-        let lobby = Conversation::Room(room("lobby"));
-        let id = chat_core::store::Idempotency { client_request_id: "r1" };
-        store.add_room(&user("alice"), &room("lobby")).await.unwrap();
-        store.append(&lobby, &user("alice"), "hi", SENT, Some(id)).await.unwrap();
-        store.add_room(&user("bob"), &room("lobby")).await.unwrap();
-        // The first send died after storing the message, before raising the head.
-        tables
-            .client()
-            .update_item()
-            .table_name(tables.messages())
-            .key("conversation", AttributeValue::S("r#lobby".into()))
-            .key("seq", AttributeValue::N("0".into()))
-            .update_expression("REMOVE lastSeq, lastSenderId, lastBody, lastSentAt")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(listed(&store.sync(&user("bob"), None, 10, SENT).await.unwrap())[0].1, 0);
+        let (chat, lobby) = (direct("alice", "bob"), Conversation::Room(room("lobby")));
+        // Heads as the previous version wrote them, their messages long expired and deleted.
+        for (key, seq) in [(chat.key(), "7"), (lobby.key(), "9")] {
+            tables
+                .client()
+                .put_item()
+                .table_name(tables.messages())
+                .item("conversation", AttributeValue::S(key))
+                .item("seq", AttributeValue::N("0".into()))
+                .item("lastSeq", AttributeValue::N(seq.into()))
+                .item("lastSenderId", AttributeValue::S("alice".into()))
+                .item("lastBody", AttributeValue::S("an old secret".into()))
+                .item("lastSentAt", AttributeValue::N(SENT.to_string()))
+                .send()
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.latest_seq(&chat).await.unwrap(), 7, "the new version reads the old heads");
 
-        let repeat = store.append(&lobby, &user("alice"), "hi", SENT + 20_000, Some(id)).await.unwrap();
-        // What sendMessage does with a repeat's first message, as with a new one.
-        let Appended::Repeat(first) = &repeat else { panic!("a repeat: {repeat:?}") };
-        store.record_latest(&lobby, first).await;
+        let done = store.strip_head_text().await.unwrap();
+        let again = store.strip_head_text().await.unwrap();
 
-        let page = store.sync(&user("bob"), None, 10, SENT).await.unwrap();
-        assert_eq!(listed(&page)[0].1, 1, "sync reads the room's latest seq from its head");
+        assert_eq!((done.moved, done.stripped), (1, 1));
+        assert_eq!(again, chat_core::store::HeadsStripped::default(), "nothing left to do");
+        let items = tables.client().scan().table_name(tables.messages()).send().await.unwrap().items.unwrap();
+        assert!(items.iter().all(|item| !item.contains_key("lastBody") && !item.contains_key("lastSenderId")));
+        assert!(items.iter().all(|item| !item["conversation"].as_s().unwrap().starts_with("d#")), "{items:?}");
+        assert_eq!(head_of(&tables, &chat).await, Some(7));
+        assert_eq!(append(&store, &chat, &user("bob"), "again", SENT).await.seq, 8, "numbering goes on");
+        assert_eq!(append(&store, &lobby, &user("bob"), "again", SENT).await.seq, 10);
     }
 }

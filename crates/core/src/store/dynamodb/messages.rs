@@ -37,6 +37,37 @@ impl DynamoDbStore {
     /// newest first, at most [`SIZES_KEPT`]: what the next message records as its
     /// [`PREVIOUS_SIZES`].
     pub(super) async fn newest(&self, table: &str, key: &str) -> Result<(u64, Vec<usize>), StoreError> {
+        let output = self.newest_item(table, key).await?;
+        let Some(item) = output else {
+            // No message, and no head in the partition: a direct conversation's head is kept
+            // apart (a room's would have been found).
+            let head = head_key(key);
+            let latest = if head == key { 0 } else { self.head_seq_at(table, &head).await? };
+            return Ok((latest, Vec::new()));
+        };
+        let attribute = |name| read_number(&item, name, key);
+        match attribute(SEQ)? {
+            // The previous version's head of a direct conversation, in its partition.
+            0 => Ok((
+                self.head_seq(table, key).await?.max(item.get(LAST_SEQ).map_or(Ok(0), |_| attribute(LAST_SEQ))?),
+                Vec::new(),
+            )),
+            seq => {
+                let message = read_message(&item, key)?;
+                let mut sizes = vec![page_size(&message)];
+                sizes.extend(previous_sizes(&item).into_iter().take(SIZES_KEPT - 1));
+                Ok((seq, sizes))
+            }
+        }
+    }
+
+    /// The conversation's newest item, strongly consistent: its newest message, or the previous
+    /// version's head (seq 0) once every message is gone, or none.
+    pub(super) async fn newest_item(
+        &self,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
         let output = self
             .client
             .query()
@@ -52,48 +83,68 @@ impl DynamoDbStore {
             .send()
             .await
             .map_err(StoreError::dynamodb("Query"))?;
-        let Some(item) = output.items.unwrap_or_default().into_iter().next() else { return Ok((0, Vec::new())) };
-        let attribute = |name| read_number(&item, name, key);
-        match attribute(SEQ)? {
-            0 => Ok((item.get(LAST_SEQ).map_or(Ok(0), |_| attribute(LAST_SEQ))?, Vec::new())),
+        Ok(output.items.unwrap_or_default().into_iter().next())
+    }
+
+    /// A room's latest seq and its last message, if retained at `now_ms`, for `sync`: from its
+    /// newest message (which expires with its text), or its head once every message is gone.
+    pub(in crate::store) async fn room_latest(
+        &self,
+        room: &crate::protocol::RoomId,
+        now_ms: i64,
+    ) -> Result<(u64, Option<StoredMessage>), StoreError> {
+        let (table, _) = self.messages()?;
+        let key = Conversation::Room(room.clone()).key();
+        let Some(item) = self.newest_item(table, &key).await? else { return Ok((0, None)) };
+        match read_number(&item, SEQ, &key)? {
+            0 => Ok((item.get(LAST_SEQ).map_or(Ok(0), |_| read_number(&item, LAST_SEQ, &key))?, None)),
             seq => {
-                let message = read_message(&item, key)?;
-                let mut sizes = vec![page_size(&message)];
-                sizes.extend(previous_sizes(&item).into_iter().take(SIZES_KEPT - 1));
-                Ok((seq, sizes))
+                let retained = read_number(&item, EXPIRES_AT, &key)? as i64 > now_ms / 1000;
+                let message = read_message(&item, &key)?;
+                let preview = StoredMessage { body: crate::store::users::preview(&message.body), ..message };
+                Ok((seq, retained.then_some(preview)))
             }
         }
     }
 
-    /// Raises the head to `message`: its seq, and its sender, time and preview for `sync`; a
-    /// head already past it stays as it is.
-    pub(super) async fn raise_head(&self, table: &str, key: &str, message: &StoredMessage) {
+    /// Raises the head to `message`: its seq and time, which numbering needs once every message
+    /// has expired (and `sync` orders rooms by); a head already past it stays as it is. It
+    /// holds no text and never expires: the sender and preview the previous version kept on it
+    /// go with the first raise. A direct conversation's head is keyed by a hash of the pair
+    /// ([`head_key`]), so that it names nobody.
+    pub(super) async fn raise_head(&self, table: &str, key: &str, seq: u64, sent_at: i64) {
         let result = self
             .client
             .update_item()
             .table_name(table)
-            .set_key(Some(seq_zero(key)))
-            .update_expression("SET #last = :seq, #sender = :sender, #body = :body, #at = :at")
+            .set_key(Some(seq_zero(&head_key(key))))
+            .update_expression("SET #last = :seq, #at = :at REMOVE #sender, #body")
             .condition_expression("attribute_not_exists(#last) OR #last < :seq")
             .expression_attribute_names("#last", LAST_SEQ)
             .expression_attribute_names("#sender", LAST_SENDER_ID)
             .expression_attribute_names("#body", LAST_BODY)
             .expression_attribute_names("#at", LAST_SENT_AT)
-            .expression_attribute_values(":seq", number(message.seq))
-            .expression_attribute_values(":sender", string(message.sender_id.as_str()))
-            .expression_attribute_values(":body", string(&crate::store::users::preview(&message.body)))
-            .expression_attribute_values(":at", number(message.sent_at))
+            .expression_attribute_values(":seq", number(seq))
+            .expression_attribute_values(":at", number(sent_at))
             .send()
             .await;
         match result {
             Ok(_) => {}
             Err(error)
                 if error.as_service_error().is_some_and(UpdateItemError::is_conditional_check_failed_exception) => {}
-            // A room's latest seq in `sync`, and numbering once every message has expired, rely
-            // on it: the next message, or this one's retry, raises it again.
+            // Numbering once every message has expired relies on it: the next message, or this
+            // one's retry, raises it again.
             Err(error) => tracing::warn!(error = %crate::error::Chain(&error), "could not raise a conversation's head"),
         }
     }
+}
+
+/// Where a conversation's head lives: a room's in its partition (`r#lobby`, seq 0); a direct
+/// conversation's under `h#` and the SHA-256 of its key, which names neither user (anyone who
+/// can read the table and guess both ids can still test a pair: the hash hides the pair from a
+/// listing, it is no secret).
+pub(super) fn head_key(key: &str) -> String {
+    if key.starts_with("d#") { format!("h#{}", crate::store::messages::body_hash(key)) } else { key.to_owned() }
 }
 
 #[async_trait]
@@ -188,7 +239,7 @@ impl MessageStore for DynamoDbStore {
 
     async fn record_latest(&self, conversation: &Conversation, message: &StoredMessage) {
         if let Ok((table, _)) = self.messages() {
-            self.raise_head(table, &conversation.key(), message).await;
+            self.raise_head(table, &conversation.key(), message.seq, message.sent_at).await;
         }
     }
 
@@ -419,19 +470,30 @@ impl DynamoDbStore {
     }
 
     /// The latest seq the head (seq 0) records: a small read.
-    async fn head_seq(&self, table: &str, key: &str) -> Result<u64, StoreError> {
+    pub(super) async fn head_seq(&self, table: &str, key: &str) -> Result<u64, StoreError> {
+        if head_key(key) == key {
+            return self.head_seq_at(table, key).await;
+        }
+        // A direct conversation's, and the previous version's in its partition, until raised.
+        let hashed = head_key(key);
+        let (head, legacy) = futures::try_join!(self.head_seq_at(table, &hashed), self.head_seq_at(table, key))?;
+        Ok(head.max(legacy))
+    }
+
+    /// The latest seq the head at `head` (seq 0) records, 0 without one.
+    async fn head_seq_at(&self, table: &str, head: &str) -> Result<u64, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(table)
-            .set_key(Some(seq_zero(key)))
+            .set_key(Some(seq_zero(head)))
             .consistent_read(true)
             .send()
             .await
             .map_err(StoreError::dynamodb("GetItem"))?;
         output
             .item
-            .map_or(Ok(0), |item| if item.contains_key(LAST_SEQ) { read_number(&item, LAST_SEQ, key) } else { Ok(0) })
+            .map_or(Ok(0), |item| if item.contains_key(LAST_SEQ) { read_number(&item, LAST_SEQ, head) } else { Ok(0) })
     }
 
     /// The oldest seq not yet expired, or the next seq when none is retained, in a bounded
@@ -572,4 +634,79 @@ pub(super) fn read_message(
         body: text(BODY)?.clone(),
         sent_at: read_number(item, SENT_AT, conversation)? as i64,
     })
+}
+
+/// What [`DynamoDbStore::strip_head_text`] changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeadsStripped {
+    /// Direct conversations' heads moved to their hashed key.
+    pub moved: usize,
+    /// Rooms' heads whose sender and preview were removed.
+    pub stripped: usize,
+}
+
+impl DynamoDbStore {
+    /// The one-off upgrade of heads the previous version wrote, which kept the last message's
+    /// sender and preview and never expire: a direct conversation's moves to its hashed key
+    /// ([`head_key`]) with its latest seq and time only, and a room's loses its sender and
+    /// preview. One Scan of the messages table, a page at a time (it reads every item once: run it
+    /// once, after the deployment); safe to run again, and beside the chat (each head is raised,
+    /// never lowered). Heads the chat raises after the deployment are stripped as they are raised.
+    ///
+    /// # Errors
+    /// A failed call, after which running it again picks up what is left.
+    pub async fn strip_head_text(&self) -> Result<HeadsStripped, StoreError> {
+        let (table, _) = self.messages()?;
+        let mut done = HeadsStripped::default();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(table)
+                .filter_expression("#s = :zero AND (attribute_exists(#body) OR attribute_exists(#sender))")
+                .expression_attribute_names("#s", SEQ)
+                .expression_attribute_names("#body", LAST_BODY)
+                .expression_attribute_names("#sender", LAST_SENDER_ID)
+                .expression_attribute_values(":zero", number(0))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::dynamodb("Scan"))?;
+            for item in page.items.unwrap_or_default() {
+                let Some(key) = item.get(CONVERSATION).and_then(|value| value.as_s().ok()).cloned() else { continue };
+                let seq = read_number(&item, LAST_SEQ, &key).unwrap_or(0);
+                let sent_at = read_number(&item, LAST_SENT_AT, &key).unwrap_or(0) as i64;
+                // Raising strips: the hashed head for a direct conversation, the head itself for
+                // a room (raised to where it is, with the condition that it not be lowered).
+                if key.starts_with("d#") {
+                    self.raise_head(table, &key, seq, sent_at).await;
+                    self.client
+                        .delete_item()
+                        .table_name(table)
+                        .set_key(Some(seq_zero(&key)))
+                        .send()
+                        .await
+                        .map_err(StoreError::dynamodb("DeleteItem"))?;
+                    done.moved += 1;
+                } else {
+                    self.client
+                        .update_item()
+                        .table_name(table)
+                        .set_key(Some(seq_zero(&key)))
+                        .update_expression("REMOVE #sender, #body")
+                        .expression_attribute_names("#sender", LAST_SENDER_ID)
+                        .expression_attribute_names("#body", LAST_BODY)
+                        .send()
+                        .await
+                        .map_err(StoreError::dynamodb("UpdateItem"))?;
+                    done.stripped += 1;
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(done),
+            }
+        }
+    }
 }

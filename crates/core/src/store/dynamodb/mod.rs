@@ -18,6 +18,8 @@ mod connections;
 mod messages;
 mod subscriptions;
 
+pub use messages::HeadsStripped;
+
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
