@@ -267,6 +267,11 @@ pub async fn measure(sizes: &Sizes, mode: Mode, figures: &mut Vec<Figure>) {
             row("a repeat of it (same clientRequestId)".into(), line);
         }
     }
+    // A lost race: another sender's message takes the seq first (the meter writes it), and this
+    // one reads the latest again and takes the next.
+    bench.meter.lose_races(1);
+    let (_, line) = bench.run(Route::SendMessage, &send("alice-1", to("one"), &hundred, Some("r-race"))).await;
+    row("direct message with a clientRequestId that loses one race for its seq".into(), line);
     let (_, line) = bench.run(Route::SendMessage, &send("alice-1", to("newcomer"), &hundred, Some("r-new"))).await;
     row("first direct message of a conversation, with a clientRequestId".into(), line);
     let (_, line) = bench.run(Route::SendMessage, &send("alice-1", to("one"), &body_of(4096), Some("r-4k"))).await;

@@ -54,6 +54,7 @@ pub struct Metered {
 pub struct CapacityMeter {
     endpoint: String,
     record: Arc<Mutex<Vec<Metered>>>,
+    races: Arc<std::sync::atomic::AtomicUsize>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -83,6 +84,7 @@ struct Proxy {
     client: HttpClient<HttpConnector, Full<Bytes>>,
     record: Arc<Mutex<Vec<Metered>>>,
     layouts: Arc<Mutex<HashMap<String, Layout>>>,
+    races: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl CapacityMeter {
@@ -92,11 +94,13 @@ impl CapacityMeter {
     /// When no local port can be bound.
     pub async fn start(upstream: &str) -> Self {
         let record = Arc::new(Mutex::new(Vec::new()));
+        let races = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let proxy = Proxy {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: HttpClient::builder(TokioExecutor::new()).build_http(),
             record: record.clone(),
             layouts: Arc::default(),
+            races: races.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a local port");
         let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
@@ -107,7 +111,14 @@ impl CapacityMeter {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { endpoint, record, server }
+        Self { endpoint, record, races, server }
+    }
+
+    /// Makes the next `count` conditional PutItems of a new message (an item with a `seq` above 0)
+    /// lose their race: just before each is forwarded, the meter itself (unmetered) writes an item at its key, as another
+    /// writer would have a moment earlier, so that its condition fails as DynamoDB's would.
+    pub fn lose_races(&self, count: usize) {
+        self.races.store(count, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The proxy's URL.
@@ -159,6 +170,28 @@ impl Proxy {
             date: header("x-amz-date").unwrap_or("20260101T000000Z").to_owned(),
         };
 
+        if operation == "PutItem"
+            && request["ConditionExpression"]
+                .as_str()
+                .is_some_and(|condition| condition.starts_with("attribute_not_exists"))
+            && request["Item"]["seq"]["N"].as_str().is_some_and(|seq| seq != "0")
+            && self
+                .races
+                .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok()
+        {
+            let mut rival = request.clone();
+            if let Some(object) = rival.as_object_mut() {
+                object.retain(|name, _| name == "TableName" || name == "Item");
+            }
+            // Another writer's item: not this request's.
+            if let Some(item) = rival.get_mut("Item").and_then(Value::as_object_mut) {
+                item.remove("requestKey");
+            }
+            self.call("PutItem", &rival, &auth).await;
+        }
         let writes = self.writes_of(&operation, &request, &auth).await;
         let mut before = Vec::with_capacity(writes.len());
         for (table, key) in &writes {

@@ -102,3 +102,31 @@ async fn a_query_is_charged_for_every_item_it_evaluated_whatever_its_filter_retu
     // A missing item, eventually consistent: half a unit.
     assert_eq!(units(&meter.take()), (0.5, 0.0));
 }
+
+#[tokio::test]
+async fn a_lost_race_is_played_by_a_rival_write_and_its_refused_put_is_charged() {
+    let dynalite = Dynalite::start();
+    dynalite.create_table(TABLE).await;
+    let meter = CapacityMeter::start(dynalite.endpoint()).await;
+    let client = meter.client();
+    let put = || {
+        client
+            .put_item()
+            .table_name(chat_testing::dynalite::MESSAGES_TABLE)
+            .item("conversation", s("r#lobby"))
+            .item("seq", AttributeValue::N("1".into()))
+            .item("body", s("mine"))
+            .condition_expression("attribute_not_exists(#s)")
+            .expression_attribute_names("#s", "seq")
+            .send()
+    };
+    meter.lose_races(1);
+
+    let lost = put().await;
+    let won = put().await;
+
+    assert!(lost.is_err_and(|error| error.into_service_error().is_conditional_check_failed_exception()));
+    assert!(won.is_err(), "the rival's item is there");
+    // Each refused put is charged a write unit; the rival's own write is not metered.
+    assert_eq!(units(&meter.take()), (0.0, 2.0));
+}
