@@ -217,7 +217,7 @@ impl DynamoDbStore {
         let sent_at = |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
             read_number(item, SENT_AT, key).map(|at| at as i64)
         };
-        let Some(newest) = self.first_from(table, key, u64::MAX, false).await? else { return Ok(None) };
+        let Some(newest) = self.query_range(table, key, 1, u64::MAX, false, 1).await?.pop() else { return Ok(None) };
         if sent_at(&newest)? < from {
             return Ok(None);
         }
@@ -225,14 +225,14 @@ impl DynamoDbStore {
         let (mut low, mut high) = (1, read_number(&newest, SEQ, key)?);
         while low < high {
             let middle = low + (high - low) / 2;
-            match self.first_from(table, key, middle, true).await? {
+            match self.query_range(table, key, middle, u64::MAX, true, 1).await?.pop() {
                 Some(item) if sent_at(&item)? < from => low = read_number(&item, SEQ, key)? + 1,
                 _ => high = middle,
             }
         }
         let mut start = low;
         loop {
-            let items = self.scan_from(table, key, start).await?;
+            let items = self.query_range(table, key, start, u64::MAX, true, 25).await?;
             let Some(last) = items.last() else { return Ok(None) };
             start = read_number(last, SEQ, key)? + 1;
             for item in &items {
@@ -244,59 +244,6 @@ impl DynamoDbStore {
                 }
             }
         }
-    }
-
-    /// The first message at or above `seq` (`forward`), or the newest (not), strongly consistent.
-    async fn first_from(
-        &self,
-        table: &str,
-        key: &str,
-        seq: u64,
-        forward: bool,
-    ) -> Result<Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>, StoreError> {
-        let condition = if forward { "#c = :c AND #s >= :seq" } else { "#c = :c AND #s >= :one" };
-        let mut query = self
-            .client
-            .query()
-            .table_name(table)
-            .key_condition_expression(condition)
-            .expression_attribute_names("#c", CONVERSATION)
-            .expression_attribute_names("#s", SEQ)
-            .expression_attribute_values(":c", string(key))
-            .scan_index_forward(forward)
-            .limit(1)
-            .consistent_read(true);
-        query = if forward {
-            query.expression_attribute_values(":seq", number(seq.max(1)))
-        } else {
-            query.expression_attribute_values(":one", number(1))
-        };
-        let output = query.send().await.map_err(StoreError::dynamodb("Query"))?;
-        Ok(output.items.unwrap_or_default().into_iter().next())
-    }
-
-    /// A few messages from `seq` up, strongly consistent.
-    async fn scan_from(
-        &self,
-        table: &str,
-        key: &str,
-        seq: u64,
-    ) -> Result<Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(table)
-            .key_condition_expression("#c = :c AND #s >= :seq")
-            .expression_attribute_names("#c", CONVERSATION)
-            .expression_attribute_names("#s", SEQ)
-            .expression_attribute_values(":c", string(key))
-            .expression_attribute_values(":seq", number(seq.max(1)))
-            .limit(25)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::dynamodb("Query"))?;
-        Ok(output.items.unwrap_or_default())
     }
 
     /// Deletes a claim whose message was not stored, if it is still this invocation's; a claim

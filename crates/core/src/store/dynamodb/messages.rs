@@ -438,7 +438,7 @@ impl DynamoDbStore {
 
     /// Up to `limit` items of the conversation with seqs from `low` to `high`, strongly
     /// consistent, ascending or not.
-    async fn query_range(
+    pub(super) async fn query_range(
         &self,
         table: &str,
         key: &str,
