@@ -161,7 +161,17 @@ impl InProcess {
                 Some(Verifier::new(settings, Arc::new(source)))
             }
         };
-        let (store, messenger) = (Arc::new(MemoryStore::new()), Arc::new(messenger));
+        // Messages are kept as long as the template tells sendMessage's function to keep them.
+        let retention = match table.function(Route::SendMessage.key()) {
+            None => chat_core::limits::MESSAGE_RETENTION,
+            Some(function) => {
+                Vars::from_map(&environment(&function.logical_id)).message_retention().map_err(|error| {
+                    StartError::Retention { function: function.logical_id.clone(), cause: error.to_string() }
+                })?
+            }
+        };
+        let store = MemoryStore::new().with_retention(retention);
+        let (store, messenger) = (Arc::new(store), Arc::new(messenger));
         let queue = match config.environments.get(FAN_OUT_WORKER) {
             None => None,
             Some(env) => {

@@ -67,6 +67,16 @@ pub enum StartError {
         /// What is wrong.
         cause: String,
     },
+    /// The functions' environment sets a retention the functions would refuse.
+    #[error(
+        "resource {function}: cannot keep messages in-process: {cause}; check --parameter-overrides (MessageRetentionDays)"
+    )]
+    Retention {
+        /// The function whose environment sets it.
+        function: String,
+        /// What is wrong.
+        cause: String,
+    },
     /// An authorizer's identity source is neither a header nor a query parameter.
     #[error(
         "resource {authorizer}: identity source {found:?} is not route.request.header.<Name> or route.request.querystring.<name>"

@@ -88,6 +88,37 @@ impl Inner {
         }
     }
 
+    /// Drops the oldest messages past `capacity`, and those expired at `now` (epoch seconds)
+    /// from the oldest on, with the previews that show them: no text is held past the
+    /// retention, as TTL deletes it on DynamoDB. Read state and numbering stay.
+    fn prune(&mut self, capacity: usize, now: i64) {
+        while let Some((oldest, seq)) = self.stored.front() {
+            let expired = self
+                .conversations
+                .get(oldest)
+                .and_then(|log| log.messages.get(seq))
+                .is_none_or(|(_, expires_at)| *expires_at <= now);
+            if self.stored.len() <= capacity && !expired {
+                break;
+            }
+            let Some((oldest, seq)) = self.stored.pop_front() else { break };
+            if let Some(log) = self.conversations.get_mut(&oldest) {
+                log.messages.remove(&seq);
+                if log.last.as_ref().is_some_and(|last| last.seq == seq) {
+                    log.last = None;
+                }
+            }
+            if let Conversation::Direct(a, b) = &oldest {
+                for (owner, other) in [(a, b), (b, a)] {
+                    let entry = self.directs.get_mut(owner).and_then(|directs| directs.get_mut(other));
+                    if let Some(entry) = entry.filter(|entry| entry.last.as_ref().is_some_and(|last| last.seq == seq)) {
+                        entry.last = None;
+                    }
+                }
+            }
+        }
+    }
+
     fn drop_member(&mut self, room: &RoomId, connection_id: &str) {
         if let Some(ids) = self.members.get_mut(room) {
             ids.remove(connection_id);
@@ -119,6 +150,16 @@ impl MemoryStore {
     /// How many connections are recorded.
     pub fn len(&self) -> usize {
         self.read().connections.len()
+    }
+
+    /// How long it keeps messages.
+    pub fn retention(&self) -> std::time::Duration {
+        self.retention
+    }
+
+    /// How many messages it holds, expired ones TTL would not have deleted yet included.
+    pub fn messages_held(&self) -> usize {
+        self.read().stored.len()
     }
 
     /// Whether no connection is recorded.
@@ -276,12 +317,7 @@ impl MessageStore for MemoryStore {
             inner.requests.insert(key, (hash, message.seq, lapses));
         }
         inner.stored.push_back((conversation.clone(), message.seq));
-        while inner.stored.len() > self.capacity {
-            let Some((oldest, seq)) = inner.stored.pop_front() else { break };
-            if let Some(log) = inner.conversations.get_mut(&oldest) {
-                log.messages.remove(&seq);
-            }
-        }
+        inner.prune(self.capacity, sent_at / 1000);
         Ok(Appended::Stored(message))
     }
 

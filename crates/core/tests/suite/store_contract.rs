@@ -707,6 +707,34 @@ async fn the_memory_store_keeps_at_most_its_capacity_dropping_the_oldest_as_if_e
     assert_eq!(store.latest_seq(&lobby).await.unwrap(), 5, "numbering goes on");
 }
 
+#[tokio::test]
+async fn the_memory_store_lets_go_of_expired_messages_text_as_ttl_would() {
+    let store = MemoryStore::new();
+    let chat = direct("alice", "bob");
+    for n in 0..3 {
+        let message = append(&store, &chat, &user("alice"), "old", SENT + n).await;
+        store.record_direct(&user("bob"), &message).await.unwrap();
+    }
+    store.mark_read(&user("bob"), &ConversationRef::User(user("alice")), 2).await.unwrap();
+    assert_eq!(store.messages_held(), 3);
+
+    // 31 days on, with the default 30 days' retention, the next message stored anywhere finds
+    // them expired.
+    let later = SENT + 31 * DAY_MS;
+    append(&store, &direct("carol", "dave"), &user("carol"), "unrelated", later).await;
+
+    assert_eq!(store.messages_held(), 1, "only carol's message is held");
+    let page = store.history(&chat, Cursor::Newest, 10, later).await.unwrap();
+    assert_eq!((page.messages.len(), page.oldest_seq), (0, 4));
+    // Read state and numbering stay, as on DynamoDB.
+    let next = append(&store, &chat, &user("alice"), "new", later).await;
+    store.record_direct(&user("bob"), &next).await.unwrap();
+    assert_eq!(next.seq, 4);
+    let bob = store.sync(&user("bob"), None, 10, later).await.unwrap();
+    let entry = bob.conversations.iter().find(|entry| entry.conversation == ConversationRef::User(user("alice")));
+    assert_eq!(entry.map(|entry| (entry.read_seq, entry.last_seq)), Some((2, 4)));
+}
+
 /// Behaviours only the DynamoDB store has (its items, its calls, its tables), on dynalite.
 mod on_dynamodb {
     use super::*;

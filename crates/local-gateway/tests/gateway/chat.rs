@@ -223,3 +223,15 @@ async fn three_clients_in_a_room_talk_through_the_gateway_with_routes_from_the_t
     clients[2].send_json(json!({"action": "leaveRoom", "roomId": "lobby"})).await;
     assert_eq!(clients[2].receive().await, json!({"roomId": "lobby", "left": true}));
 }
+
+#[tokio::test]
+async fn in_process_messages_are_kept_for_the_templates_retention() {
+    let mut settings = crate::support::settings();
+    settings.parameter_overrides = vec![("MessageRetentionDays".into(), "7".into())];
+    let seven = chat_local_gateway::serve(settings).await.expect("the gateway starts");
+    let seven_days = std::time::Duration::from_secs(7 * 24 * 60 * 60);
+    assert_eq!(seven.store().map(|store| store.retention()), Some(seven_days));
+
+    let default = gateway().await.store().expect("in-process").retention();
+    assert_eq!(default, chat_core::limits::MESSAGE_RETENTION, "the template's default, 30 days");
+}
