@@ -13,7 +13,7 @@ async fn main() -> std::process::ExitCode {
         );
         return std::process::ExitCode::FAILURE;
     };
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = chat_core::aws::load().await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws), "unused")
         .with_messages(table, chat_core::limits::MESSAGE_RETENTION);
     match store.strip_head_text().await {

@@ -308,8 +308,7 @@ impl UserStore for DynamoDbStore {
         // Each room's newest message (its text expires with it), a few at a time.
         let latest: Vec<(u64, Option<StoredMessage>)> = {
             use futures::{StreamExt, TryStreamExt};
-            let rooms: Vec<RoomId> = room_ids.iter().map(|(room, _)| room.clone()).collect();
-            let reads: Vec<_> = rooms.iter().map(|room| self.room_latest(room, now_ms)).collect();
+            let reads: Vec<_> = room_ids.iter().map(|(room, _)| self.room_latest(room, now_ms)).collect();
             futures::stream::iter(reads).buffered(16).try_collect().await?
         };
         let mut entries: Vec<ConversationEntry> = room_ids
